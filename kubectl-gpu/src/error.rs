@@ -1,0 +1,13 @@
+//! The library's error type: every variant names the object it concerns and
+//! what the user can do next. Binaries wrap it with `anyhow` and map it to
+//! exit codes in one place.
+
+use thiserror::Error;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("{0}")]
+    Other(String),
+}

@@ -1,1 +1,58 @@
-//! TODO
+//! Label, annotation and resource names: ours (to find and clean up the pods
+//! we create) and the ones NVIDIA's GPU Feature Discovery, NFD, the GPU
+//! Operator and RKE2 put on objects.
+
+/// `app.kubernetes.io/managed-by` value on every object we create.
+pub const MANAGED_BY: &str = "kubectl-gpu";
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const LABEL_NAME: &str = "app.kubernetes.io/name";
+pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
+/// Groups the pods of one command run.
+pub const LABEL_RUN_ID: &str = "kubectl-gpu.rke2.io/run-id";
+pub const COMPONENT_VERIFY: &str = "verify";
+pub const COMPONENT_NODE_AGENT: &str = "node-agent";
+/// Selects every pod we ever created (for `kubectl gpu cleanup`).
+pub const OURS_SELECTOR: &str = "app.kubernetes.io/managed-by=kubectl-gpu";
+
+/// The full-GPU extended resource the NVIDIA device plugin advertises.
+pub const RESOURCE_GPU: &str = "nvidia.com/gpu";
+/// Time-sliced / MPS shared GPUs renamed by the device plugin.
+pub const RESOURCE_GPU_SHARED: &str = "nvidia.com/gpu.shared";
+/// MIG resources under the mixed strategy: `nvidia.com/mig-1g.10gb`.
+pub const RESOURCE_MIG_PREFIX: &str = "nvidia.com/mig-";
+
+pub const GPU_PRESENT: &str = "nvidia.com/gpu.present";
+pub const GPU_PRODUCT: &str = "nvidia.com/gpu.product";
+pub const GPU_COUNT: &str = "nvidia.com/gpu.count";
+pub const GPU_MEMORY: &str = "nvidia.com/gpu.memory";
+pub const GPU_FAMILY: &str = "nvidia.com/gpu.family";
+pub const GPU_REPLICAS: &str = "nvidia.com/gpu.replicas";
+pub const MIG_STRATEGY: &str = "nvidia.com/mig.strategy";
+pub const MIG_CONFIG: &str = "nvidia.com/mig.config";
+pub const MIG_CAPABLE: &str = "nvidia.com/mig.capable";
+pub const DRIVER_FULL: &str = "nvidia.com/cuda.driver-version.full";
+pub const DRIVER_MAJOR: &str = "nvidia.com/cuda.driver-version.major";
+pub const DRIVER_MINOR: &str = "nvidia.com/cuda.driver-version.minor";
+pub const DRIVER_REVISION: &str = "nvidia.com/cuda.driver-version.revision";
+/// Deprecated GFD driver labels, still set.
+pub const DRIVER_MAJOR_OLD: &str = "nvidia.com/cuda.driver.major";
+pub const DRIVER_MINOR_OLD: &str = "nvidia.com/cuda.driver.minor";
+pub const DRIVER_REV_OLD: &str = "nvidia.com/cuda.driver.rev";
+pub const CUDA_RUNTIME_FULL: &str = "nvidia.com/cuda.runtime-version.full";
+/// Written by k8s-driver-manager when the host has a driver already.
+pub const DEPLOY_DRIVER: &str = "nvidia.com/gpu.deploy.driver";
+pub const DEPLOY_OPERANDS: &str = "nvidia.com/gpu.deploy.operands";
+/// NFD's label for a PCI device of vendor 0x10de (NVIDIA).
+pub const NFD_PCI_NVIDIA: &str = "feature.node.kubernetes.io/pci-10de.present";
+/// NFD's older per-class form.
+pub const NFD_PCI_NVIDIA_PREFIX: &str = "feature.node.kubernetes.io/pci-";
+
+pub const ROLE_CONTROL_PLANE: &str = "node-role.kubernetes.io/control-plane";
+pub const ROLE_MASTER: &str = "node-role.kubernetes.io/master";
+pub const ROLE_ETCD: &str = "node-role.kubernetes.io/etcd";
+
+pub const PSA_ENFORCE: &str = "pod-security.kubernetes.io/enforce";
+
+/// Taint key the GPU Operator docs and most clusters use for GPU nodes.
+pub const TAINT_GPU: &str = "nvidia.com/gpu";
+pub const TAINT_UNSCHEDULABLE: &str = "node.kubernetes.io/unschedulable";

@@ -1,1 +1,782 @@
-//! TODO
+//! The versioned knowledge: which RKE2 release has which containerd feature,
+//! and which GPU Operator chart version needs which values and has which
+//! known defects. Every row cites its source; checks, the patcher and the
+//! Helm plugin ask these tables and hard-code no version themselves.
+//!
+//! The facts come from `shared/reference/rke2-gpu-operator.md` (sections 2-5
+//! and its "Corrections and precisions"), which reads rancher/rke2, k3s-io/k3s,
+//! NVIDIA/gpu-operator and NVIDIA/nvidia-container-toolkit at the tags cited.
+
+use crate::version::{Distribution, KubeletVersion, Triple};
+use serde::Serialize;
+
+/// How sure a row is: read in source, or inferred from neighbouring facts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confidence {
+    Confirmed,
+    Inferred,
+}
+
+/// The first release of one RKE2 line (`1.33`) that carries a feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LineRelease {
+    pub kubernetes: Triple,
+    /// `rke2rN`
+    pub release: u64,
+}
+
+const fn lr(major: u64, minor: u64, patch: u64, release: u64) -> LineRelease {
+    LineRelease {
+        kubernetes: Triple::new(major, minor, patch),
+        release,
+    }
+}
+
+/// An RKE2 feature that was backported to several lines at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rke2Feature {
+    /// `{{ template "base" . }}` in user templates (k3s PR #7991).
+    BaseTemplate,
+    /// The `default-runtime` agent flag / config key.
+    DefaultRuntimeFlag,
+    /// `imports = [".../config-v3.toml.d/*.toml"]` in the generated config (k3s PR #13680).
+    DropInImports,
+    /// `nvidia-cdi` runtime auto-detection (k3s PR #11065).
+    NvidiaCdiDetection,
+    /// The bundled `rke2-runtimeclasses` chart (`nvidia`, `nvidia-experimental`, `crun`).
+    RuntimeClassesChart,
+    /// containerd 2.x (config schema v3) shipped by default.
+    Containerd2,
+    /// containerd ≥ 2.1 (needed by the GPU Operator's NRI plugin).
+    Containerd21,
+}
+
+/// One row of the RKE2 feature table.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeatureRow {
+    pub feature: Rke2Feature,
+    pub description: &'static str,
+    /// First release per line that has it.
+    pub first_releases: &'static [LineRelease],
+    /// Every release of this line and later lines has it.
+    pub all_lines_from: (u64, u64),
+    pub confidence: Confidence,
+    pub source: &'static str,
+}
+
+/// The RKE2 feature table.
+pub const RKE2_FEATURES: &[FeatureRow] = &[
+    FeatureRow {
+        feature: Rke2Feature::BaseTemplate,
+        description: "user templates may start with {{ template \"base\" . }}",
+        first_releases: &[
+            lr(1, 24, 17, 1),
+            lr(1, 25, 13, 1),
+            lr(1, 26, 8, 1),
+            lr(1, 27, 5, 1),
+            lr(1, 28, 1, 1),
+        ],
+        all_lines_from: (1, 29),
+        confidence: Confidence::Inferred,
+        source: "k3s PR #7991 (2023-07-31); v1.26.8 and v1.28.1 proven from k3s history, other lines inferred",
+    },
+    FeatureRow {
+        feature: Rke2Feature::DefaultRuntimeFlag,
+        description: "`default-runtime` in /etc/rancher/rke2/config.yaml renders default_runtime_name",
+        first_releases: &[lr(1, 26, 12, 1), lr(1, 27, 9, 1), lr(1, 28, 5, 1)],
+        all_lines_from: (1, 29),
+        confidence: Confidence::Confirmed,
+        source: "rancher/rke2 commits 542e848b6, 1559ff0e9, 71ac57d72 (Dec 2023)",
+    },
+    FeatureRow {
+        feature: Rke2Feature::DropInImports,
+        description: "generated config.toml imports <data-dir>/agent/etc/containerd/config-v3.toml.d/*.toml",
+        first_releases: &[
+            lr(1, 32, 13, 2),
+            lr(1, 33, 10, 1),
+            lr(1, 34, 6, 1),
+            lr(1, 35, 3, 1),
+        ],
+        all_lines_from: (1, 36),
+        confidence: Confidence::Inferred,
+        source: "k3s PR #13680 (2026-02-25); v1.34.6+rke2r1 and v1.32.13+rke2r2 proven via k3s pins, v1.33.10/v1.35.3 inferred",
+    },
+    FeatureRow {
+        feature: Rke2Feature::NvidiaCdiDetection,
+        description: "RKE2 detects nvidia-container-runtime.cdi and renders an `nvidia-cdi` runtime",
+        first_releases: &[
+            lr(1, 28, 15, 1),
+            lr(1, 29, 10, 1),
+            lr(1, 30, 6, 1),
+            lr(1, 31, 2, 1),
+        ],
+        all_lines_from: (1, 32),
+        confidence: Confidence::Inferred,
+        source: "k3s PR #11065 (2024-10-10), October 2024 releases; v1.29.10 proven",
+    },
+    FeatureRow {
+        feature: Rke2Feature::RuntimeClassesChart,
+        description: "RKE2 ships RuntimeClasses nvidia, nvidia-experimental and crun (rke2-runtimeclasses chart)",
+        first_releases: &[
+            lr(1, 29, 13, 1),
+            lr(1, 30, 9, 1),
+            lr(1, 31, 5, 1),
+            lr(1, 32, 1, 1),
+        ],
+        all_lines_from: (1, 33),
+        confidence: Confidence::Confirmed,
+        source: "rancher/rke2 commit \"Add runtime classes hook and runtimes chart\" (2025-01-13)",
+    },
+    FeatureRow {
+        feature: Rke2Feature::Containerd2,
+        description: "RKE2 ships containerd 2.x and renders version = 3 from config-v3.toml.tmpl",
+        first_releases: &[lr(1, 31, 6, 1), lr(1, 32, 2, 1)],
+        all_lines_from: (1, 33),
+        confidence: Confidence::Confirmed,
+        source: "rke2-docs advanced.md version gate; rancher/hardened-containerd tags in rke2 Dockerfile (2025-02-21)",
+    },
+    FeatureRow {
+        feature: Rke2Feature::Containerd21,
+        description: "RKE2 ships containerd ≥ 2.1 (GPU Operator NRI plugin)",
+        first_releases: &[
+            lr(1, 31, 13, 1),
+            lr(1, 32, 9, 1),
+            lr(1, 33, 5, 1),
+            lr(1, 34, 1, 1),
+        ],
+        all_lines_from: (1, 35),
+        confidence: Confidence::Confirmed,
+        source: "rke2-docs add-ons/gpu_operators.md NRI tab (September 2025 releases)",
+    },
+];
+
+impl FeatureRow {
+    /// Whether an RKE2 (or K3s) release carries this feature. K3s shares the
+    /// k3s code these features come from; its release suffix is not compared.
+    pub fn present_in(&self, kubelet: &KubeletVersion) -> bool {
+        let k = kubelet.kubernetes;
+        if k.line() >= self.all_lines_from {
+            return true;
+        }
+        self.first_releases.iter().any(|first| {
+            if first.kubernetes.line() != k.line() {
+                return false;
+            }
+            match kubelet.distribution {
+                Distribution::Rke2 => {
+                    kubelet.cmp_release(first.kubernetes, first.release) != std::cmp::Ordering::Less
+                }
+                _ => k >= first.kubernetes,
+            }
+        })
+    }
+}
+
+/// Looks a feature row up.
+pub fn feature(feature: Rke2Feature) -> &'static FeatureRow {
+    // The table holds one row per variant; the fallback is never reached.
+    RKE2_FEATURES
+        .iter()
+        .find(|row| row.feature == feature)
+        .unwrap_or(&RKE2_FEATURES[0])
+}
+
+/// Whether an RKE2/K3s node version has a feature.
+pub fn has(kubelet: &KubeletVersion, f: Rke2Feature) -> bool {
+    feature(f).present_in(kubelet)
+}
+
+/// The containerd config schema a node renders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfigSchema {
+    V1,
+    V2,
+    V3,
+}
+
+impl ConfigSchema {
+    pub fn number(self) -> u8 {
+        match self {
+            ConfigSchema::V1 => 1,
+            ConfigSchema::V2 => 2,
+            ConfigSchema::V3 => 3,
+        }
+    }
+}
+
+/// One generation of RKE2's containerd setup (a row of the reference's
+/// version matrix, section 2.4).
+#[derive(Debug, Clone, Serialize)]
+pub struct Rke2Row {
+    pub id: &'static str,
+    pub rke2: &'static str,
+    pub containerd: &'static str,
+    pub schema: ConfigSchema,
+    /// The user template file RKE2 reads, in priority order.
+    pub templates: &'static [&'static str],
+    /// The drop-in dir the generated config imports, if any.
+    pub drop_in_dir: Option<&'static str>,
+    pub notes: &'static str,
+    pub source: &'static str,
+}
+
+pub const RKE2_ROWS: &[Rke2Row] = &[
+    Rke2Row {
+        id: "containerd-1.6-v1",
+        rke2: "≤ v1.24.7 (2021 – Oct 2022)",
+        containerd: "1.4–1.6",
+        schema: ConfigSchema::V1,
+        templates: &["config.toml.tmpl"],
+        drop_in_dir: None,
+        notes: "historical: v1 syntax ([plugins.cri]); the 2021 recipe's static version = 2 template",
+        source: "k3s templates_linux.go @debb50864 (2021-09-15); k3s commit 615605913 (2022-10-14)",
+    },
+    Rke2Row {
+        id: "containerd-1.7-v2",
+        rke2: "~v1.24.8 – v1.31.5, all of v1.30",
+        containerd: "1.6–1.7",
+        schema: ConfigSchema::V2,
+        templates: &["config.toml.tmpl"],
+        drop_in_dir: None,
+        notes: "version = 2, plugins.\"io.containerd.grpc.v1.cri\"; nvidia auto-detected",
+        source: "rancher/hardened-containerd tags in rke2 Dockerfile; rke2-docs advanced.md",
+    },
+    Rke2Row {
+        id: "containerd-2.0-v3",
+        rke2: "v1.31.6+ / v1.32.2+ through Feb 2026",
+        containerd: "2.0–2.1",
+        schema: ConfigSchema::V3,
+        templates: &["config-v3.toml.tmpl", "config.toml.tmpl"],
+        drop_in_dir: None,
+        notes: "version = 3, plugins.'io.containerd.cri.v1.runtime'; config.toml.tmpl alone renders v2 (migrated)",
+        source: "rke2-docs advanced.md version gate; k3s pkg/agent/templates",
+    },
+    Rke2Row {
+        id: "containerd-2.2-v3-imports",
+        rke2: "v1.32.13+rke2r2, v1.33.10+rke2r1, v1.34.6+rke2r1, v1.35.3+rke2r1 and later",
+        containerd: "2.2",
+        schema: ConfigSchema::V3,
+        templates: &["config-v3.toml.tmpl", "config.toml.tmpl"],
+        drop_in_dir: Some("config-v3.toml.d"),
+        notes: "imports config-v3.toml.d/*.toml: drop-ins are the safest patch target",
+        source: "k3s PR #13680; k3s pins in rancher/rke2",
+    },
+    Rke2Row {
+        id: "containerd-2.3-v3-imports",
+        rke2: "v1.36.2+rke2r1 and later",
+        containerd: "2.3 (native schema v4)",
+        schema: ConfigSchema::V3,
+        templates: &["config-v3.toml.tmpl", "config.toml.tmpl"],
+        drop_in_dir: Some("config-v3.toml.d"),
+        notes: "still rendered as version = 3; drop-ins must be version = 3 (not above the root)",
+        source: "rancher/hardened-containerd v2.3.x; containerd PR #12891 / #13939",
+    },
+];
+
+/// Picks the RKE2 row for a node from its kubelet and containerd versions.
+pub fn rke2_row(kubelet: &KubeletVersion, containerd: Option<Triple>) -> &'static Rke2Row {
+    let imports = has(kubelet, Rke2Feature::DropInImports);
+    let idx = match containerd {
+        Some(c) if c.major >= 2 && c.minor >= 3 => 4,
+        Some(c) if c.major >= 2 && imports => 3,
+        Some(c) if c.major >= 2 => 2,
+        Some(c) if c.major == 1 && c.minor <= 5 => 0,
+        Some(_) => 1,
+        None if has(kubelet, Rke2Feature::Containerd2) => {
+            if imports {
+                3
+            } else {
+                2
+            }
+        }
+        None => 1,
+    };
+    &RKE2_ROWS[idx]
+}
+
+/// The config schema a containerd release renders by default on RKE2.
+pub fn schema_for_containerd(containerd: Triple) -> ConfigSchema {
+    if containerd.major >= 2 {
+        ConfigSchema::V3
+    } else if containerd.minor <= 5 {
+        ConfigSchema::V1
+    } else {
+        ConfigSchema::V2
+    }
+}
+
+/// Paths on an RKE2 or K3s node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodePaths {
+    pub data_dir: String,
+    pub containerd_dir: String,
+    pub generated_config: String,
+    pub template_v3: String,
+    pub template_v2: String,
+    pub drop_in_v3: String,
+    pub drop_in_v2: String,
+    pub config_yaml: String,
+    pub config_yaml_d: String,
+    pub socket: &'static str,
+}
+
+/// RKE2's default data dir.
+pub const RKE2_DATA_DIR: &str = "/var/lib/rancher/rke2";
+/// K3s's default data dir.
+pub const K3S_DATA_DIR: &str = "/var/lib/rancher/k3s";
+/// The containerd socket of RKE2 and K3s, whatever the data dir
+/// (k3s pkg/agent/config/config_linux.go).
+pub const RKE2_CONTAINERD_SOCKET: &str = "/run/k3s/containerd/containerd.sock";
+
+impl NodePaths {
+    /// Paths for a distribution, following `data-dir` when set.
+    pub fn new(distribution: Distribution, data_dir: Option<&str>) -> Self {
+        let (default_dir, etc) = match distribution {
+            Distribution::K3s => (K3S_DATA_DIR, "/etc/rancher/k3s"),
+            _ => (RKE2_DATA_DIR, "/etc/rancher/rke2"),
+        };
+        let data_dir = data_dir
+            .map(|d| d.trim_end_matches('/').to_string())
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| default_dir.to_string());
+        let containerd_dir = format!("{data_dir}/agent/etc/containerd");
+        Self {
+            generated_config: format!("{containerd_dir}/config.toml"),
+            template_v3: format!("{containerd_dir}/config-v3.toml.tmpl"),
+            template_v2: format!("{containerd_dir}/config.toml.tmpl"),
+            drop_in_v3: format!("{containerd_dir}/config-v3.toml.d"),
+            drop_in_v2: format!("{containerd_dir}/config.toml.d"),
+            config_yaml: format!("{etc}/config.yaml"),
+            config_yaml_d: format!("{etc}/config.yaml.d"),
+            containerd_dir,
+            data_dir,
+            socket: RKE2_CONTAINERD_SOCKET,
+        }
+    }
+}
+
+/// Where the operator's toolkit and the host package install the runtime
+/// (k3s runtime detection order: the toolkit dir wins).
+pub const TOOLKIT_RUNTIME: &str = "/usr/local/nvidia/toolkit/nvidia-container-runtime";
+pub const HOST_RUNTIME: &str = "/usr/bin/nvidia-container-runtime";
+pub const TOOLKIT_DIR: &str = "/usr/local/nvidia/toolkit";
+
+// ---------------------------------------------------------------------------
+// GPU Operator chart versions
+// ---------------------------------------------------------------------------
+
+/// How GPU pods get their GPU under a chart version's defaults on RKE2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GpuInjection {
+    /// Pods need `runtimeClassName: nvidia` (or RKE2 `default-runtime: nvidia`).
+    RuntimeClass,
+    /// CDI through containerd's `enable_cdi`: no runtime class needed (containerd ≥ 2.0).
+    Cdi,
+}
+
+/// One line of GPU Operator chart releases: versions from `since` up to the
+/// next row's `since` (exclusive).
+#[derive(Debug, Clone, Serialize)]
+pub struct ChartRow {
+    pub since: Triple,
+    pub label: &'static str,
+    /// The chart's default `toolkit.version`.
+    pub toolkit_version: &'static str,
+    /// `operator.defaultRuntime` exists (removed in 25.3.0).
+    pub has_default_runtime_value: bool,
+    /// `cdi.enabled` default.
+    pub cdi_default: bool,
+    /// `cdi.nriPluginEnabled` exists (26.3.0).
+    pub has_nri: bool,
+    /// Officially supports containerd 2.0 (25.3.0).
+    pub supports_containerd2: bool,
+    /// The toolkit can read a v3 containerd config (toolkit ≥ 1.17.4, chart ≥ 24.9.2).
+    pub toolkit_reads_v3: bool,
+    /// NVIDIA: "GPU Operator in CDI mode is not operational with RKE2" (25.3.x).
+    pub cdi_broken_on_rke2: bool,
+    /// With CDI the operator forces `NVIDIA_RUNTIME_SET_AS_DEFAULT=false` (25.10.0).
+    pub forces_not_default_with_cdi: bool,
+    pub source: &'static str,
+}
+
+const fn t(major: u64, minor: u64, patch: u64) -> Triple {
+    Triple::new(major, minor, patch)
+}
+
+/// Chart rows, oldest first.
+pub const CHART_ROWS: &[ChartRow] = &[
+    ChartRow {
+        since: t(1, 8, 0),
+        label: "v1.8.x",
+        toolkit_version: "1.7.1-ubuntu18.04",
+        has_default_runtime_value: true,
+        cdi_default: false,
+        has_nri: false,
+        supports_containerd2: false,
+        toolkit_reads_v3: false,
+        cdi_broken_on_rke2: false,
+        forces_not_default_with_cdi: false,
+        source: "gpu-operator values.yaml @v1.8.2; operands in gpu-operator-resources",
+    },
+    ChartRow {
+        since: t(1, 9, 0),
+        label: "v1.9 – v24.6",
+        toolkit_version: "v1.16.2-ubuntu20.04",
+        has_default_runtime_value: true,
+        cdi_default: false,
+        has_nri: false,
+        supports_containerd2: false,
+        toolkit_reads_v3: false,
+        cdi_broken_on_rke2: false,
+        forces_not_default_with_cdi: false,
+        source: "gpu-operator values.yaml @v1.9.0 … @v24.6.2; release-notes.rst 1.9.0, 22.9.0",
+    },
+    ChartRow {
+        since: t(24, 9, 0),
+        label: "v24.9.0/v24.9.1",
+        toolkit_version: "v1.17.3-ubuntu20.04",
+        has_default_runtime_value: true,
+        cdi_default: false,
+        has_nri: false,
+        supports_containerd2: false,
+        toolkit_reads_v3: false,
+        cdi_broken_on_rke2: false,
+        forces_not_default_with_cdi: false,
+        source: "gpu-operator values.yaml @v24.9.0 (toolkit v1.17.0), @v24.9.1 (v1.17.3)",
+    },
+    ChartRow {
+        since: t(24, 9, 2),
+        label: "v24.9.2",
+        toolkit_version: "v1.17.4-ubuntu20.04",
+        has_default_runtime_value: true,
+        cdi_default: false,
+        has_nri: false,
+        supports_containerd2: false,
+        toolkit_reads_v3: true,
+        cdi_broken_on_rke2: false,
+        forces_not_default_with_cdi: false,
+        source: "gpu-operator values.yaml @v24.9.2; toolkit 1.17.4 adds containerd v3 config",
+    },
+    ChartRow {
+        since: t(25, 3, 0),
+        label: "v25.3.x",
+        toolkit_version: "v1.17.8-ubuntu20.04",
+        has_default_runtime_value: false,
+        cdi_default: false,
+        has_nri: false,
+        supports_containerd2: true,
+        toolkit_reads_v3: true,
+        cdi_broken_on_rke2: true,
+        forces_not_default_with_cdi: false,
+        source: "release-notes.rst 25.3.0 (containerd 2.0; operator.defaultRuntime removed), 25.3.1/25.3.2 known issues (CDI not operational with RKE2); rke2-docs gpu_operators.md tab v25.3.x",
+    },
+    ChartRow {
+        since: t(25, 10, 0),
+        label: "v25.10.x",
+        toolkit_version: "v1.18.1",
+        has_default_runtime_value: false,
+        cdi_default: true,
+        has_nri: false,
+        supports_containerd2: true,
+        toolkit_reads_v3: true,
+        cdi_broken_on_rke2: false,
+        forces_not_default_with_cdi: true,
+        source: "release-notes.rst 25.10.0 (CDI default, drop-in files); rke2-docs gpu_operators.md tab v25.10.x",
+    },
+    ChartRow {
+        since: t(26, 3, 0),
+        label: "v26.3.x – v26.7.x",
+        toolkit_version: "v1.20.0",
+        has_default_runtime_value: false,
+        cdi_default: true,
+        has_nri: true,
+        supports_containerd2: true,
+        toolkit_reads_v3: true,
+        cdi_broken_on_rke2: false,
+        forces_not_default_with_cdi: true,
+        source: "release-notes.rst 26.3.0 (NRI plugin, K3s, containerd 2.2); values.yaml @v26.7.0",
+    },
+];
+
+/// The newest chart version these tables were checked against.
+pub const NEWEST_KNOWN_CHART: Triple = t(26, 7, 0);
+
+/// The row that applies to a chart version. Versions newer than the newest
+/// known one use the last row; [`chart_is_known`] says whether that happened.
+pub fn chart_row(version: Triple) -> &'static ChartRow {
+    CHART_ROWS
+        .iter()
+        .rev()
+        .find(|row| version >= row.since)
+        .unwrap_or(&CHART_ROWS[0])
+}
+
+/// Whether a chart version lies inside the range these tables cover.
+pub fn chart_is_known(version: Triple) -> bool {
+    version >= CHART_ROWS[0].since && version.line() <= NEWEST_KNOWN_CHART.line()
+}
+
+/// How bad a known defect is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// GPU pods will not work until fixed.
+    Fail,
+    /// Works with care; the fix is recommended.
+    Warn,
+}
+
+/// A known defect of a chart version range on RKE2/K3s.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChartDefect {
+    pub id: &'static str,
+    pub from: Triple,
+    /// Inclusive upper bound.
+    pub to: Triple,
+    pub severity: Severity,
+    pub summary: &'static str,
+    pub fix: &'static str,
+    pub source: &'static str,
+}
+
+pub const CHART_DEFECTS: &[ChartDefect] = &[
+    ChartDefect {
+        id: "toolkit-1.17.0-containerd-not-on-path",
+        from: t(24, 9, 0),
+        to: t(24, 9, 0),
+        severity: Severity::Fail,
+        summary: "chart v24.9.0 ships toolkit v1.17.0, which fails to start on RKE2/K3s: it runs `containerd config dump` and containerd is not on the host PATH",
+        fix: "upgrade the chart to ≥ v24.9.1, or set toolkit.version=v1.17.1-ubuntu20.04",
+        source: "gpu-operator release-notes.rst 24.9.0 known limitation, 24.9.1 fix; gpu-operator#1109, #1099",
+    },
+    ChartDefect {
+        id: "cdi-not-operational-on-rke2",
+        from: t(25, 3, 0),
+        to: t(25, 3, 999),
+        severity: Severity::Warn,
+        summary: "chart v25.3.x: \"GPU Operator in CDI mode is not operational with RKE2\"; cdi.enabled=true fails with `unresolvable CDI devices`",
+        fix: "keep cdi.enabled=false on 25.3.x and use runtimeClassName: nvidia, or upgrade to ≥ v25.10 on containerd ≥ 2.0",
+        source: "gpu-operator release-notes.rst 25.3.1/25.3.2 known issues; nvidia-container-toolkit#1239",
+    },
+    ChartDefect {
+        id: "toolkit-1.18.0-overwrites-imports",
+        from: t(25, 10, 0),
+        to: t(25, 10, 0),
+        severity: Severity::Warn,
+        summary: "chart v25.10.0 ships toolkit 1.18.0, which overwrites the `imports` field of the top-level containerd config",
+        fix: "upgrade the chart to ≥ v25.10.1",
+        source: "gpu-operator release-notes.rst 25.10.0 known issues",
+    },
+];
+
+/// Known defects that apply to a chart version.
+pub fn chart_defects(version: Triple) -> impl Iterator<Item = &'static ChartDefect> {
+    CHART_DEFECTS
+        .iter()
+        .filter(move |d| version >= d.from && version <= d.to)
+}
+
+/// How GPU pods get their GPU with this chart's defaults on a node running
+/// this containerd: CDI needs chart ≥ 25.10 with CDI enabled and containerd
+/// ≥ 2.0 (`enable_cdi`); everything else needs the `nvidia` runtime class.
+pub fn gpu_injection(
+    chart: Triple,
+    cdi_enabled: Option<bool>,
+    containerd: Option<Triple>,
+) -> GpuInjection {
+    let row = chart_row(chart);
+    let cdi = cdi_enabled.unwrap_or(row.cdi_default) && !row.cdi_broken_on_rke2;
+    let containerd2 = containerd.is_some_and(|c| c.major >= 2);
+    if cdi && chart >= t(25, 10, 0) && containerd2 {
+        GpuInjection::Cdi
+    } else {
+        GpuInjection::RuntimeClass
+    }
+}
+
+/// Whether the operator's NRI plugin mode is possible: chart ≥ 26.3 and
+/// containerd 1.7.30+, 2.1.x or later (NVIDIA calls it experimental).
+pub fn nri_supported(chart: Triple, containerd: Option<Triple>) -> bool {
+    chart_row(chart).has_nri
+        && containerd
+            .is_some_and(|c| (c.major == 1 && c.minor == 7 && c.patch >= 30) || c >= t(2, 1, 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(s: &str) -> KubeletVersion {
+        KubeletVersion::parse(s).unwrap()
+    }
+
+    /// Each boundary named in the reference's corrections and section 2.4.
+    #[test]
+    fn feature_boundaries_match_the_reference() {
+        use Rke2Feature::*;
+        let cases = [
+            // (version, feature, expected) — reference: Corrections and precisions
+            ("v1.34.6+rke2r1", DropInImports, true),
+            ("v1.34.5+rke2r1", DropInImports, false),
+            ("v1.32.13+rke2r2", DropInImports, true),
+            ("v1.32.13+rke2r1", DropInImports, false),
+            ("v1.33.10+rke2r1", DropInImports, true),
+            ("v1.33.9+rke2r1", DropInImports, false),
+            ("v1.35.3+rke2r1", DropInImports, true),
+            ("v1.36.0+rke2r1", DropInImports, true),
+            ("v1.31.14+rke2r1", DropInImports, false),
+            ("v1.30.14+rke2r1", DropInImports, false),
+            // default-runtime: v1.26.12/v1.27.9/v1.28.5 (section 4.4)
+            ("v1.26.12+rke2r1", DefaultRuntimeFlag, true),
+            ("v1.26.11+rke2r1", DefaultRuntimeFlag, false),
+            ("v1.27.9+rke2r1", DefaultRuntimeFlag, true),
+            ("v1.28.4+rke2r1", DefaultRuntimeFlag, false),
+            ("v1.28.5+rke2r1", DefaultRuntimeFlag, true),
+            ("v1.29.0+rke2r1", DefaultRuntimeFlag, true),
+            ("v1.25.16+rke2r1", DefaultRuntimeFlag, false),
+            // base template: v1.24.17, v1.25.13, v1.26.8, v1.27.5, v1.28.1
+            ("v1.24.17+rke2r1", BaseTemplate, true),
+            ("v1.24.16+rke2r1", BaseTemplate, false),
+            ("v1.28.1+rke2r1", BaseTemplate, true),
+            ("v1.28.0+rke2r1", BaseTemplate, false),
+            ("v1.23.17+rke2r1", BaseTemplate, false),
+            // containerd 2: v1.31.6 / v1.32.2; never on v1.30
+            ("v1.31.6+rke2r1", Containerd2, true),
+            ("v1.31.5+rke2r1", Containerd2, false),
+            ("v1.32.1+rke2r1", Containerd2, false),
+            ("v1.32.2+rke2r1", Containerd2, true),
+            ("v1.30.14+rke2r1", Containerd2, false),
+            // runtime classes chart: v1.29.13, v1.30.9, v1.31.5, v1.32.1, v1.33.0
+            ("v1.29.13+rke2r1", RuntimeClassesChart, true),
+            ("v1.30.8+rke2r1", RuntimeClassesChart, false),
+            ("v1.33.0+rke2r1", RuntimeClassesChart, true),
+            // nvidia-cdi detection: October 2024
+            ("v1.29.10+rke2r1", NvidiaCdiDetection, true),
+            ("v1.29.9+rke2r1", NvidiaCdiDetection, false),
+            // containerd 2.1 for NRI: v1.31.13, v1.32.9, v1.33.5, v1.34.1
+            ("v1.33.5+rke2r1", Containerd21, true),
+            ("v1.33.4+rke2r1", Containerd21, false),
+        ];
+        for (v, f, want) in cases {
+            assert_eq!(has(&k(v), f), want, "{v} {f:?}");
+        }
+    }
+
+    #[test]
+    fn every_feature_has_one_row_with_a_source() {
+        use Rke2Feature::*;
+        for f in [
+            BaseTemplate,
+            DefaultRuntimeFlag,
+            DropInImports,
+            NvidiaCdiDetection,
+            RuntimeClassesChart,
+            Containerd2,
+            Containerd21,
+        ] {
+            let rows: Vec<_> = RKE2_FEATURES.iter().filter(|r| r.feature == f).collect();
+            assert_eq!(rows.len(), 1, "{f:?}");
+            assert!(!rows[0].source.is_empty());
+        }
+        for row in CHART_ROWS {
+            assert!(!row.source.is_empty(), "{}", row.label);
+        }
+        for row in RKE2_ROWS {
+            assert!(!row.source.is_empty(), "{}", row.id);
+        }
+    }
+
+    #[test]
+    fn rke2_rows_by_version() {
+        // section 2.4: v1.30.14 → 1.7.27 (v2); v1.31.6 → 2.0.2 (v3); v1.33.10 → 2.2.2 (imports); v1.36.3 → 2.3.3
+        let row = rke2_row(&k("v1.30.14+rke2r1"), Some(t(1, 7, 27)));
+        assert_eq!((row.schema, row.drop_in_dir), (ConfigSchema::V2, None));
+        let row = rke2_row(&k("v1.31.6+rke2r1"), Some(t(2, 0, 2)));
+        assert_eq!((row.schema, row.drop_in_dir), (ConfigSchema::V3, None));
+        let row = rke2_row(&k("v1.33.10+rke2r1"), Some(t(2, 2, 2)));
+        assert_eq!(row.drop_in_dir, Some("config-v3.toml.d"));
+        let row = rke2_row(&k("v1.36.3+rke2r1"), Some(t(2, 3, 3)));
+        assert_eq!(row.id, "containerd-2.3-v3-imports");
+        assert_eq!(row.schema, ConfigSchema::V3);
+        let row = rke2_row(&k("v1.21.5+rke2r2"), Some(t(1, 4, 11)));
+        assert_eq!(row.schema, ConfigSchema::V1);
+    }
+
+    #[test]
+    fn chart_rows_and_defects() {
+        // section 3.1: operator.defaultRuntime removed in 25.3.0; CDI default from 25.10; NRI from 26.3
+        assert!(chart_row(t(24, 9, 2)).has_default_runtime_value);
+        assert!(!chart_row(t(25, 3, 0)).has_default_runtime_value);
+        assert!(!chart_row(t(25, 3, 4)).cdi_default);
+        assert!(chart_row(t(25, 10, 1)).cdi_default);
+        assert!(!chart_row(t(25, 10, 1)).has_nri);
+        assert!(chart_row(t(26, 3, 0)).has_nri);
+        assert!(chart_row(t(26, 7, 0)).has_nri);
+        assert!(!chart_row(t(24, 9, 1)).toolkit_reads_v3);
+        assert!(chart_row(t(24, 9, 2)).toolkit_reads_v3);
+        // 24.9.0 is known-bad on RKE2; 24.9.1 is the fix
+        assert_eq!(chart_defects(t(24, 9, 0)).count(), 1);
+        assert_eq!(chart_defects(t(24, 9, 1)).count(), 0);
+        assert!(chart_defects(t(25, 3, 4)).any(|d| d.id == "cdi-not-operational-on-rke2"));
+        assert_eq!(chart_defects(t(26, 7, 0)).count(), 0);
+        assert!(chart_is_known(t(26, 7, 0)));
+        assert!(!chart_is_known(t(27, 1, 0)));
+        assert_eq!(
+            chart_row(t(27, 1, 0)).label,
+            CHART_ROWS.last().unwrap().label
+        );
+    }
+
+    #[test]
+    fn injection_and_nri() {
+        // 25.3.x needs runtimeClassName even with CDI asked (CDI broken on RKE2)
+        assert_eq!(
+            gpu_injection(t(25, 3, 4), None, Some(t(2, 1, 5))),
+            GpuInjection::RuntimeClass
+        );
+        assert_eq!(
+            gpu_injection(t(25, 3, 4), Some(true), Some(t(2, 1, 5))),
+            GpuInjection::RuntimeClass
+        );
+        // 25.10 CDI needs containerd 2.x
+        assert_eq!(
+            gpu_injection(t(25, 10, 1), None, Some(t(2, 0, 2))),
+            GpuInjection::Cdi
+        );
+        assert_eq!(
+            gpu_injection(t(25, 10, 1), None, Some(t(1, 7, 27))),
+            GpuInjection::RuntimeClass
+        );
+        assert_eq!(
+            gpu_injection(t(26, 7, 0), Some(false), Some(t(2, 2, 2))),
+            GpuInjection::RuntimeClass
+        );
+        // NRI: ≥ 26.3 and containerd 1.7.30+ or ≥ 2.1
+        assert!(nri_supported(t(26, 3, 0), Some(t(2, 1, 4))));
+        assert!(!nri_supported(t(26, 3, 0), Some(t(2, 0, 4))));
+        assert!(nri_supported(t(26, 3, 0), Some(t(1, 7, 30))));
+        assert!(!nri_supported(t(25, 10, 1), Some(t(2, 2, 2))));
+    }
+
+    #[test]
+    fn paths_follow_data_dir() {
+        let p = NodePaths::new(Distribution::Rke2, None);
+        assert_eq!(
+            p.generated_config,
+            "/var/lib/rancher/rke2/agent/etc/containerd/config.toml"
+        );
+        assert_eq!(p.socket, "/run/k3s/containerd/containerd.sock");
+        let p = NodePaths::new(Distribution::Rke2, Some("/data/rke2/"));
+        assert_eq!(
+            p.template_v3,
+            "/data/rke2/agent/etc/containerd/config-v3.toml.tmpl"
+        );
+        assert_eq!(p.socket, "/run/k3s/containerd/containerd.sock");
+        let p = NodePaths::new(Distribution::K3s, None);
+        assert_eq!(p.config_yaml, "/etc/rancher/k3s/config.yaml");
+    }
+}

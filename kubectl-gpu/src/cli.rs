@@ -1,1 +1,83 @@
-//! TODO
+//! Options every kubectl plugin user expects, parsed by the plugin itself
+//! (kubectl hands its flags through verbatim): kubeconfig selection, the
+//! namespace, the output format and colour.
+
+use clap::{Args, ValueEnum};
+
+/// Output formats shared by every command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum OutputFormat {
+    #[default]
+    Table,
+    Wide,
+    Json,
+    Yaml,
+}
+
+impl OutputFormat {
+    pub fn is_table(self) -> bool {
+        matches!(self, OutputFormat::Table | OutputFormat::Wide)
+    }
+}
+
+/// Kubernetes connection options, named as kubectl names them.
+#[derive(Debug, Clone, Args, Default)]
+pub struct KubeOpts {
+    /// Path to the kubeconfig file (default: $KUBECONFIG, which may list several paths, then ~/.kube/config)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub kubeconfig: Option<String>,
+    /// The kubeconfig context to use
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+    /// The kubeconfig cluster to use
+    #[arg(long, global = true, value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// The kubeconfig user to use
+    #[arg(long, global = true, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Namespace for the objects this command creates or reads (default: per command)
+    #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+}
+
+/// Output and logging options.
+#[derive(Debug, Clone, Args, Default)]
+pub struct OutputOpts {
+    /// Output format
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// Disable colours (also: NO_COLOR set to any non-empty value)
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// Debug logs on stderr (-v info, -vv debug, -vvv trace)
+    #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+impl OutputOpts {
+    /// Colour only on a terminal, and never with --no-color or NO_COLOR.
+    pub fn color(&self) -> bool {
+        use std::io::IsTerminal;
+        !self.no_color
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            && std::io::stdout().is_terminal()
+    }
+
+    /// Sets up `tracing` on stderr at the level -v asks for (RUST_LOG wins).
+    pub fn init_logging(&self) {
+        let level = match self.verbose {
+            0 => "warn",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        };
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,rustls=warn,tower=warn"))
+        });
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .without_time()
+            .try_init();
+    }
+}

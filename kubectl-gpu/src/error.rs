@@ -1,13 +1,154 @@
 //! The library's error type: every variant names the object it concerns and
 //! what the user can do next. Binaries wrap it with `anyhow` and map it to
-//! exit codes in one place.
+//! exit codes in one place ([`Error::exit_code`]).
 
 use thiserror::Error;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Exit code: a check or verification failed.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: usage, kubeconfig or connection errors.
+pub const EXIT_USAGE: u8 = 2;
+
 #[derive(Debug, Error)]
 pub enum Error {
+    #[error(
+        "no kubeconfig found (tried: {tried}); pass --kubeconfig PATH, set KUBECONFIG, or run inside a pod with a service account"
+    )]
+    NoKubeconfig { tried: String },
+
+    #[error(
+        "cannot load kubeconfig {path}: {message}; check the file or pass another with --kubeconfig"
+    )]
+    BadKubeconfig { path: String, message: String },
+
+    #[error("context {context:?} is not in the kubeconfig ({available}); pick one with --context")]
+    UnknownContext { context: String, available: String },
+
+    #[error(
+        "cannot reach the Kubernetes API server {server}: {message}; check that it is up and that --context points at the right cluster"
+    )]
+    Unreachable { server: String, message: String },
+
+    #[error("forbidden: cannot {verb} {resource}{ns}; ask a cluster admin for the ClusterRole in the README (RBAC section)", ns = namespace.as_ref().map(|n| format!(" in namespace {n}")).unwrap_or_default())]
+    Forbidden {
+        verb: String,
+        resource: String,
+        namespace: Option<String>,
+    },
+
+    #[error("Kubernetes API error while trying to {action}: {message}")]
+    Api { action: String, message: String },
+
+    #[error("node {0:?} does not exist; list nodes with `kubectl get nodes`")]
+    NodeNotFound(String),
+
+    #[error("{0}")]
+    Usage(String),
+
+    #[error("node {node}: {message}")]
+    Node { node: String, message: String },
+
     #[error("{0}")]
     Other(String),
+}
+
+impl Error {
+    /// The documented exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Node { .. } | Error::Other(_) => EXIT_FAILED,
+            _ => EXIT_USAGE,
+        }
+    }
+
+    /// Wraps a kube client error with the action that failed, recognising
+    /// forbidden and connection errors.
+    pub fn from_kube(err: kube::Error, action: &str, server: &str) -> Self {
+        match err {
+            kube::Error::Api(status) if status.code == 403 => {
+                let (verb, resource, namespace) = parse_forbidden(&status.message)
+                    .unwrap_or_else(|| (action.to_string(), String::new(), None));
+                Error::Forbidden {
+                    verb,
+                    resource,
+                    namespace,
+                }
+            }
+            kube::Error::Api(status) => Error::Api {
+                action: action.to_string(),
+                message: status.message.clone(),
+            },
+            kube::Error::HyperError(e) => Error::Unreachable {
+                server: server.to_string(),
+                message: e.to_string(),
+            },
+            kube::Error::Service(e) => Error::Unreachable {
+                server: server.to_string(),
+                message: e.to_string(),
+            },
+            other => Error::Api {
+                action: action.to_string(),
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+/// Reads `pods is forbidden: User "x" cannot create resource "pods" in API
+/// group "" in the namespace "kube-system"` into (verb, resource, namespace).
+fn parse_forbidden(message: &str) -> Option<(String, String, Option<String>)> {
+    let rest = message.split(" cannot ").nth(1)?;
+    let mut words = rest.split_whitespace();
+    let verb = words.next()?.to_string();
+    let resource = rest
+        .split("resource \"")
+        .nth(1)?
+        .split('"')
+        .next()?
+        .to_string();
+    let group = rest
+        .split("API group \"")
+        .nth(1)
+        .and_then(|g| g.split('"').next())
+        .filter(|g| !g.is_empty());
+    let namespace = rest
+        .split("namespace \"")
+        .nth(1)
+        .and_then(|n| n.split('"').next())
+        .map(str::to_string);
+    let resource = match group {
+        Some(g) => format!("{resource}.{g}"),
+        None => resource,
+    };
+    Some((verb, resource, namespace))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forbidden_message_is_parsed() {
+        let (verb, resource, ns) = parse_forbidden(
+            "pods is forbidden: User \"bob\" cannot create resource \"pods\" in API group \"\" in the namespace \"kube-system\"",
+        )
+        .unwrap();
+        assert_eq!((verb.as_str(), resource.as_str()), ("create", "pods"));
+        assert_eq!(ns.as_deref(), Some("kube-system"));
+        let (_, resource, ns) = parse_forbidden(
+            "clusterpolicies.nvidia.com is forbidden: User \"bob\" cannot list resource \"clusterpolicies\" in API group \"nvidia.com\" at the cluster scope",
+        )
+        .unwrap();
+        assert_eq!(resource, "clusterpolicies.nvidia.com");
+        assert_eq!(ns, None);
+        let e = Error::Forbidden {
+            verb: "list".into(),
+            resource: "nodes".into(),
+            namespace: None,
+        };
+        assert!(e.to_string().contains("cannot list nodes"));
+        assert_eq!(e.exit_code(), EXIT_USAGE);
+    }
 }

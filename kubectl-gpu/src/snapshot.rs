@@ -1,1 +1,263 @@
-//! TODO
+//! One read of everything the commands need, with as few API calls as
+//! possible, all paginated, concurrent where independent: nodes,
+//! RuntimeClasses, the GPU Operator's namespace (found from its labels or
+//! its `ClusterPolicy`, never hard-coded) with its Deployments, DaemonSets,
+//! pods and Helm release secrets, and the `ClusterPolicy` through the
+//! dynamic API when the CRD exists.
+//!
+//! Only the node list is required: anything else that cannot be read (RBAC)
+//! is recorded in [`Snapshot::unreadable`] and reported instead of failing.
+
+use crate::client::Kube;
+use crate::error::{Error, Result};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
+use k8s_openapi::api::node::v1::RuntimeClass;
+use kube::Resource;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+
+/// Page size for list calls.
+pub const PAGE: u32 = 500;
+
+/// Labels the GPU Operator chart puts on its operator Deployment.
+pub const OPERATOR_SELECTORS: &[&str] = &[
+    "app.kubernetes.io/component=gpu-operator",
+    "app=gpu-operator",
+];
+
+/// The ClusterPolicy kind (nvidia.com/v1, cluster scoped).
+pub fn cluster_policy_resource() -> ApiResource {
+    ApiResource {
+        group: "nvidia.com".into(),
+        version: "v1".into(),
+        api_version: "nvidia.com/v1".into(),
+        kind: "ClusterPolicy".into(),
+        plural: "clusterpolicies".into(),
+    }
+}
+
+/// Something the snapshot could not read, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Unreadable {
+    pub what: String,
+    pub reason: String,
+}
+
+/// The GPU Operator's namespace and what runs in it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OperatorObjects {
+    pub namespace: String,
+    /// How the namespace was found.
+    pub found_by: String,
+    pub namespace_labels: BTreeMap<String, String>,
+    pub deployments: Vec<Deployment>,
+    pub daemonsets: Vec<DaemonSet>,
+    pub pods: Vec<Pod>,
+    pub helm_secrets: Vec<Secret>,
+}
+
+/// Everything read from the cluster, once.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Snapshot {
+    pub server: String,
+    pub nodes: Vec<Node>,
+    /// None when it could not be read.
+    pub runtime_classes: Option<Vec<RuntimeClass>>,
+    /// None when the ClusterPolicy CRD does not exist or could not be read.
+    pub cluster_policies: Option<Vec<DynamicObject>>,
+    pub crd_present: Option<bool>,
+    pub operator: Option<OperatorObjects>,
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// Lists every object of a kind, page by page.
+pub async fn list_all<K>(api: &Api<K>, params: &ListParams) -> Result<Vec<K>, kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    let mut out = Vec::new();
+    let mut params = params.clone().limit(PAGE);
+    loop {
+        let page = api.list(&params).await?;
+        out.extend(page.items);
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params.continue_token = Some(token),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+fn describe(err: &kube::Error) -> String {
+    match err {
+        kube::Error::Api(s) if s.code == 403 => format!("forbidden: {}", s.message),
+        kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
+        other => other.to_string(),
+    }
+}
+
+fn is_not_found(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(s) if s.code == 404)
+}
+
+impl Snapshot {
+    /// Reads the cluster. Fails only when nodes cannot be listed.
+    pub async fn read(kube: &Kube) -> Result<Snapshot> {
+        let client = kube.client.clone();
+        let nodes_api: Api<Node> = Api::all(client.clone());
+        let rc_api: Api<RuntimeClass> = Api::all(client.clone());
+        let cp_api: Api<DynamicObject> = Api::all_with(client.clone(), &cluster_policy_resource());
+        let deploy_api: Api<Deployment> = Api::all(client.clone());
+
+        let lp = ListParams::default();
+        let operator_lp = ListParams::default().labels(OPERATOR_SELECTORS[0]);
+        let (nodes, rcs, cps, deploys) = tokio::join!(
+            list_all(&nodes_api, &lp),
+            list_all(&rc_api, &lp),
+            list_all(&cp_api, &lp),
+            list_all(&deploy_api, &operator_lp),
+        );
+        let nodes = nodes.map_err(kube.err("list nodes"))?;
+        let mut snap = Snapshot {
+            server: kube.server.clone(),
+            nodes,
+            ..Snapshot::default()
+        };
+        match rcs {
+            Ok(r) => snap.runtime_classes = Some(r),
+            Err(e) => snap.unreadable.push(Unreadable {
+                what: "runtimeclasses.node.k8s.io".into(),
+                reason: describe(&e),
+            }),
+        }
+        match cps {
+            Ok(c) => {
+                snap.cluster_policies = Some(c);
+                snap.crd_present = Some(true);
+            }
+            Err(e) if is_not_found(&e) => snap.crd_present = Some(false),
+            Err(e) => snap.unreadable.push(Unreadable {
+                what: "clusterpolicies.nvidia.com".into(),
+                reason: describe(&e),
+            }),
+        }
+
+        // The operator's namespace: its Deployment's labels, else the
+        // ClusterPolicy's status.namespace.
+        let mut found: Option<(String, String)> = None;
+        match deploys {
+            Ok(d) => {
+                let mut deploys = d;
+                if deploys.is_empty() {
+                    if let Ok(more) = list_all(
+                        &deploy_api,
+                        &ListParams::default().labels(OPERATOR_SELECTORS[1]),
+                    )
+                    .await
+                    {
+                        deploys = more;
+                    }
+                }
+                if let Some(ns) = deploys.iter().find_map(|d| d.metadata.namespace.clone()) {
+                    found = Some((ns, "operator Deployment labels".into()));
+                }
+            }
+            Err(e) => snap.unreadable.push(Unreadable {
+                what: "deployments.apps (all namespaces)".into(),
+                reason: describe(&e),
+            }),
+        }
+        if found.is_none() {
+            found = snap
+                .cluster_policies
+                .iter()
+                .flatten()
+                .find_map(|cp| {
+                    cp.data
+                        .pointer("/status/namespace")
+                        .and_then(|v| v.as_str())
+                })
+                .map(|ns| (ns.to_string(), "ClusterPolicy status.namespace".into()));
+        }
+        if let Some((namespace, found_by)) = found {
+            snap.operator =
+                Some(read_operator(kube, &namespace, found_by, &mut snap.unreadable).await);
+        }
+        Ok(snap)
+    }
+}
+
+async fn read_operator(
+    kube: &Kube,
+    namespace: &str,
+    found_by: String,
+    unreadable: &mut Vec<Unreadable>,
+) -> OperatorObjects {
+    let client = kube.client.clone();
+    let ns_api: Api<Namespace> = Api::all(client.clone());
+    let deploy_api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let ds_api: Api<DaemonSet> = Api::namespaced(client.clone(), namespace);
+    let pod_api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let secret_api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let lp = ListParams::default();
+    let helm_lp = ListParams::default().labels("owner=helm");
+    let (ns, deploys, dss, pods, secrets) = tokio::join!(
+        ns_api.get(namespace),
+        list_all(&deploy_api, &lp),
+        list_all(&ds_api, &lp),
+        list_all(&pod_api, &lp),
+        list_all(&secret_api, &helm_lp),
+    );
+    let mut out = OperatorObjects {
+        namespace: namespace.to_string(),
+        found_by,
+        ..OperatorObjects::default()
+    };
+    let mut note = |what: &str, e: kube::Error| {
+        unreadable.push(Unreadable {
+            what: format!("{what} in namespace {namespace}"),
+            reason: describe(&e),
+        })
+    };
+    match ns {
+        Ok(n) => out.namespace_labels = n.metadata.labels.unwrap_or_default(),
+        Err(e) => note("namespace", e),
+    }
+    match deploys {
+        Ok(d) => out.deployments = d,
+        Err(e) => note("deployments", e),
+    }
+    match dss {
+        Ok(d) => out.daemonsets = d,
+        Err(e) => note("daemonsets", e),
+    }
+    match pods {
+        Ok(p) => out.pods = p,
+        Err(e) => note("pods", e),
+    }
+    match secrets {
+        Ok(s) => out.helm_secrets = s,
+        Err(e) => note("secrets (Helm release)", e),
+    }
+    out
+}
+
+/// Fails with a clear error when `--node` names nodes that do not exist.
+pub fn select_nodes<'a>(nodes: &'a [Node], names: &[String]) -> Result<Vec<&'a Node>> {
+    if names.is_empty() {
+        return Ok(nodes.iter().collect());
+    }
+    names
+        .iter()
+        .map(|name| {
+            nodes
+                .iter()
+                .find(|n| n.metadata.name.as_deref() == Some(name))
+                .ok_or_else(|| Error::NodeNotFound(name.clone()))
+        })
+        .collect()
+}

@@ -18,6 +18,7 @@ pub mod host;
 pub mod labels;
 pub mod matrix;
 pub mod nvidia_smi;
+pub mod operator;
 pub mod render;
 pub mod report;
 pub mod snapshot;

@@ -1,1 +1,4 @@
-//! TODO
+//! Helm: the release secret format, GPU Operator charts, and values computed
+//! for this cluster and chart version.
+
+pub mod release;

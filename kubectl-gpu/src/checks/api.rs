@@ -1,0 +1,654 @@
+//! Rules over the API snapshot: GPU nodes vs advertised resources, the
+//! `nvidia` RuntimeClass, operator version and known defects, ClusterPolicy
+//! state, legacy toolkit values, CDI on the wrong versions, operand pods per
+//! node, PSA enforcement, cordoned and tainted GPU nodes.
+
+use super::{Finding, Status};
+use crate::facts::NodeFacts;
+use crate::matrix::{self, GpuInjection, Rke2Feature, Severity};
+use crate::operator::{DEVICE_PLUGIN_APP, EXPECTED_OPERANDS, OperatorFacts, TOOLKIT_APP};
+use crate::snapshot::{Snapshot, Unreadable};
+use crate::version::{ContainerRuntime, Distribution};
+use k8s_openapi::api::core::v1::Toleration;
+use k8s_openapi::api::node::v1::RuntimeClass;
+use std::collections::BTreeMap;
+
+/// The pure input of the API rules, built from a [`Snapshot`].
+#[derive(Debug, Clone, Default)]
+pub struct ClusterView {
+    pub nodes: Vec<NodeFacts>,
+    pub runtime_classes: Option<Vec<RuntimeClass>>,
+    pub operator: Option<OperatorFacts>,
+    pub crd_present: Option<bool>,
+    /// Tolerations of each operand DaemonSet's pod template, by `app` label.
+    pub operand_tolerations: BTreeMap<String, Vec<Toleration>>,
+    pub unreadable: Vec<Unreadable>,
+}
+
+impl ClusterView {
+    pub fn from_snapshot(snap: &Snapshot) -> Self {
+        let mut operand_tolerations = BTreeMap::new();
+        if let Some(ops) = &snap.operator {
+            for ds in &ops.daemonsets {
+                let app = ds
+                    .spec
+                    .template
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| m.labels.as_ref())
+                    .and_then(|l| l.get("app").cloned())
+                    .or_else(|| ds.metadata.name.clone());
+                let tolerations = ds
+                    .spec
+                    .template
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.tolerations.clone())
+                    .unwrap_or_default();
+                if let Some(app) = app {
+                    operand_tolerations.insert(app, tolerations);
+                }
+            }
+        }
+        ClusterView {
+            nodes: snap.nodes.iter().map(NodeFacts::from_node).collect(),
+            runtime_classes: snap.runtime_classes.clone(),
+            operator: OperatorFacts::from_snapshot(snap),
+            crd_present: snap.crd_present,
+            operand_tolerations,
+            unreadable: snap.unreadable.clone(),
+        }
+    }
+
+    pub fn gpu_nodes(&self) -> impl Iterator<Item = &NodeFacts> {
+        self.nodes.iter().filter(|n| n.gpu.present)
+    }
+}
+
+/// Whether a toleration list tolerates a taint (Kubernetes' matching rules).
+pub fn tolerates(tolerations: &[Toleration], key: &str, value: Option<&str>, effect: &str) -> bool {
+    tolerations.iter().any(|t| {
+        let effect_ok = t
+            .effect
+            .as_deref()
+            .is_none_or(|e| e.is_empty() || e == effect);
+        let op = t.operator.as_deref().unwrap_or("Equal");
+        let key_ok = match t.key.as_deref() {
+            None | Some("") => op == "Exists",
+            Some(k) => k == key,
+        };
+        let value_ok = op == "Exists" || t.value.as_deref().unwrap_or("") == value.unwrap_or("");
+        effect_ok && key_ok && value_ok
+    })
+}
+
+const FIX_INSTALL: &str =
+    "helm rke2gpu install   # installs the GPU Operator with values computed for this cluster";
+
+/// Every cluster-wide and per-node API rule.
+pub fn run(view: &ClusterView) -> Vec<Finding> {
+    let mut out = Vec::new();
+    out.extend(unreadable(view));
+    out.extend(gpu_nodes_found(view));
+    out.extend(operator_installed(view));
+    out.extend(chart_version(view));
+    out.extend(cluster_policy(view));
+    out.extend(toolkit_env(view));
+    out.extend(cdi_mode(view));
+    out.extend(runtime_class(view));
+    out.extend(psa(view));
+    for node in view.gpu_nodes() {
+        out.extend(node_rules(view, node));
+    }
+    out
+}
+
+fn unreadable(view: &ClusterView) -> Vec<Finding> {
+    view.unreadable
+        .iter()
+        .map(|u| {
+            Finding::warn("rbac-unreadable", None, format!("could not read {}", u.what))
+                .evidence(u.reason.clone())
+                .fix("grant the ClusterRole in the README (RBAC section), or read the results without these checks")
+        })
+        .collect()
+}
+
+fn gpu_nodes_found(view: &ClusterView) -> Vec<Finding> {
+    let gpu: Vec<_> = view.gpu_nodes().collect();
+    if gpu.is_empty() {
+        return vec![Finding::fail(
+            "gpu-nodes-found",
+            None,
+            format!("no GPU nodes among {} nodes: no nvidia.com/gpu.present or NFD pci-10de label, no nvidia.com/gpu capacity", view.nodes.len()),
+        )
+        .fix("install the GPU Operator (it deploys NFD, which labels NVIDIA PCI devices): helm rke2gpu install; or check that the nodes have NVIDIA GPUs (lspci -d 10de:)")];
+    }
+    vec![Finding::ok(
+        "gpu-nodes-found",
+        None,
+        format!(
+            "{} GPU node(s): {}",
+            gpu.len(),
+            gpu.iter()
+                .map(|n| n.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    )]
+}
+
+fn operator_installed(view: &ClusterView) -> Vec<Finding> {
+    match &view.operator {
+        Some(op) => vec![Finding::ok(
+            "operator-installed",
+            None,
+            format!(
+                "GPU Operator in namespace {} (found by {}){}",
+                op.namespace,
+                op.found_by,
+                op.chart_version_raw
+                    .as_ref()
+                    .map(|v| format!(", chart {v}"))
+                    .unwrap_or_default()
+            ),
+        )],
+        None => {
+            let advertised = view.gpu_nodes().any(|n| n.gpu.allocatable.unwrap_or(0) > 0);
+            let f = if advertised {
+                Finding::warn(
+                    "operator-installed",
+                    None,
+                    "no GPU Operator found, but nvidia.com/gpu is advertised (a device plugin installed another way)",
+                )
+            } else {
+                Finding::fail(
+                    "operator-installed",
+                    None,
+                    "no GPU Operator found (no Deployment labelled app.kubernetes.io/component=gpu-operator or app=gpu-operator, no ClusterPolicy)",
+                )
+            };
+            vec![f.fix(FIX_INSTALL)]
+        }
+    }
+}
+
+fn rke2_nodes(view: &ClusterView) -> impl Iterator<Item = &NodeFacts> {
+    view.nodes.iter().filter(|n| n.is_rke2_like())
+}
+
+fn chart_version(view: &ClusterView) -> Vec<Finding> {
+    let Some(op) = &view.operator else {
+        return vec![];
+    };
+    let Some(version) = op.chart_version else {
+        return vec![Finding::warn("operator-chart-version", None, "could not tell the GPU Operator chart version (no readable Helm release, no helm.sh/chart label)")
+            .fix("grant get/list on secrets in the operator namespace, or label the Deployment")];
+    };
+    let mut out = Vec::new();
+    let on_rke2 = rke2_nodes(view).next().is_some();
+    let mut bad = false;
+    for defect in matrix::chart_defects(version) {
+        if !on_rke2 {
+            continue;
+        }
+        let status = match defect.severity {
+            Severity::Fail => Status::Fail,
+            Severity::Warn => Status::Warn,
+        };
+        // 25.3.x CDI: only a problem when CDI is on (checked by cdi_mode).
+        if defect.id == "cdi-not-operational-on-rke2" {
+            continue;
+        }
+        bad = true;
+        out.push(
+            Finding::new(
+                "operator-chart-version",
+                None,
+                status,
+                format!("chart {version}: {}", defect.summary),
+            )
+            .evidence(format!("source: {}", defect.source))
+            .fix(defect.fix),
+        );
+    }
+    if !matrix::chart_is_known(version) {
+        out.push(Finding::warn(
+            "operator-chart-version",
+            None,
+            format!("chart {version} is outside the versions this tool knows (up to {}); rules of {} applied", matrix::NEWEST_KNOWN_CHART, matrix::chart_row(version).label),
+        ));
+    } else if !bad {
+        out.push(Finding::ok(
+            "operator-chart-version",
+            None,
+            format!(
+                "chart {version} ({}) has no known defect on RKE2",
+                matrix::chart_row(version).label
+            ),
+        ));
+    }
+    // containerd 2 on a chart that predates its support.
+    let row = matrix::chart_row(version);
+    let c2: Vec<_> = view
+        .gpu_nodes()
+        .filter(|n| n.containerd().is_some_and(|c| c.major >= 2))
+        .map(|n| n.name.clone())
+        .collect();
+    if !row.supports_containerd2 && !c2.is_empty() {
+        let status = if row.toolkit_reads_v3 {
+            Status::Warn
+        } else {
+            Status::Fail
+        };
+        out.push(
+            Finding::new("operator-containerd2-support", None, status, format!("chart {version} predates containerd 2.0 support (added in v25.3.0); GPU nodes on containerd 2.x: {}", c2.join(", ")))
+                .evidence(format!("toolkit {} reads v3 configs: {}", row.toolkit_version, row.toolkit_reads_v3))
+                .fix("upgrade the GPU Operator: helm rke2gpu upgrade --version v25.10.1 (or newer)"),
+        );
+    }
+    out
+}
+
+fn cluster_policy(view: &ClusterView) -> Vec<Finding> {
+    let Some(op) = &view.operator else {
+        return vec![];
+    };
+    match (
+        view.crd_present,
+        &op.cluster_policy,
+        op.cluster_policy_state.as_deref(),
+    ) {
+        (Some(false), _, _) => vec![
+            Finding::fail(
+                "cluster-policy",
+                None,
+                "the ClusterPolicy CRD (clusterpolicies.nvidia.com) does not exist",
+            )
+            .fix("reinstall the GPU Operator chart, which ships the CRD: helm rke2gpu install"),
+        ],
+        (None, _, _) => vec![Finding::skipped(
+            "cluster-policy",
+            None,
+            "ClusterPolicy could not be read",
+        )],
+        (_, None, _) => vec![
+            Finding::fail(
+                "cluster-policy",
+                None,
+                "no ClusterPolicy exists: the operator deploys nothing",
+            )
+            .fix("set clusterPolicy.deployCR=true (the chart default) and upgrade the release"),
+        ],
+        (_, Some(name), Some("ready")) => vec![Finding::ok(
+            "cluster-policy",
+            None,
+            format!("ClusterPolicy {name} is ready"),
+        )],
+        (_, Some(name), state) => {
+            let mut f = Finding::fail("cluster-policy", None, format!("ClusterPolicy {name} is {}", state.unwrap_or("without a state")))
+                .fix(format!("kubectl -n {} logs deploy/gpu-operator | tail -50   # the operator says which state is not ready", op.namespace));
+            if let Some(m) = &op.cluster_policy_message {
+                f = f.evidence(m.clone());
+            }
+            vec![f]
+        }
+    }
+}
+
+fn toolkit_env(view: &ClusterView) -> Vec<Finding> {
+    let Some(op) = &view.operator else {
+        return vec![];
+    };
+    if rke2_nodes(view).next().is_none() {
+        return vec![Finding::skipped(
+            "toolkit-env",
+            None,
+            "no RKE2/K3s nodes: RKE2 toolkit settings do not apply",
+        )];
+    }
+    if op.toolkit_enabled == Some(false) {
+        return vec![Finding::skipped(
+            "toolkit-env",
+            None,
+            "toolkit.enabled=false: the host provides the NVIDIA container toolkit",
+        )];
+    }
+    if op.nri_enabled == Some(true) {
+        return vec![Finding::ok(
+            "toolkit-env",
+            None,
+            "NRI plugin mode: the operator does not touch containerd's config, no toolkit env needed",
+        )];
+    }
+    let mut out = Vec::new();
+    if let Some(config) = op.env("CONTAINERD_CONFIG").or(op.env("RUNTIME_CONFIG")) {
+        if config.ends_with(".tmpl") {
+            out.push(
+                Finding::fail("toolkit-env", None, format!("toolkit.env CONTAINERD_CONFIG points at an RKE2 template ({config}): the toolkit writes a static config there (RKE2 defaults frozen, node broken after reboot) or fails on Go template syntax"))
+                    .evidence(format!("CONTAINERD_CONFIG={config}"))
+                    .evidence("reference: gpu-operator#992, #623, rancher/rke2#3385")
+                    .fix("remove CONTAINERD_CONFIG from toolkit.env and keep only CONTAINERD_SOCKET=/run/k3s/containerd/containerd.sock: helm rke2gpu upgrade; then kubectl gpu check-runtime --deep to find the written template"),
+            );
+        } else if config.ends_with("/agent/etc/containerd/config.toml") {
+            out.push(
+                Finding::warn("toolkit-env", None, format!("toolkit.env CONTAINERD_CONFIG points at RKE2's generated config ({config}), which RKE2 rewrites on every start: the toolkit's edits (default runtime) vanish"))
+                    .evidence(format!("CONTAINERD_CONFIG={config}"))
+                    .fix("drop CONTAINERD_CONFIG; RKE2 auto-detects the runtime. For a default runtime use `kubectl gpu patch-containerd --method default-runtime`"),
+            );
+        }
+    }
+    match op.env("CONTAINERD_SOCKET").or(op.env("RUNTIME_SOCKET")) {
+        Some(s) if s == matrix::RKE2_CONTAINERD_SOCKET => {
+            out.push(Finding::ok("toolkit-env", None, format!("toolkit.env CONTAINERD_SOCKET={s}")));
+        }
+        Some(s) => out.push(
+            Finding::fail("toolkit-env", None, format!("toolkit.env CONTAINERD_SOCKET={s} is not RKE2's containerd socket: the toolkit cannot signal RKE2's containerd, so the nvidia runtime is never loaded"))
+                .fix(format!("set CONTAINERD_SOCKET={} : helm rke2gpu upgrade", matrix::RKE2_CONTAINERD_SOCKET)),
+        ),
+        None => out.push(
+            Finding::fail("toolkit-env", None, "toolkit.env lacks CONTAINERD_SOCKET: the toolkit signals /run/containerd/containerd.sock, which RKE2 does not use, so RKE2 never restarts to load the nvidia runtime")
+                .evidence(format!("toolkit.env: [{}]", op.toolkit_env.iter().map(|e| format!("{}={}", e.name, e.value)).collect::<Vec<_>>().join(", ")))
+                .fix(format!("set toolkit.env CONTAINERD_SOCKET={} : helm rke2gpu upgrade", matrix::RKE2_CONTAINERD_SOCKET)),
+        ),
+    }
+    if let (Some(v), true) = (
+        op.env("CONTAINERD_SET_AS_DEFAULT"),
+        op.chart_version
+            .is_some_and(|c| matrix::chart_row(c).forces_not_default_with_cdi)
+            && op.cdi_enabled != Some(false),
+    ) {
+        out.push(
+            Finding::warn("toolkit-env", None, format!("toolkit.env CONTAINERD_SET_AS_DEFAULT={v} is overridden: with CDI the operator forces NVIDIA_RUNTIME_SET_AS_DEFAULT=false"))
+                .fix("drop it; CDI needs no default runtime. For one anyway: kubectl gpu patch-containerd --method default-runtime"),
+        );
+    }
+    out
+}
+
+fn cdi_mode(view: &ClusterView) -> Vec<Finding> {
+    let Some(op) = &view.operator else {
+        return vec![];
+    };
+    let Some(version) = op.chart_version else {
+        return vec![];
+    };
+    let row = matrix::chart_row(version);
+    let cdi = op.cdi_enabled.unwrap_or(row.cdi_default);
+    let mut out = Vec::new();
+    if row.cdi_broken_on_rke2 && cdi && rke2_nodes(view).next().is_some() {
+        out.push(
+            Finding::fail("cdi-mode", None, format!("cdi.enabled=true on chart {version}: \"GPU Operator in CDI mode is not operational with RKE2\"; pods fail with `unresolvable CDI devices`"))
+                .evidence("source: gpu-operator release notes 25.3.1/25.3.2 known issues; nvidia-container-toolkit#1239")
+                .fix("set cdi.enabled=false (helm rke2gpu upgrade --version <25.3.x>), or upgrade to ≥ v25.10 on containerd ≥ 2.0"),
+        );
+    }
+    if cdi && version >= crate::version::Triple::new(25, 10, 0) {
+        let old: Vec<_> = view
+            .gpu_nodes()
+            .filter(|n| n.containerd().is_some_and(|c| c.major < 2))
+            .map(|n| n.name.clone())
+            .collect();
+        if !old.is_empty() {
+            out.push(
+                Finding::warn("cdi-mode", None, format!("CDI is on (chart {version}) but GPU nodes run containerd 1.x, whose CDI support needs enable_cdi: {}", old.join(", ")))
+                    .fix("upgrade those nodes to RKE2 ≥ v1.31.6 / v1.32.2 (containerd 2), or set cdi.enabled=false and use runtimeClassName: nvidia"),
+            );
+        }
+    }
+    out
+}
+
+fn runtime_class(view: &ClusterView) -> Vec<Finding> {
+    let Some(rcs) = &view.runtime_classes else {
+        return vec![Finding::skipped(
+            "runtimeclass-nvidia",
+            None,
+            "RuntimeClasses could not be read",
+        )];
+    };
+    let name = view
+        .operator
+        .as_ref()
+        .and_then(|o| o.runtime_class.clone())
+        .unwrap_or_else(|| "nvidia".to_string());
+    let needed = match view
+        .operator
+        .as_ref()
+        .and_then(|o| o.chart_version.map(|v| (v, o.cdi_enabled, o.nri_enabled)))
+    {
+        Some((_, _, Some(true))) => false,
+        Some((v, cdi, _)) => view
+            .gpu_nodes()
+            .any(|n| matrix::gpu_injection(v, cdi, n.containerd()) == GpuInjection::RuntimeClass),
+        None => true,
+    };
+    match rcs.iter().find(|rc| rc.metadata.name.as_deref() == Some(name.as_str())) {
+        Some(rc) if rc.handler == "nvidia" || rc.handler == name => vec![Finding::ok("runtimeclass-nvidia", None, format!("RuntimeClass {name} exists (handler {})", rc.handler))],
+        Some(rc) => vec![Finding::fail("runtimeclass-nvidia", None, format!("RuntimeClass {name} has handler {:?}, but the nvidia runtime is registered in containerd as {name:?}", rc.handler))
+            .fix(format!("kubectl delete runtimeclass {name} && restart the operator (it recreates it), or fix the handler"))],
+        None if needed => vec![Finding::fail("runtimeclass-nvidia", None, format!("RuntimeClass {name} is missing, and this operator version needs it for GPU pods (no CDI injection on these nodes)"))
+            .fix(format!("kubectl apply -f - <<EOF\napiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata:\n  name: {name}\nhandler: nvidia\nEOF"))],
+        None => vec![Finding::ok("runtimeclass-nvidia", None, format!("RuntimeClass {name} is absent; not needed (CDI or NRI injects GPUs)"))],
+    }
+}
+
+fn psa(view: &ClusterView) -> Vec<Finding> {
+    let Some(op) = &view.operator else {
+        let cis = view.nodes.iter().any(|n| n.args.cis());
+        if cis {
+            return vec![Finding::warn("psa-enforce", None, "RKE2 runs with profile: cis (PSA restricted on every namespace but kube-system): label the GPU Operator's namespace before installing")
+                .fix("kubectl create ns gpu-operator && kubectl label ns gpu-operator pod-security.kubernetes.io/enforce=privileged   (helm rke2gpu install does this)")];
+        }
+        return vec![];
+    };
+    match op.namespace_labels.get(crate::labels::PSA_ENFORCE).map(String::as_str) {
+        Some(level @ ("restricted" | "baseline")) => vec![Finding::fail("psa-enforce", None, format!("namespace {} enforces PodSecurity {level}: the operator's privileged operands are rejected (`violates PodSecurity`)", op.namespace))
+            .fix(format!("kubectl label ns {} pod-security.kubernetes.io/enforce=privileged --overwrite", op.namespace))],
+        Some(level) => vec![Finding::ok("psa-enforce", None, format!("namespace {} enforces PodSecurity {level}", op.namespace))],
+        None => {
+            if view.nodes.iter().any(|n| n.args.cis()) {
+                vec![Finding::fail("psa-enforce", None, format!("RKE2 profile cis enforces PSA restricted by default and namespace {} has no privileged label", op.namespace))
+                    .fix(format!("kubectl label ns {} pod-security.kubernetes.io/enforce=privileged", op.namespace))]
+            } else {
+                vec![Finding::ok("psa-enforce", None, format!("namespace {} has no PodSecurity enforce label (cluster default applies)", op.namespace))]
+            }
+        }
+    }
+}
+
+/// Rules for one GPU node.
+pub fn node_rules(view: &ClusterView, node: &NodeFacts) -> Vec<Finding> {
+    let n = Some(node.name.as_str());
+    let mut out = Vec::new();
+    // Flavour and versions.
+    match (&node.runtime, node.distribution) {
+        (ContainerRuntime::Containerd { version, .. }, Distribution::Rke2 | Distribution::K3s) => {
+            let kubelet = node.kubelet.as_ref();
+            let row = kubelet.map(|k| matrix::rke2_row(k, Some(*version)));
+            let mut f = Finding::ok(
+                "node-flavour",
+                n,
+                format!(
+                    "{} {} with containerd {}{}",
+                    node.distribution,
+                    node.kubelet_raw,
+                    version,
+                    row.map(|r| format!(": config schema v{}, template {}{}", r.schema.number(), r.templates[0], r.drop_in_dir.map(|d| format!(", drop-ins in {d}/")).unwrap_or_default()))
+                        .unwrap_or_default()
+                ),
+            );
+            if let Some(k) = kubelet {
+                f = f.evidence(format!("default-runtime flag supported: {}", matrix::has(k, Rke2Feature::DefaultRuntimeFlag)));
+            }
+            out.push(f);
+        }
+        (ContainerRuntime::Containerd { version, .. }, _) => out.push(
+            Finding::warn("node-flavour", n, format!("not RKE2/K3s ({} on containerd {version}): generic containerd rules apply, RKE2-only checks are skipped", node.kubelet_raw))
+                .fix("for generic containerd, use `nvidia-ctk runtime configure --runtime=containerd` on the node"),
+        ),
+        (other, _) => {
+            out.push(
+                Finding::fail("node-flavour", n, format!("container runtime {} is not supported by this tool (RKE2 and K3s use containerd)", other.raw()))
+                    .fix("see NVIDIA's docs for CRI-O/Docker; this tool covers containerd"),
+            );
+            return out;
+        }
+    }
+    if !node.ready {
+        out.push(
+            Finding::fail("node-ready", n, "node is NotReady: no pod will start there").fix(
+                format!(
+                    "kubectl describe node {}   # and on the node: journalctl -u {}",
+                    node.name,
+                    node.role.unit(node.distribution)
+                ),
+            ),
+        );
+    }
+    // Advertised GPUs.
+    let mig: i64 = node
+        .gpu
+        .other_resources
+        .iter()
+        .filter(|(k, _)| k.starts_with(crate::labels::RESOURCE_MIG_PREFIX))
+        .map(|(_, v)| *v)
+        .sum();
+    let shared = node
+        .gpu
+        .other_resources
+        .get(crate::labels::RESOURCE_GPU_SHARED)
+        .copied()
+        .unwrap_or(0);
+    match node.gpu.allocatable {
+        Some(a) if a > 0 => {
+            let mut f = Finding::ok(
+                "gpu-allocatable",
+                n,
+                format!("nvidia.com/gpu allocatable: {a}"),
+            );
+            if let Some(c) = node.gpu.count_label {
+                if c as i64 != a
+                    && node.gpu.mig_strategy.as_deref() != Some("single")
+                    && node
+                        .labels
+                        .get(crate::labels::GPU_REPLICAS)
+                        .is_none_or(|r| r == "1")
+                {
+                    f = Finding::warn("gpu-allocatable", n, format!("nvidia.com/gpu allocatable {a} differs from the {c} GPUs GPU Feature Discovery counted"))
+                        .fix(format!("kubectl -n <operator-ns> logs -l app={DEVICE_PLUGIN_APP} --field-selector spec.nodeName={}  # unhealthy GPUs are withheld", node.name));
+                }
+            }
+            out.push(f);
+        }
+        _ if mig > 0 || shared > 0 => out.push(Finding::ok(
+            "gpu-allocatable",
+            n,
+            format!("GPUs advertised as MIG ({mig}) or shared ({shared}) resources"),
+        )),
+        other => {
+            let cause = match view.operator.as_ref().map(|o| {
+                o.operands_on(&node.name)
+                    .any(|p| p.app == DEVICE_PLUGIN_APP && p.ready)
+            }) {
+                Some(true) => {
+                    "the device plugin runs but advertises nothing: the toolkit/runtime is not configured (device plugin `Incompatible strategy detected auto`)"
+                }
+                Some(false) => "no ready device plugin pod on this node",
+                None => "no GPU Operator / device plugin installed",
+            };
+            out.push(
+                Finding::fail(
+                    "gpu-allocatable",
+                    n,
+                    format!(
+                        "GPU node without nvidia.com/gpu allocatable ({}): {cause}",
+                        match other {
+                            Some(v) => v.to_string(),
+                            None => "missing".into(),
+                        }
+                    ),
+                )
+                .fix(format!(
+                    "kubectl gpu check-runtime --deep --node {}",
+                    node.name
+                )),
+            );
+        }
+    }
+    // Schedulability.
+    if node.cordoned {
+        out.push(
+            Finding::warn(
+                "node-schedulable",
+                n,
+                "node is cordoned: new GPU pods will not be scheduled here",
+            )
+            .fix(format!("kubectl uncordon {}", node.name)),
+        );
+    }
+    for taint in node.blocking_taints() {
+        let untolerated: Vec<&str> = EXPECTED_OPERANDS
+            .iter()
+            .copied()
+            .filter(|app| {
+                view.operand_tolerations.get(*app).is_some_and(|t| {
+                    !tolerates(t, &taint.key, taint.value.as_deref(), &taint.effect)
+                })
+            })
+            .collect();
+        if untolerated.is_empty() {
+            out.push(Finding::ok(
+                "node-taints",
+                n,
+                format!("taint {taint}: tolerated by the operands"),
+            ));
+        } else {
+            out.push(
+                Finding::warn("node-taints", n, format!("taint {taint} is not tolerated by {}: they will not run here", untolerated.join(", ")))
+                    .fix(format!("add the toleration to the chart values (daemonsets.tolerations) or: kubectl taint node {} {}-", node.name, taint.key)),
+            );
+        }
+    }
+    // Operand pods.
+    if let Some(op) = &view.operator {
+        if op.toolkit_enabled == Some(false) {
+            out.push(Finding::skipped(
+                "operand-pods",
+                n,
+                "toolkit disabled in ClusterPolicy",
+            ));
+        }
+        for app in EXPECTED_OPERANDS {
+            if *app == TOOLKIT_APP && op.toolkit_enabled == Some(false) {
+                continue;
+            }
+            let pods: Vec<_> = op
+                .operands_on(&node.name)
+                .filter(|p| p.app == *app)
+                .collect();
+            match pods.first() {
+                None => out.push(
+                    Finding::fail("operand-pods", n, format!("no {app} pod on this node"))
+                        .fix(format!("kubectl get node {} --show-labels | tr , '\\n' | grep nvidia.com/gpu.deploy   # the operator schedules operands by these labels; check taints too", node.name)),
+                ),
+                Some(p) if p.ready => out.push(Finding::ok("operand-pods", n, format!("{} is ready", p.pod))),
+                Some(p) => {
+                    let mut f = Finding::fail("operand-pods", n, format!("{} is not ready ({}{})", p.pod, p.phase, if p.restarts > 0 { format!(", {} restarts", p.restarts) } else { String::new() }))
+                        .fix(format!("kubectl -n {} describe pod {}; kubectl -n {} logs {} --all-containers", op.namespace, p.pod, op.namespace, p.pod));
+                    if let Some(problem) = &p.problem {
+                        f = f.evidence(problem.clone());
+                    }
+                    out.push(f);
+                }
+            }
+        }
+    }
+    if node.args.default_runtime.as_deref() == Some("nvidia") && view.operator.is_none() {
+        out.push(
+            Finding::warn("default-runtime", n, "RKE2 default-runtime is nvidia but no GPU Operator is installed: if no nvidia runtime binary exists on the node, RKE2 fails with `default runtime nvidia was not found`")
+                .fix(format!("kubectl gpu check-runtime --deep --node {}", node.name)),
+        );
+    }
+    out
+}

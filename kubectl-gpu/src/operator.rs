@@ -1,0 +1,260 @@
+//! Typed view of the installed GPU Operator: chart version (Helm release or
+//! the `helm.sh/chart` label), the `ClusterPolicy` state and the settings
+//! that matter on RKE2 (toolkit env, CDI, NRI, driver), and its operand pods
+//! per node.
+
+use crate::snapshot::{OperatorObjects, Snapshot};
+use crate::version::Triple;
+use k8s_openapi::api::core::v1::Pod;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// The operands `check-runtime` expects on every GPU node, by their `app` label.
+pub const TOOLKIT_APP: &str = "nvidia-container-toolkit-daemonset";
+pub const DEVICE_PLUGIN_APP: &str = "nvidia-device-plugin-daemonset";
+pub const VALIDATOR_APP: &str = "nvidia-operator-validator";
+pub const EXPECTED_OPERANDS: &[&str] = &[TOOLKIT_APP, DEVICE_PLUGIN_APP, VALIDATOR_APP];
+
+/// An environment variable as set in `toolkit.env`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnvVar {
+    pub name: String,
+    pub value: String,
+}
+
+/// One operand pod's state on a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OperandPod {
+    pub app: String,
+    pub pod: String,
+    pub node: String,
+    pub phase: String,
+    pub ready: bool,
+    pub restarts: i32,
+    /// `waiting: CrashLoopBackOff: ...` or `terminated: Error (exit 1): ...` of the first unhealthy container.
+    pub problem: Option<String>,
+}
+
+/// What we know of the installed operator.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct OperatorFacts {
+    pub namespace: String,
+    pub found_by: String,
+    pub release: Option<String>,
+    pub chart_version: Option<Triple>,
+    pub chart_version_raw: Option<String>,
+    pub chart_version_source: Option<String>,
+    pub namespace_labels: BTreeMap<String, String>,
+    pub cluster_policy: Option<String>,
+    pub cluster_policy_state: Option<String>,
+    pub cluster_policy_message: Option<String>,
+    pub toolkit_env: Vec<EnvVar>,
+    pub toolkit_version: Option<String>,
+    pub toolkit_enabled: Option<bool>,
+    pub driver_enabled: Option<bool>,
+    pub cdi_enabled: Option<bool>,
+    pub nri_enabled: Option<bool>,
+    pub runtime_class: Option<String>,
+    pub operands: Vec<OperandPod>,
+}
+
+fn bool_at(v: &serde_json::Value, ptr: &str) -> Option<bool> {
+    match v.pointer(ptr)? {
+        serde_json::Value::Bool(b) => Some(*b),
+        serde_json::Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn env_at(v: &serde_json::Value, ptr: &str) -> Vec<EnvVar> {
+    v.pointer(ptr)
+        .and_then(|e| e.as_array())
+        .map(|list| {
+            list.iter()
+                .filter_map(|e| {
+                    Some(EnvVar {
+                        name: e.get("name")?.as_str()?.to_string(),
+                        value: match e.get("value") {
+                            Some(serde_json::Value::String(s)) => s.clone(),
+                            Some(other) => other.to_string(),
+                            None => String::new(),
+                        },
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The `helm.sh/chart: gpu-operator-v26.7.0` label's version.
+pub fn chart_label_version(label: &str) -> Option<&str> {
+    label.strip_prefix("gpu-operator-")
+}
+
+pub fn operand_pod(pod: &Pod) -> Option<OperandPod> {
+    let labels = pod.metadata.labels.as_ref()?;
+    let app = labels.get("app")?.clone();
+    let status = pod.status.as_ref();
+    let statuses: Vec<_> = status
+        .into_iter()
+        .flat_map(|s| {
+            s.init_container_statuses
+                .iter()
+                .flatten()
+                .chain(s.container_statuses.iter().flatten())
+        })
+        .collect();
+    let problem = statuses.iter().find_map(|cs| {
+        let state = cs.state.as_ref()?;
+        if let Some(w) = &state.waiting {
+            let reason = w.reason.clone().unwrap_or_default();
+            if reason == "PodInitializing" || reason == "ContainerCreating" && w.message.is_none() {
+                return None;
+            }
+            return Some(format!(
+                "container {}: waiting: {}{}",
+                cs.name,
+                reason,
+                w.message
+                    .as_ref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            ));
+        }
+        if let Some(t) = &state.terminated {
+            if t.exit_code != 0 {
+                return Some(format!(
+                    "container {}: terminated: {} (exit {}){}",
+                    cs.name,
+                    t.reason.clone().unwrap_or_default(),
+                    t.exit_code,
+                    t.message
+                        .as_ref()
+                        .map(|m| format!(": {m}"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+        None
+    });
+    let ready = status
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+        .is_some_and(|c| c.status == "True");
+    Some(OperandPod {
+        app,
+        pod: pod.metadata.name.clone().unwrap_or_default(),
+        node: pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default(),
+        phase: status.and_then(|s| s.phase.clone()).unwrap_or_default(),
+        ready,
+        restarts: statuses.iter().map(|c| c.restart_count).sum(),
+        problem,
+    })
+}
+
+impl OperatorFacts {
+    pub fn from_snapshot(snap: &Snapshot) -> Option<Self> {
+        let ops = snap.operator.as_ref()?;
+        Some(Self::from_objects(ops, snap))
+    }
+
+    fn from_objects(ops: &OperatorObjects, snap: &Snapshot) -> Self {
+        let mut facts = OperatorFacts {
+            namespace: ops.namespace.clone(),
+            found_by: ops.found_by.clone(),
+            namespace_labels: ops.namespace_labels.clone(),
+            ..Default::default()
+        };
+        // Chart version: the Helm release (most precise), else the Deployment's helm.sh/chart label.
+        if let Some(release) = crate::helm::release::latest_gpu_operator_release(&ops.helm_secrets)
+        {
+            facts.release = Some(release.name.clone());
+            facts.chart_version = Triple::parse_loose(&release.chart_version);
+            facts.chart_version_raw = Some(release.chart_version.clone());
+            facts.chart_version_source = Some(format!(
+                "Helm release {} (revision {})",
+                release.name, release.revision
+            ));
+        }
+        for d in &ops.deployments {
+            let labels = d.metadata.labels.clone().unwrap_or_default();
+            if facts.chart_version.is_none() {
+                if let Some(v) = labels
+                    .get("helm.sh/chart")
+                    .and_then(|l| chart_label_version(l))
+                {
+                    facts.chart_version = Triple::parse_loose(v);
+                    facts.chart_version_raw = Some(v.to_string());
+                    facts.chart_version_source = Some(format!(
+                        "label helm.sh/chart on Deployment {}",
+                        d.metadata.name.clone().unwrap_or_default()
+                    ));
+                }
+            }
+            if facts.release.is_none() {
+                facts.release = labels.get("app.kubernetes.io/instance").cloned();
+            }
+        }
+        if let Some(cp) = snap.cluster_policies.iter().flatten().next() {
+            let data = &cp.data;
+            facts.cluster_policy = cp.metadata.name.clone();
+            facts.cluster_policy_state = data
+                .pointer("/status/state")
+                .and_then(|v| v.as_str())
+                .map(str::to_string);
+            facts.cluster_policy_message = data
+                .pointer("/status/conditions")
+                .and_then(|c| c.as_array())
+                .and_then(|c| {
+                    c.iter().find(|c| {
+                        c.get("type").and_then(|t| t.as_str()) == Some("Error")
+                            && c.get("status").and_then(|s| s.as_str()) == Some("True")
+                    })
+                })
+                .and_then(|c| c.get("message").and_then(|m| m.as_str()))
+                .map(str::to_string);
+            facts.toolkit_env = env_at(data, "/spec/toolkit/env");
+            facts.toolkit_version = data
+                .pointer("/spec/toolkit/version")
+                .and_then(|v| v.as_str())
+                .map(str::to_string);
+            facts.toolkit_enabled = bool_at(data, "/spec/toolkit/enabled");
+            facts.driver_enabled = bool_at(data, "/spec/driver/enabled");
+            facts.cdi_enabled = bool_at(data, "/spec/cdi/enabled");
+            facts.nri_enabled = bool_at(data, "/spec/cdi/nriPluginEnabled");
+            facts.runtime_class = data
+                .pointer("/spec/operator/runtimeClass")
+                .and_then(|v| v.as_str())
+                .map(str::to_string);
+        }
+        if facts.toolkit_env.is_empty() {
+            // No ClusterPolicy readable: fall back to the toolkit DaemonSet's container env.
+            if let Some(ds) = ops
+                .daemonsets
+                .iter()
+                .find(|d| d.metadata.name.as_deref() == Some(TOOLKIT_APP))
+            {
+                if let Ok(v) = serde_json::to_value(ds) {
+                    facts.toolkit_env = env_at(&v, "/spec/template/spec/containers/0/env");
+                }
+            }
+        }
+        facts.operands = ops.pods.iter().filter_map(operand_pod).collect();
+        facts
+    }
+
+    pub fn env(&self, name: &str) -> Option<&str> {
+        self.toolkit_env
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| e.value.as_str())
+    }
+
+    pub fn operands_on<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a OperandPod> + 'a {
+        self.operands.iter().filter(move |p| p.node == node)
+    }
+}

@@ -1,0 +1,519 @@
+//! check-runtime rules on realistic objects: GFD-labelled RKE2 nodes,
+//! operator pods and a ClusterPolicy shaped like the real chart's, and real
+//! containerd config files from tests/fixtures (provenance in each `.source`).
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::node::v1::RuntimeClass;
+use kube::api::DynamicObject;
+use rke2gpu::agent::ProbeResult;
+use rke2gpu::checks::{Finding, Status, api, host};
+use rke2gpu::facts::NodeFacts;
+use rke2gpu::matrix::NodePaths;
+use rke2gpu::snapshot::{OperatorObjects, Snapshot};
+use rke2gpu::version::Distribution;
+use serde_json::json;
+
+fn fixture(rel: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/../tests/fixtures/{rel}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+fn gpu_node(name: &str, kubelet: &str, containerd: &str, allocatable: &str) -> Node {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {
+            "kubernetes.io/hostname": name,
+            "nvidia.com/gpu.present": "true",
+            "nvidia.com/gpu.product": "NVIDIA-H200",
+            "nvidia.com/gpu.count": "8",
+            "nvidia.com/cuda.driver-version.full": "580.159.04",
+            "feature.node.kubernetes.io/pci-10de.present": "true",
+            "nvidia.com/gpu.deploy.device-plugin": "true"}},
+        "spec": {},
+        "status": {
+            "capacity": {"nvidia.com/gpu": allocatable},
+            "allocatable": {"nvidia.com/gpu": allocatable},
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "nodeInfo": {"kubeletVersion": kubelet, "containerRuntimeVersion": containerd,
+                "architecture": "amd64", "bootID": "", "kernelVersion": "6.8.0-45-generic", "kubeProxyVersion": "", "machineID": "",
+                "operatingSystem": "linux", "osImage": "Ubuntu 24.04.1 LTS", "systemUUID": ""}}
+    }))
+    .unwrap()
+}
+
+fn operand(app: &str, node: &str, ready: bool, waiting: Option<(&str, &str)>) -> Pod {
+    let state = match waiting {
+        Some((reason, message)) => json!({"waiting": {"reason": reason, "message": message}}),
+        None => json!({"running": {"startedAt": "2026-11-30T10:00:00Z"}}),
+    };
+    serde_json::from_value(json!({
+        "metadata": {"name": format!("{app}-x7k2p"), "namespace": "gpu-operator", "labels": {"app": app}},
+        "spec": {"nodeName": node, "containers": [{"name": "main", "image": "nvcr.io/nvidia/x"}]},
+        "status": {"phase": if ready {"Running"} else {"Pending"},
+            "conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"}}],
+            "containerStatuses": [{"name": "main", "ready": ready, "restartCount": if ready {0} else {7}, "image": "x", "imageID": "",
+                "state": state}]}
+    }))
+    .unwrap()
+}
+
+fn cluster_policy(state: &str, toolkit_env: serde_json::Value, cdi: bool) -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "nvidia.com/v1", "kind": "ClusterPolicy",
+        "metadata": {"name": "cluster-policy"},
+        "spec": {"operator": {"runtimeClass": "nvidia"}, "toolkit": {"enabled": true, "env": toolkit_env},
+                 "driver": {"enabled": false}, "cdi": {"enabled": cdi}},
+        "status": {"state": state, "namespace": "gpu-operator"}
+    }))
+    .unwrap()
+}
+
+fn deployment(chart: &str) -> k8s_openapi::api::apps::v1::Deployment {
+    serde_json::from_value(json!({
+        "metadata": {"name": "gpu-operator", "namespace": "gpu-operator",
+            "labels": {"app.kubernetes.io/component": "gpu-operator", "helm.sh/chart": format!("gpu-operator-{chart}"), "app.kubernetes.io/instance": "gpu-operator"}},
+        "spec": {"selector": {}, "template": {}}
+    }))
+    .unwrap()
+}
+
+fn rc(name: &str, handler: &str) -> RuntimeClass {
+    serde_json::from_value(json!({"metadata": {"name": name}, "handler": handler})).unwrap()
+}
+
+struct World {
+    snap: Snapshot,
+}
+
+impl World {
+    /// A healthy RKE2 v1.33 cluster with chart v25.10.1 and socket-only values.
+    fn healthy() -> Self {
+        let nodes = vec![gpu_node(
+            "gpu-1",
+            "v1.33.10+rke2r1",
+            "containerd://2.2.2-k3s1",
+            "8",
+        )];
+        let pods = [
+            "nvidia-container-toolkit-daemonset",
+            "nvidia-device-plugin-daemonset",
+            "nvidia-operator-validator",
+        ]
+        .iter()
+        .map(|a| operand(a, "gpu-1", true, None))
+        .collect();
+        let ds: DaemonSet = serde_json::from_value(json!({
+            "metadata": {"name": "nvidia-device-plugin-daemonset", "namespace": "gpu-operator"},
+            "spec": {"selector": {}, "template": {"metadata": {"labels": {"app": "nvidia-device-plugin-daemonset"}},
+                "spec": {"containers": [], "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}}}
+        }))
+        .unwrap();
+        World {
+            snap: Snapshot {
+                server: "https://127.0.0.1:6443".into(),
+                nodes,
+                runtime_classes: Some(vec![
+                    rc("nvidia", "nvidia"),
+                    rc("nvidia-experimental", "nvidia-experimental"),
+                ]),
+                cluster_policies: Some(vec![cluster_policy(
+                    "ready",
+                    json!([{"name": "CONTAINERD_SOCKET", "value": "/run/k3s/containerd/containerd.sock"}]),
+                    true,
+                )]),
+                crd_present: Some(true),
+                operator: Some(OperatorObjects {
+                    namespace: "gpu-operator".into(),
+                    found_by: "operator Deployment labels".into(),
+                    deployments: vec![deployment("v25.10.1")],
+                    daemonsets: vec![ds],
+                    pods,
+                    ..Default::default()
+                }),
+                unreadable: vec![],
+            },
+        }
+    }
+
+    fn findings(&self) -> Vec<Finding> {
+        api::run(&api::ClusterView::from_snapshot(&self.snap))
+    }
+}
+
+fn status_of<'a>(findings: &'a [Finding], id: &str) -> Vec<&'a Finding> {
+    findings.iter().filter(|f| f.id == id).collect()
+}
+
+fn worst(findings: &[Finding], id: &str) -> Status {
+    status_of(findings, id)
+        .iter()
+        .map(|f| f.status)
+        .max()
+        .unwrap_or_else(|| panic!("no finding {id}: {findings:#?}"))
+}
+
+#[test]
+fn healthy_cluster_has_no_failures() {
+    let f = World::healthy().findings();
+    let bad: Vec<_> = f.iter().filter(|f| f.status >= Status::Warn).collect();
+    assert!(bad.is_empty(), "{bad:#?}");
+    assert_eq!(worst(&f, "operator-chart-version"), Status::Ok);
+    assert_eq!(worst(&f, "gpu-allocatable"), Status::Ok);
+}
+
+#[test]
+fn legacy_tmpl_toolkit_env_fails_with_fix() {
+    let mut w = World::healthy();
+    w.snap.cluster_policies = Some(vec![cluster_policy(
+        "ready",
+        json!([
+            {"name": "CONTAINERD_CONFIG", "value": "/var/lib/rancher/rke2/agent/etc/containerd/config.toml.tmpl"},
+            {"name": "CONTAINERD_SOCKET", "value": "/run/k3s/containerd/containerd.sock"},
+            {"name": "CONTAINERD_RUNTIME_CLASS", "value": "nvidia"},
+            {"name": "CONTAINERD_SET_AS_DEFAULT", "value": "true"}]),
+        true,
+    )]);
+    let f = w.findings();
+    let legacy = status_of(&f, "toolkit-env")
+        .into_iter()
+        .find(|f| f.status == Status::Fail)
+        .expect("a failing toolkit-env finding");
+    assert!(legacy.message.contains("config.toml.tmpl"));
+    assert!(
+        legacy
+            .fix
+            .as_deref()
+            .unwrap()
+            .contains("CONTAINERD_SOCKET=/run/k3s/containerd/containerd.sock")
+    );
+    // 25.10 with CDI forces NVIDIA_RUNTIME_SET_AS_DEFAULT=false: the user's value is ignored.
+    assert!(
+        status_of(&f, "toolkit-env")
+            .iter()
+            .any(|f| f.status == Status::Warn && f.message.contains("CONTAINERD_SET_AS_DEFAULT"))
+    );
+}
+
+#[test]
+fn missing_socket_env_fails() {
+    let mut w = World::healthy();
+    w.snap.cluster_policies = Some(vec![cluster_policy("ready", json!([]), true)]);
+    assert_eq!(worst(&w.findings(), "toolkit-env"), Status::Fail);
+}
+
+#[test]
+fn runtime_class_needed_only_without_cdi() {
+    // 25.10.1 with CDI on containerd 2: no runtime class needed.
+    let mut w = World::healthy();
+    w.snap.runtime_classes = Some(vec![]);
+    assert_eq!(worst(&w.findings(), "runtimeclass-nvidia"), Status::Ok);
+    // 25.3.4 (no CDI on RKE2): RuntimeClass nvidia is required.
+    w.snap.operator.as_mut().unwrap().deployments = vec![deployment("v25.3.4")];
+    w.snap.cluster_policies = Some(vec![cluster_policy(
+        "ready",
+        json!([{"name": "CONTAINERD_SOCKET", "value": "/run/k3s/containerd/containerd.sock"}]),
+        false,
+    )]);
+    let f = w.findings();
+    let rc = status_of(&f, "runtimeclass-nvidia");
+    assert_eq!(rc[0].status, Status::Fail);
+    assert!(rc[0].fix.as_deref().unwrap().contains("handler: nvidia"));
+    // And with a wrong handler it fails too.
+    w.snap.runtime_classes = Some(vec![rc_wrong()]);
+    assert_eq!(worst(&w.findings(), "runtimeclass-nvidia"), Status::Fail);
+}
+
+fn rc_wrong() -> RuntimeClass {
+    rc("nvidia", "runc")
+}
+
+#[test]
+fn known_bad_chart_and_cdi_on_25_3() {
+    let mut w = World::healthy();
+    w.snap.operator.as_mut().unwrap().deployments = vec![deployment("v24.9.0")];
+    let f = w.findings();
+    let bad = status_of(&f, "operator-chart-version");
+    assert!(
+        bad.iter().any(|f| f.status == Status::Fail
+            && f.fix.as_deref().unwrap().contains("v1.17.1-ubuntu20.04")),
+        "{bad:#?}"
+    );
+    let mut w = World::healthy();
+    w.snap.operator.as_mut().unwrap().deployments = vec![deployment("v25.3.4")];
+    assert_eq!(worst(&w.findings(), "cdi-mode"), Status::Fail);
+}
+
+#[test]
+fn zero_allocatable_and_crashing_device_plugin() {
+    let mut w = World::healthy();
+    w.snap.nodes = vec![gpu_node(
+        "gpu-1",
+        "v1.33.10+rke2r1",
+        "containerd://2.2.2-k3s1",
+        "0",
+    )];
+    let ops = w.snap.operator.as_mut().unwrap();
+    ops.pods
+        .retain(|p| p.metadata.labels.as_ref().unwrap()["app"] != "nvidia-device-plugin-daemonset");
+    ops.pods.push(operand(
+        "nvidia-device-plugin-daemonset",
+        "gpu-1",
+        false,
+        Some((
+            "CrashLoopBackOff",
+            "back-off 5m0s restarting failed container",
+        )),
+    ));
+    let f = w.findings();
+    let alloc = status_of(&f, "gpu-allocatable");
+    assert_eq!(alloc[0].status, Status::Fail);
+    assert!(alloc[0].message.contains("no ready device plugin"));
+    let dp = status_of(&f, "operand-pods")
+        .into_iter()
+        .find(|f| f.status == Status::Fail)
+        .unwrap();
+    assert!(
+        dp.evidence.iter().any(|e| e.contains("CrashLoopBackOff")),
+        "{dp:#?}"
+    );
+}
+
+#[test]
+fn cordoned_and_untolerated_taint_are_shown() {
+    let mut w = World::healthy();
+    let spec = w.snap.nodes[0].spec.get_or_insert_with(Default::default);
+    spec.unschedulable = Some(true);
+    spec.taints = Some(vec![
+        serde_json::from_value(json!({"key": "dedicated", "value": "ml", "effect": "NoSchedule"}))
+            .unwrap(),
+    ]);
+    let f = w.findings();
+    assert_eq!(worst(&f, "node-schedulable"), Status::Warn);
+    let t = status_of(&f, "node-taints");
+    assert_eq!(t[0].status, Status::Warn);
+    assert!(t[0].message.contains("dedicated=ml:NoSchedule"));
+}
+
+#[test]
+fn psa_restricted_operator_namespace_fails() {
+    let mut w = World::healthy();
+    w.snap.operator.as_mut().unwrap().namespace_labels.insert(
+        "pod-security.kubernetes.io/enforce".into(),
+        "restricted".into(),
+    );
+    let f = w.findings();
+    let p = status_of(&f, "psa-enforce");
+    assert_eq!(p[0].status, Status::Fail);
+    assert!(p[0].fix.as_deref().unwrap().contains("enforce=privileged"));
+}
+
+#[test]
+fn no_gpu_nodes_and_no_operator() {
+    let mut w = World::healthy();
+    let mut n = gpu_node(
+        "worker-1",
+        "v1.33.10+rke2r1",
+        "containerd://2.2.2-k3s1",
+        "0",
+    );
+    n.metadata.labels = Some(Default::default());
+    n.status.as_mut().unwrap().capacity = None;
+    n.status.as_mut().unwrap().allocatable = None;
+    w.snap.nodes = vec![n];
+    w.snap.operator = None;
+    w.snap.cluster_policies = None;
+    let f = w.findings();
+    assert_eq!(worst(&f, "gpu-nodes-found"), Status::Fail);
+    assert_eq!(worst(&f, "operator-installed"), Status::Fail);
+}
+
+#[test]
+fn unsupported_and_generic_runtimes() {
+    let mut w = World::healthy();
+    w.snap.nodes = vec![
+        gpu_node("crio-1", "v1.30.2", "cri-o://1.30.1", "1"),
+        gpu_node("kubeadm-1", "v1.30.2", "containerd://1.7.20", "1"),
+    ];
+    let f = w.findings();
+    let crio = f
+        .iter()
+        .find(|f| f.id == "node-flavour" && f.node.as_deref() == Some("crio-1"))
+        .unwrap();
+    assert_eq!(crio.status, Status::Fail);
+    let generic = f
+        .iter()
+        .find(|f| f.id == "node-flavour" && f.node.as_deref() == Some("kubeadm-1"))
+        .unwrap();
+    assert_eq!(generic.status, Status::Warn);
+    assert!(generic.message.contains("RKE2-only checks are skipped"));
+    // RKE2 toolkit rules are skipped on a non-RKE2 cluster.
+    assert_eq!(worst(&f, "toolkit-env"), Status::Skipped);
+}
+
+// ----- host rules on real files -----
+
+fn probe_with(files: &[(&str, Option<String>)], exists: &[(&str, bool)]) -> ProbeResult {
+    let mut p = ProbeResult::default();
+    for (k, v) in files {
+        p.files.insert(k.to_string(), v.clone());
+    }
+    for (k, v) in exists {
+        p.exists.insert(k.to_string(), *v);
+    }
+    p
+}
+
+fn node_facts() -> NodeFacts {
+    NodeFacts::from_node(&gpu_node(
+        "gpu-1",
+        "v1.33.10+rke2r1",
+        "containerd://2.2.2-k3s1",
+        "8",
+    ))
+}
+
+const DRIVER: &str = "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.159.04  Release Build  (dvs-builder@U22-I3-AE18-23-3)  Thu Oct 30 2025\nGCC version:  gcc version 13.3.0 (Ubuntu 13.3.0-6ubuntu2~24.04)\n";
+
+#[test]
+fn host_rules_on_the_reference_rke2_config() {
+    let paths = NodePaths::new(Distribution::Rke2, None);
+    // rke2-containerd-config-example.toml: a v3 config RKE2 rendered with the nvidia runtimes detected.
+    let probe = probe_with(
+        &[
+            (
+                &paths.generated_config,
+                Some(fixture("rke2-containerd-config-example.toml")),
+            ),
+            (host::DRIVER_VERSION_FILE, Some(DRIVER.into())),
+            (
+                host::MODULES_FILE,
+                Some(
+                    "nvidia_uvm 2076672 0 - Live 0x0\nnvidia 14376960 2 nvidia_uvm, Live 0x0\n"
+                        .into(),
+                ),
+            ),
+        ],
+        &[("/usr/local/nvidia/toolkit/nvidia-container-runtime", true)],
+    );
+    let f = host::rules(&node_facts(), None, &paths, &probe);
+    let rt = status_of(&f, "nvidia-runtime");
+    assert_eq!(rt[0].status, Status::Ok, "{f:#?}");
+    assert!(
+        rt[0]
+            .message
+            .contains("/usr/local/nvidia/toolkit/nvidia-container-runtime")
+    );
+    assert_eq!(worst(&f, "driver"), Status::Ok);
+    assert!(status_of(&f, "nouveau").is_empty());
+}
+
+#[test]
+fn host_rules_seeded_faults() {
+    let paths = NodePaths::new(Distribution::Rke2, None);
+    // The static v2 copy with nvidia as default, from a public issue (real-world/containerd/.source).
+    let static_copy =
+        fixture("real-world/containerd/rke2-v2-config.toml.tmpl-static-copy-nvidia-default.toml");
+    let probe = probe_with(
+        &[
+            (
+                &paths.generated_config,
+                Some(fixture("rke2-containerd-config-example.toml")),
+            ),
+            (&paths.template_v2, Some(static_copy)),
+            (
+                host::MODULES_FILE,
+                Some("nouveau 2891776 0 - Live 0xffffffffc0a00000\n".into()),
+            ),
+            (
+                &paths.config_yaml,
+                Some("default-runtime: nvidia\nprofile: cis\n".into()),
+            ),
+        ],
+        &[
+            ("/usr/local/nvidia/toolkit/nvidia-container-runtime", false),
+            ("/usr/bin/nvidia-container-runtime", false),
+            (host::HOST_CONTAINERD_DROPIN, true),
+        ],
+    );
+    let f = host::rules(&node_facts(), None, &paths, &probe);
+    assert_eq!(worst(&f, "static-template"), Status::Fail);
+    assert_eq!(worst(&f, "nouveau"), Status::Fail);
+    assert_eq!(worst(&f, "driver"), Status::Fail);
+    assert_eq!(worst(&f, "host-containerd-dropin"), Status::Warn);
+    // default-runtime set while no nvidia runtime binary exists: RKE2 will not start.
+    let dr = status_of(&f, "default-runtime")
+        .into_iter()
+        .find(|f| f.status == Status::Fail)
+        .unwrap();
+    assert!(dr.message.contains("default runtime nvidia was not found"));
+    // The generated config names a binary that is gone.
+    assert_eq!(worst(&f, "nvidia-runtime"), Status::Fail);
+    // A base template (RKE2 docs example) is fine.
+    let probe = probe_with(
+        &[(
+            &paths.template_v3,
+            Some(fixture(
+                "real-world/containerd/rke2-docs-config-v3.toml.tmpl-base-template.toml",
+            )),
+        )],
+        &[],
+    );
+    let f = host::rules(&node_facts(), None, &paths, &probe);
+    assert_eq!(worst(&f, "static-template"), Status::Ok);
+}
+
+#[test]
+fn leftover_toolkit_without_operator() {
+    let paths = NodePaths::new(Distribution::Rke2, None);
+    let probe = probe_with(
+        &[
+            (
+                &paths.generated_config,
+                Some(fixture("rke2-containerd-config-example.toml")),
+            ),
+            (host::DRIVER_VERSION_FILE, Some(DRIVER.into())),
+        ],
+        &[
+            ("/usr/local/nvidia/toolkit/nvidia-container-runtime", true),
+            ("/usr/bin/nvidia-container-runtime", true),
+        ],
+    );
+    let f = host::rules(&node_facts(), None, &paths, &probe);
+    assert!(
+        status_of(&f, "leftover-toolkit")
+            .iter()
+            .all(|f| f.status == Status::Warn)
+    );
+    assert!(
+        status_of(&f, "leftover-toolkit")
+            .iter()
+            .any(|f| f.message.contains("shadows"))
+    );
+}
+
+#[test]
+fn drop_in_above_root_version_fails() {
+    let paths = NodePaths::new(Distribution::Rke2, None);
+    let mut probe = probe_with(
+        &[
+            (
+                &paths.generated_config,
+                Some("version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n".into()),
+            ),
+            (
+                &format!("{}/99-nvidia.toml", paths.drop_in_v2),
+                Some("version = 3\n".into()),
+            ),
+        ],
+        &[],
+    );
+    probe.dirs.insert(
+        paths.drop_in_v2.clone(),
+        Some(vec!["99-nvidia.toml".into()]),
+    );
+    let f = host::rules(&node_facts(), None, &paths, &probe);
+    assert_eq!(worst(&f, "drop-in-version"), Status::Fail);
+}

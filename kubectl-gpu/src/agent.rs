@@ -187,13 +187,12 @@ pub async fn preflight(kube: &Kube, namespace: &str) -> Result<()> {
         .labels
         .as_ref()
         .and_then(|l| l.get(labels::PSA_ENFORCE))
+        && level != "privileged"
     {
-        if level != "privileged" {
-            return Err(Error::Usage(format!(
-                "namespace {namespace} enforces PodSecurity {level:?}, which rejects the node-agent pod (hostPath /); use -n kube-system or label the namespace: kubectl label ns {namespace} {}=privileged",
-                labels::PSA_ENFORCE
-            )));
-        }
+        return Err(Error::Usage(format!(
+            "namespace {namespace} enforces PodSecurity {level:?}, which rejects the node-agent pod (hostPath /); use -n kube-system or label the namespace: kubectl label ns {namespace} {}=privileged",
+            labels::PSA_ENFORCE
+        )));
     }
     Ok(())
 }

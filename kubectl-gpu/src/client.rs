@@ -82,23 +82,23 @@ pub async fn connect(opts: &KubeOpts) -> Result<Kube> {
     };
     let config = match load_kubeconfig(opts)? {
         Some(kubeconfig) => {
-            if let Some(ctx) = &opts.context {
-                if !kubeconfig.contexts.iter().any(|c| &c.name == ctx) {
-                    let available = kubeconfig
-                        .contexts
-                        .iter()
-                        .map(|c| c.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    return Err(Error::UnknownContext {
-                        context: ctx.clone(),
-                        available: if available.is_empty() {
-                            "none".into()
-                        } else {
-                            format!("available: {available}")
-                        },
-                    });
-                }
+            if let Some(ctx) = &opts.context
+                && !kubeconfig.contexts.iter().any(|c| &c.name == ctx)
+            {
+                let available = kubeconfig
+                    .contexts
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(Error::UnknownContext {
+                    context: ctx.clone(),
+                    available: if available.is_empty() {
+                        "none".into()
+                    } else {
+                        format!("available: {available}")
+                    },
+                });
             }
             kube::Config::from_custom_kubeconfig(kubeconfig, &options)
                 .await

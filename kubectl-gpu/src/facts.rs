@@ -210,10 +210,10 @@ impl GpuFacts {
         let mut other_resources = BTreeMap::new();
         if let Some(alloc) = allocatable_map {
             for (k, q) in alloc {
-                if k == labels::RESOURCE_GPU_SHARED || k.starts_with(labels::RESOURCE_MIG_PREFIX) {
-                    if let Some(n) = quantity_count(q) {
-                        other_resources.insert(k.clone(), n);
-                    }
+                if (k == labels::RESOURCE_GPU_SHARED || k.starts_with(labels::RESOURCE_MIG_PREFIX))
+                    && let Some(n) = quantity_count(q)
+                {
+                    other_resources.insert(k.clone(), n);
                 }
             }
         }

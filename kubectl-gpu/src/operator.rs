@@ -121,19 +121,19 @@ pub fn operand_pod(pod: &Pod) -> Option<OperandPod> {
                     .unwrap_or_default()
             ));
         }
-        if let Some(t) = &state.terminated {
-            if t.exit_code != 0 {
-                return Some(format!(
-                    "container {}: terminated: {} (exit {}){}",
-                    cs.name,
-                    t.reason.clone().unwrap_or_default(),
-                    t.exit_code,
-                    t.message
-                        .as_ref()
-                        .map(|m| format!(": {m}"))
-                        .unwrap_or_default()
-                ));
-            }
+        if let Some(t) = &state.terminated
+            && t.exit_code != 0
+        {
+            return Some(format!(
+                "container {}: terminated: {} (exit {}){}",
+                cs.name,
+                t.reason.clone().unwrap_or_default(),
+                t.exit_code,
+                t.message
+                    .as_ref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            ));
         }
         None
     });
@@ -182,18 +182,17 @@ impl OperatorFacts {
         }
         for d in &ops.deployments {
             let labels = d.metadata.labels.clone().unwrap_or_default();
-            if facts.chart_version.is_none() {
-                if let Some(v) = labels
+            if facts.chart_version.is_none()
+                && let Some(v) = labels
                     .get("helm.sh/chart")
                     .and_then(|l| chart_label_version(l))
-                {
-                    facts.chart_version = Triple::parse_loose(v);
-                    facts.chart_version_raw = Some(v.to_string());
-                    facts.chart_version_source = Some(format!(
-                        "label helm.sh/chart on Deployment {}",
-                        d.metadata.name.clone().unwrap_or_default()
-                    ));
-                }
+            {
+                facts.chart_version = Triple::parse_loose(v);
+                facts.chart_version_raw = Some(v.to_string());
+                facts.chart_version_source = Some(format!(
+                    "label helm.sh/chart on Deployment {}",
+                    d.metadata.name.clone().unwrap_or_default()
+                ));
             }
             if facts.release.is_none() {
                 facts.release = labels.get("app.kubernetes.io/instance").cloned();
@@ -237,10 +236,9 @@ impl OperatorFacts {
                 .daemonsets
                 .iter()
                 .find(|d| d.metadata.name.as_deref() == Some(TOOLKIT_APP))
+                && let Ok(v) = serde_json::to_value(ds)
             {
-                if let Ok(v) = serde_json::to_value(ds) {
-                    facts.toolkit_env = env_at(&v, "/spec/template/spec/containers/0/env");
-                }
+                facts.toolkit_env = env_at(&v, "/spec/template/spec/containers/0/env");
             }
         }
         facts.operands = ops.pods.iter().filter_map(operand_pod).collect();

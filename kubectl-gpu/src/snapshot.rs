@@ -152,15 +152,14 @@ impl Snapshot {
         match deploys {
             Ok(d) => {
                 let mut deploys = d;
-                if deploys.is_empty() {
-                    if let Ok(more) = list_all(
+                if deploys.is_empty()
+                    && let Ok(more) = list_all(
                         &deploy_api,
                         &ListParams::default().labels(OPERATOR_SELECTORS[1]),
                     )
                     .await
-                    {
-                        deploys = more;
-                    }
+                {
+                    deploys = more;
                 }
                 if let Some(ns) = deploys.iter().find_map(|d| d.metadata.namespace.clone()) {
                     found = Some((ns, "operator Deployment labels".into()));

@@ -527,17 +527,16 @@ pub fn node_rules(view: &ClusterView, node: &NodeFacts) -> Vec<Finding> {
                 n,
                 format!("nvidia.com/gpu allocatable: {a}"),
             );
-            if let Some(c) = node.gpu.count_label {
-                if c as i64 != a
-                    && node.gpu.mig_strategy.as_deref() != Some("single")
-                    && node
-                        .labels
-                        .get(crate::labels::GPU_REPLICAS)
-                        .is_none_or(|r| r == "1")
-                {
-                    f = Finding::warn("gpu-allocatable", n, format!("nvidia.com/gpu allocatable {a} differs from the {c} GPUs GPU Feature Discovery counted"))
+            if let Some(c) = node.gpu.count_label
+                && c as i64 != a
+                && node.gpu.mig_strategy.as_deref() != Some("single")
+                && node
+                    .labels
+                    .get(crate::labels::GPU_REPLICAS)
+                    .is_none_or(|r| r == "1")
+            {
+                f = Finding::warn("gpu-allocatable", n, format!("nvidia.com/gpu allocatable {a} differs from the {c} GPUs GPU Feature Discovery counted"))
                         .fix(format!("kubectl -n <operator-ns> logs -l app={DEVICE_PLUGIN_APP} --field-selector spec.nodeName={}  # unhealthy GPUs are withheld", node.name));
-                }
             }
             out.push(f);
         }

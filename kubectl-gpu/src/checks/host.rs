@@ -337,17 +337,17 @@ pub fn rules(
     {
         out.push(Finding::ok("rke2-profile", n, "RKE2 profile cis: PSA restricted everywhere but kube-system; the operator namespace needs pod-security.kubernetes.io/enforce=privileged"));
     }
-    if let Some(dd) = &rke2.data_dir {
-        if dd.trim_end_matches('/') != paths.data_dir {
-            out.push(Finding::warn(
-                "data-dir",
-                n,
-                format!(
-                    "RKE2 config sets data-dir {dd}, but files were read under {}",
-                    paths.data_dir
-                ),
-            ));
-        }
+    if let Some(dd) = &rke2.data_dir
+        && dd.trim_end_matches('/') != paths.data_dir
+    {
+        out.push(Finding::warn(
+            "data-dir",
+            n,
+            format!(
+                "RKE2 config sets data-dir {dd}, but files were read under {}",
+                paths.data_dir
+            ),
+        ));
     }
 
     // Driver, nouveau, Secure Boot.
@@ -361,12 +361,11 @@ pub fn rules(
                 .unwrap_or("?")
                 .to_string();
             let mut f = Finding::ok("driver", n, format!("NVIDIA kernel driver {version} loaded"));
-            if let Some(label) = &node.gpu.driver_version {
-                if label != &version {
+            if let Some(label) = &node.gpu.driver_version
+                && label != &version {
                     f = Finding::warn("driver", n, format!("kernel driver {version} differs from the node label {label}: an upgrade under running pods gives `Driver/library version mismatch`"))
                         .fix("reboot the node, or restart the operand pods after driver upgrades");
                 }
-            }
             if driver_enabled == Some(true) && node.gpu.deploy_driver.as_deref() != Some("pre-installed") {
                 f = Finding::warn("driver", n, format!("a host driver ({version}) is loaded while the operator's driver.enabled=true and the node is not labelled pre-installed"))
                     .evidence("source: reference section 6 row 10 (gpu-operator#511, #625)")
@@ -389,13 +388,14 @@ pub fn rules(
                 .fix("printf 'blacklist nouveau\\noptions nouveau modeset=0\\n' > /etc/modprobe.d/blacklist-nouveau.conf && update-initramfs -u && reboot"),
         );
     }
-    if let Some(Some(bytes)) = probe.binary.get(SECURE_BOOT_VAR) {
-        if bytes.last() == Some(&1) && driver_enabled == Some(true) {
-            out.push(
+    if let Some(Some(bytes)) = probe.binary.get(SECURE_BOOT_VAR)
+        && bytes.last() == Some(&1)
+        && driver_enabled == Some(true)
+    {
+        out.push(
                 Finding::warn("secure-boot", n, "Secure Boot is on and the operator builds the driver: unsigned modules are rejected (`Key was rejected by service`)")
                     .fix("use a pre-installed signed driver (driver.enabled=false), signed precompiled driver images, or disable Secure Boot"),
             );
-        }
     }
     if node.is_rke2_like() && probe.exists(HOST_CONTAINERD_DROPIN) {
         out.push(
@@ -453,11 +453,11 @@ async fn probe_node(agents: &Agents, node: &NodeFacts) -> Result<(NodePaths, Pro
     let mut paths = NodePaths::new(node.distribution, node.args.data_dir.as_deref());
     let mut probe = agents.probe(&pod, &first_probe(&paths)).await?;
     // data-dir in the RKE2 config moves every path: read again there.
-    if let Some(dd) = rke2_config(&paths, &probe).data_dir {
-        if dd.trim_end_matches('/') != paths.data_dir {
-            paths = NodePaths::new(node.distribution, Some(&dd));
-            probe.merge(agents.probe(&pod, &first_probe(&paths)).await?);
-        }
+    if let Some(dd) = rke2_config(&paths, &probe).data_dir
+        && dd.trim_end_matches('/') != paths.data_dir
+    {
+        paths = NodePaths::new(node.distribution, Some(&dd));
+        probe.merge(agents.probe(&pod, &first_probe(&paths)).await?);
     }
     let second = second_probe(&paths, &probe);
     probe.merge(agents.probe(&pod, &second).await?);

@@ -126,19 +126,19 @@ fn render_table(findings: &[Finding], summary: &Summary, out: &OutputOpts) -> St
                     rows.push(vec![String::new(), String::new(), format!("seen: {e}")]);
                 }
             }
-            if let Some(fix) = &f.fix {
-                if f.status >= Status::Warn {
-                    for (i, line) in fix.lines().enumerate() {
-                        rows.push(vec![
-                            String::new(),
-                            String::new(),
-                            if i == 0 {
-                                format!("fix:  {line}")
-                            } else {
-                                format!("      {line}")
-                            },
-                        ]);
-                    }
+            if let Some(fix) = &f.fix
+                && f.status >= Status::Warn
+            {
+                for (i, line) in fix.lines().enumerate() {
+                    rows.push(vec![
+                        String::new(),
+                        String::new(),
+                        if i == 0 {
+                            format!("fix:  {line}")
+                        } else {
+                            format!("      {line}")
+                        },
+                    ]);
                 }
             }
         }

@@ -10,4 +10,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     #[error("{0}")]
     Other(String),
+    /// A verify pod cannot be built from these inputs.
+    #[error("invalid verify pod input: {field}: {reason}")]
+    InvalidVerifySpec { field: &'static str, reason: String },
 }

@@ -416,7 +416,8 @@ fn diagnose_texts(input: &DiagnosisInput<'_>, texts: &[Text]) -> Vec<Diagnosis> 
             "nvidia-container-cli: initialization error",
             "load library failed",
         ],
-    ) {
+    ) && !f.evidence.to_ascii_lowercase().contains("version mismatch")
+    {
         let fix = if f.evidence.contains("libnvidia-ml.so") {
             "the runtime finds no driver libraries at its driver root: with a host driver set driver.enabled=false (and check /proc/driver/nvidia/version), otherwise wait for nvidia-driver-daemonset to be ready".to_string()
         } else {

@@ -97,7 +97,9 @@ fn real_script_output_from_dash_without_nvidia_smi() {
 fn container_without_device_nodes() {
     // h200-580-container/no-device-nodes.txt: `nvidia-smi -L` exit 255
     let body = fixture("nvidia-smi/h200-580-container/no-device-nodes.txt");
-    let log = section("list", &body, 255) + &section("query", &body, 255) + &section("version", &body, 255);
+    let log = section("list", &body, 255)
+        + &section("query", &body, 255)
+        + &section("version", &body, 255);
     let r = parse_smi_log(&log);
     assert_eq!(r.exit_code, Some(255));
     assert_eq!(
@@ -122,23 +124,18 @@ fn each_failure_text_is_classified() {
         (
             "Failed to initialize NVML: Driver/library version mismatch\nNVML library version: 570.195",
             18,
-            |f| {
-                matches!(f, SmiFailure::VersionMismatch { nvml_library_version: Some(v), .. } if v == "570.195")
-            },
+            |f| matches!(f, SmiFailure::VersionMismatch { nvml_library_version: Some(v), .. } if v == "570.195"),
         ),
-        (
-            "No devices were found",
-            6,
-            |f| matches!(f, SmiFailure::NoDevices { .. }),
-        ),
-        (
-            "Failed to initialize NVML: Unknown Error",
-            255,
-            |f| matches!(f, SmiFailure::NvmlUnknownError { .. }),
-        ),
+        ("No devices were found", 6, |f| {
+            matches!(f, SmiFailure::NoDevices { .. })
+        }),
+        ("Failed to initialize NVML: Unknown Error", 255, |f| {
+            matches!(f, SmiFailure::NvmlUnknownError { .. })
+        }),
     ];
     for (text, rc, ok) in cases {
-        let log = section("list", text, rc) + &section("query", text, rc) + &section("version", text, rc);
+        let log =
+            section("list", text, rc) + &section("query", text, rc) + &section("version", text, rc);
         let r = parse_smi_log(&log);
         assert_eq!(r.exit_code, Some(rc), "{text}");
         let f = r.primary_failure().expect("failure");
@@ -153,7 +150,10 @@ fn truncated_inside_the_list_section() {
     let r = parse_smi_log(log);
     assert!(r.truncated);
     assert_eq!(r.exit_code, None);
-    assert_eq!(r.missing_sections, [SectionName::Query, SectionName::Version]);
+    assert_eq!(
+        r.missing_sections,
+        [SectionName::Query, SectionName::Version]
+    );
     // What was printed still counts as evidence.
     assert_eq!(r.gpus.len(), 1);
     assert!(!r.succeeded());
@@ -240,7 +240,9 @@ fn log_without_markers_entrypoint_failed() {
 #[test]
 fn log_without_markers_plain_nvidia_smi_table() {
     // github.com/aws-samples/karpenter-blueprints README @ a6ba5f7c: `kubectl logs pod/nvidia-smi`
-    let r = parse_smi_log(&fixture("real-world/nvidia-smi/r570-t4-kubectl-logs-pod.txt"));
+    let r = parse_smi_log(&fixture(
+        "real-world/nvidia-smi/r570-t4-kubectl-logs-pod.txt",
+    ));
     assert!(!r.markers_found);
     assert_eq!(r.gpus.len(), 1);
     assert_eq!(r.gpus[0].name, "Tesla T4");
@@ -289,12 +291,18 @@ fn vectoradd_cuda_error() {
         r.cuda_error.as_deref(),
         Some("CUDA driver version is insufficient for CUDA runtime version")
     );
-    assert!(r.failure_line.as_deref().is_some_and(|l| l.starts_with("Failed to allocate")));
+    assert!(
+        r.failure_line
+            .as_deref()
+            .is_some_and(|l| l.starts_with("Failed to allocate"))
+    );
 }
 
 #[test]
 fn vectoradd_truncated_log_does_not_pass() {
-    let r = parse_vectoradd_log("[Vector addition of 50000 elements]\nCopy input data from the host memory to the CUDA device\n");
+    let r = parse_vectoradd_log(
+        "[Vector addition of 50000 elements]\nCopy input data from the host memory to the CUDA device\n",
+    );
     assert!(!r.passed);
     assert_eq!(r.failure_line, None);
 }

@@ -20,7 +20,10 @@ fn default_pod() {
     let pod = build_verify_pod(&input()).expect("pod");
     let meta = &pod.metadata;
     assert_eq!(meta.namespace.as_deref(), Some("default"));
-    assert_eq!(meta.name.as_deref(), Some("gpu-verify-gpu-node-1-r20261129a"));
+    assert_eq!(
+        meta.name.as_deref(),
+        Some("gpu-verify-gpu-node-1-r20261129a")
+    );
     let labels = meta.labels.as_ref().expect("labels");
     assert_eq!(labels["app.kubernetes.io/name"], "kubectl-gpu");
     assert_eq!(labels["app.kubernetes.io/managed-by"], "kubectl-gpu");
@@ -51,7 +54,10 @@ fn default_pod() {
     let c = &spec.containers[0];
     assert_eq!(c.name, "verify");
     assert_eq!(c.image.as_deref(), Some(DEFAULT_SMI_IMAGE));
-    assert_eq!(DEFAULT_SMI_IMAGE, "nvcr.io/nvidia/cuda:13.0.1-base-ubuntu24.04");
+    assert_eq!(
+        DEFAULT_SMI_IMAGE,
+        "nvcr.io/nvidia/cuda:13.0.1-base-ubuntu24.04"
+    );
     let cmd = c.command.as_ref().expect("command");
     assert_eq!(cmd[..2], ["sh".to_string(), "-c".to_string()]);
     assert_eq!(cmd[2], verify_script());
@@ -59,7 +65,10 @@ fn default_pod() {
     let res = c.resources.as_ref().expect("resources");
     let one = Quantity("1".into());
     assert_eq!(res.limits.as_ref().expect("limits")["nvidia.com/gpu"], one);
-    assert_eq!(res.requests.as_ref().expect("requests")["nvidia.com/gpu"], one);
+    assert_eq!(
+        res.requests.as_ref().expect("requests")["nvidia.com/gpu"],
+        one
+    );
 
     let sc = c.security_context.as_ref().expect("securityContext");
     assert_eq!(sc.allow_privilege_escalation, Some(false));
@@ -78,7 +87,10 @@ fn serialises_with_kubernetes_field_names() {
     let v = serde_json::to_value(&pod).expect("json");
     assert_eq!(v["spec"]["restartPolicy"], "Never");
     assert_eq!(v["spec"]["nodeName"], "gpu-node-1");
-    assert_eq!(v["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"], "1");
+    assert_eq!(
+        v["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"],
+        "1"
+    );
     assert!(v["spec"].get("runtimeClassName").is_none());
 }
 
@@ -142,19 +154,26 @@ fn tolerate_all_only_on_request() {
     i.tolerate_all_taints = true;
     let pod = build_verify_pod(&i).expect("pod");
     let tol = pod.spec.expect("spec").tolerations.expect("tol");
-    assert!(tol
-        .iter()
-        .any(|t| t.key.is_none() && t.operator.as_deref() == Some("Exists")));
+    assert!(
+        tol.iter()
+            .any(|t| t.key.is_none() && t.operator.as_deref() == Some("Exists"))
+    );
 }
 
 #[test]
 fn invalid_inputs_are_refused() {
     let cases: Vec<(&str, Box<dyn Fn(&mut VerifySpecInput)>)> = vec![
         ("gpus", Box::new(|i| i.gpus = 0)),
-        ("resource_name", Box::new(|i| i.resource_name = "gpu".into())),
+        (
+            "resource_name",
+            Box::new(|i| i.resource_name = "gpu".into()),
+        ),
         ("run_id", Box::new(|i| i.run_id = "has space".into())),
         ("namespace", Box::new(|i| i.namespace = "Bad_NS".into())),
-        ("active_deadline_seconds", Box::new(|i| i.active_deadline_seconds = 0)),
+        (
+            "active_deadline_seconds",
+            Box::new(|i| i.active_deadline_seconds = 0),
+        ),
         ("node_name", Box::new(|i| i.node_name = String::new())),
         ("image", Box::new(|i| i.image = Some(" ".into()))),
         ("run_as_user", Box::new(|i| i.run_as_user = Some(0))),

@@ -113,7 +113,8 @@ fn container_without_device_nodes() {
 
 #[test]
 fn each_failure_text_is_classified() {
-    let cases: [(&str, i32, fn(&SmiFailure) -> bool); 4] = [
+    type Case = (&'static str, i32, fn(&SmiFailure) -> bool);
+    let cases: [Case; 4] = [
         // reference §7.1 item 5
         (
             "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.",

@@ -545,7 +545,10 @@ fn diagnose_texts(input: &DiagnosisInput<'_>, texts: &[Text]) -> Vec<Diagnosis> 
         ));
     }
 
-    if let Some(f) = find(texts, &["Failed to initialize NVML:"]) {
+    if let Some(f) = find(texts, &["Failed to initialize NVML:"])
+        && !f.evidence.to_ascii_lowercase().contains("unknown error")
+        && !f.evidence.to_ascii_lowercase().contains("version mismatch")
+    {
         push(
             &mut out,
             mk(

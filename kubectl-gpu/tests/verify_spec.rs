@@ -162,7 +162,8 @@ fn tolerate_all_only_on_request() {
 
 #[test]
 fn invalid_inputs_are_refused() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut VerifySpecInput)>)> = vec![
+    type Mutate = Box<dyn Fn(&mut VerifySpecInput)>;
+    let cases: Vec<(&str, Mutate)> = vec![
         ("gpus", Box::new(|i| i.gpus = 0)),
         (
             "resource_name",

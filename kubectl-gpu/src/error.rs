@@ -52,6 +52,9 @@ pub enum Error {
 
     #[error("{0}")]
     Other(String),
+    /// A verify pod cannot be built from these inputs.
+    #[error("invalid verify pod input: {field}: {reason}")]
+    InvalidVerifySpec { field: &'static str, reason: String },
 }
 
 impl Error {

@@ -101,7 +101,11 @@ pub enum Error {
     #[error(
         "{path}: drop-in config version {dropin} higher than root config version {root}; set `version = {root}` in the drop-in"
     )]
-    DropInVersionTooHigh { path: String, dropin: i64, root: i64 },
+    DropInVersionTooHigh {
+        path: String,
+        dropin: i64,
+        root: i64,
+    },
 
     /// An RKE2 config file (`config.yaml`, `config.yaml.d/*.yaml`) does not parse.
     #[error("{path}: invalid RKE2 config YAML: {reason}")]

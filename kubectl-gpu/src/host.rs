@@ -327,7 +327,10 @@ impl Host for LocalRoot {
     async fn write_atomic(&self, path: &str, content: &[u8], mode: u32) -> Result<()> {
         let p = self.resolve(path)?;
         let content = content.to_vec();
-        blocking("write", path, move || write_atomic_blocking(&p, &content, mode)).await
+        blocking("write", path, move || {
+            write_atomic_blocking(&p, &content, mode)
+        })
+        .await
     }
 
     async fn backup(&self, path: &str, stamp: &BackupStamp) -> Result<String> {
@@ -416,7 +419,12 @@ mod tests {
     fn stamp_parse_roundtrip_and_rejects() {
         let s = BackupStamp::from_unix(1_787_998_500);
         assert_eq!(BackupStamp::parse(s.as_str()), Some(s));
-        for bad in ["", "20260829T101500", "20261329T101500Z", "2026082xT101500Z"] {
+        for bad in [
+            "",
+            "20260829T101500",
+            "20261329T101500Z",
+            "2026082xT101500Z",
+        ] {
             assert_eq!(BackupStamp::parse(bad), None, "{bad}");
         }
     }
@@ -426,22 +434,40 @@ mod tests {
         let st = BackupStamp::from_unix(0);
         let p = "/etc/a/config.toml.tmpl";
         let b = backup_path(p, &st);
-        assert_eq!(b, "/etc/a/config.toml.tmpl.bak-kubectl-gpu-19700101T000000Z");
+        assert_eq!(
+            b,
+            "/etc/a/config.toml.tmpl.bak-kubectl-gpu-19700101T000000Z"
+        );
         assert_eq!(parse_backup_path(p, &b), Some(st.clone()));
         assert_eq!(
             parse_backup_path(p, "config.toml.tmpl.bak-kubectl-gpu-19700101T000000Z"),
             Some(st)
         );
-        assert_eq!(parse_backup_path(p, "/other/config.toml.tmpl.bak-kubectl-gpu-19700101T000000Z"), None);
-        assert_eq!(parse_backup_path(p, "config.toml.bak-kubectl-gpu-19700101T000000Z"), None);
+        assert_eq!(
+            parse_backup_path(
+                p,
+                "/other/config.toml.tmpl.bak-kubectl-gpu-19700101T000000Z"
+            ),
+            None
+        );
+        assert_eq!(
+            parse_backup_path(p, "config.toml.bak-kubectl-gpu-19700101T000000Z"),
+            None
+        );
     }
 
     #[test]
     fn resolve_refuses_relative_and_dotdot() {
         let r = LocalRoot::new("/tmp/x");
         assert!(matches!(r.resolve("etc/x"), Err(Error::HostPath { .. })));
-        assert!(matches!(r.resolve("/etc/../x"), Err(Error::HostPath { .. })));
-        assert_eq!(r.resolve("/etc/./x").ok(), Some(PathBuf::from("/tmp/x/etc/x")));
+        assert!(matches!(
+            r.resolve("/etc/../x"),
+            Err(Error::HostPath { .. })
+        ));
+        assert_eq!(
+            r.resolve("/etc/./x").ok(),
+            Some(PathBuf::from("/tmp/x/etc/x"))
+        );
     }
 
     #[tokio::test]
@@ -464,7 +490,10 @@ mod tests {
         // Same content again: fine and idempotent.
         assert_eq!(h.backup(p, &st).await?, b);
         h.write_atomic(p, b"new\n", 0o644).await?;
-        assert!(h.backup(p, &st).await.is_err(), "other content under the same name");
+        assert!(
+            h.backup(p, &st).await.is_err(),
+            "other content under the same name"
+        );
         assert_eq!(h.read(&b).await?.as_deref(), Some(&b"old\n"[..]));
         let names = h
             .list_dir("/var/lib/rancher/rke2/agent/etc/containerd")
@@ -484,7 +513,9 @@ mod tests {
             Err(Error::HostCommand { .. })
         ));
         let h = h.with_commands(true);
-        let out = h.run(&["sh".into(), "-c".into(), "echo hi; exit 3".into()]).await?;
+        let out = h
+            .run(&["sh".into(), "-c".into(), "echo hi; exit 3".into()])
+            .await?;
         assert_eq!((out.exit, out.stdout.as_slice()), (3, &b"hi\n"[..]));
         Ok(())
     }

@@ -302,7 +302,12 @@ fn runtime_entry(name: &str, t: &dyn TableLike) -> RuntimeEntry {
     if let Some(o) = opts {
         for (k, v) in o.iter() {
             if let Some(v) = v.as_value() {
-                options.insert(k.to_owned(), v.to_string().trim().to_owned());
+                // Normalise string quoting ('…' vs "…") so equal values compare equal.
+                let text = match v.as_str() {
+                    Some(s) => toml_edit::Value::from(s).to_string(),
+                    None => v.to_string(),
+                };
+                options.insert(k.to_owned(), text.trim().to_owned());
             }
         }
     }

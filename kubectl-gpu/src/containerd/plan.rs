@@ -659,16 +659,29 @@ impl Ctx<'_> {
         }
     }
 
-    fn generated_shows_desired(&self) -> bool {
+    /// Whether the config containerd loads (the generated config, merged
+    /// with the imported drop-ins when there are some) shows the desired
+    /// runtime. In drop-in mode a pending restart cannot be seen in files.
+    fn generated_shows_desired(&self, with_drop_ins: bool) -> bool {
         let d = &self.desired;
-        runtime_matches(
-            self.generated.runtime(&d.name).as_ref(),
-            &d.binary.path,
-            d.systemd,
-        )
-        .is_ok()
-            && (!d.set_as_default
-                || self.generated.default_runtime_name().as_deref() == Some(d.name.as_str()))
+        let merged;
+        let cfg = if with_drop_ins {
+            match effective_config(
+                self.generated.path(),
+                &self.input.state.generated_config,
+                &self.input.state.drop_ins,
+            ) {
+                Ok(c) => {
+                    merged = c;
+                    &merged
+                }
+                Err(_) => return false,
+            }
+        } else {
+            &self.generated
+        };
+        runtime_matches(cfg.runtime(&d.name).as_ref(), &d.binary.path, d.systemd).is_ok()
+            && (!d.set_as_default || cfg.default_runtime_name().as_deref() == Some(d.name.as_str()))
     }
 
     fn finish(
@@ -680,7 +693,7 @@ impl Ctx<'_> {
     ) -> Plan {
         let restart = if !changes.is_empty() {
             Some(restart)
-        } else if self.generated_shows_desired() {
+        } else if self.generated_shows_desired(drop_in_dir.is_some()) {
             self.reasons.push(
                 "the generated config already shows the runtime as intended: nothing to do".into(),
             );
@@ -1330,6 +1343,32 @@ fn plan_template(mut ctx: Ctx, t: TemplateTarget) -> Result<Plan> {
     Ok(ctx.finish(Some(Method::Template), changes, Restart::Rke2, None))
 }
 
+fn max_position(t: &Table) -> isize {
+    t.iter()
+        .filter_map(|(_, i)| match i {
+            Item::Table(sub) => Some(sub.position().unwrap_or(0).max(max_position(sub))),
+            Item::ArrayOfTables(a) => a
+                .iter()
+                .map(|sub| sub.position().unwrap_or(0).max(max_position(sub)))
+                .max(),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+fn place_unpositioned_last(t: &mut Table, next: &mut isize) {
+    for (_, item) in t.iter_mut() {
+        if let Item::Table(sub) = item {
+            if sub.position().is_none() {
+                sub.set_position(Some(*next));
+                *next += 1;
+            }
+            place_unpositioned_last(sub, next);
+        }
+    }
+}
+
 /// Generic containerd (not RKE2): a drop-in when the config imports a glob
 /// and containerd merges drop-ins, else an in-place edit of the config.
 fn plan_generic(input: &PlanInput) -> Result<Plan> {
@@ -1440,10 +1479,15 @@ fn plan_config_file(mut ctx: Ctx, path: String) -> Result<Plan> {
             .get_mut("plugins")
             .and_then(|p| p.get_mut(cri_runtime_plugin(v)))
             .and_then(|p| p.get_mut("containerd"))
+            && t.is_implicit()
         {
             t.set_implicit(false);
+            t.set_position(None);
         }
     }
+    // New tables go after the existing text, which stays as it was.
+    let mut next = max_position(doc.as_table()) + 1;
+    place_unpositioned_last(doc.as_table_mut(), &mut next);
     let new = doc.to_string();
     ContainerdConfig::parse(&path, &new)?;
     ctx.reasons.push(format!(

@@ -213,9 +213,7 @@ fn apply(state: &mut NodeState, p: &Plan) {
                 let name = x.rsplit('/').next().unwrap_or(x).to_owned();
                 set(&mut state.drop_ins, &name, new);
             }
-            x if x == "/etc/containerd/config.toml" => {
-                state.generated_config = new.unwrap_or_default()
-            }
+            "/etc/containerd/config.toml" => state.generated_config = new.unwrap_or_default(),
             other => panic!("unexpected path {other}"),
         }
     }

@@ -474,7 +474,7 @@ pub fn compute_values(
             out.set(
                 "toolkit.version",
                 Value::String(tv.into()),
-                format!("{chart_desc}: {}", f.note),
+                format!("{} ({chart_desc})", f.note),
                 f.source,
             );
         }
@@ -482,7 +482,7 @@ pub fn compute_values(
             out.set(
                 "devicePlugin.env",
                 env_list(&owned(f.device_plugin_env)),
-                format!("{chart_desc} on RKE2: {}", f.note),
+                format!("{} ({chart_desc})", f.note),
                 f.source,
             );
         }

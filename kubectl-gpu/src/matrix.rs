@@ -606,6 +606,132 @@ pub fn nri_supported(chart: Triple, containerd: Option<Triple>) -> bool {
             .is_some_and(|c| (c.major == 1 && c.minor == 7 && c.patch >= 30) || c >= t(2, 1, 0))
 }
 
+// ---------------------------------------------------------------------------
+// Values `helm rke2gpu` sets, by chart version
+// ---------------------------------------------------------------------------
+
+/// An environment variable passed to an operand through the chart
+/// (`toolkit.env`, `devicePlugin.env`). Values are always strings, booleans
+/// included (`"false"`), as Kubernetes env values must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct EnvVar {
+    pub name: &'static str,
+    pub value: &'static str,
+}
+
+/// The toolkit env every RKE2/K3s install gets: the socket only. The toolkit
+/// then SIGHUPs the containerd that owns this socket, RKE2 restarts it and
+/// re-renders its own config with the detected `nvidia` runtimes.
+pub const RKE2_SOCKET_ENV: EnvVar = EnvVar {
+    name: "CONTAINERD_SOCKET",
+    value: RKE2_CONTAINERD_SOCKET,
+};
+
+/// Where [`RKE2_SOCKET_ENV`] comes from.
+pub const RKE2_SOCKET_ENV_SOURCE: &str = "rke2-docs add-ons/gpu_operators.md (every tab: toolkit.env CONTAINERD_SOCKET=/run/k3s/containerd/containerd.sock only); k3s pkg/agent/config/config_linux.go (socket path)";
+
+/// Values RKE2 needs on top of the socket for a range of chart versions.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rke2ChartValues {
+    pub from: Triple,
+    /// Inclusive upper bound.
+    pub to: Triple,
+    /// Extra `toolkit.env` entries, after the socket.
+    pub toolkit_env: &'static [EnvVar],
+    /// `devicePlugin.env` entries.
+    pub device_plugin_env: &'static [EnvVar],
+    /// A `toolkit.version` to pin instead of the chart's default.
+    pub toolkit_version: Option<&'static str>,
+    /// The [`ChartDefect::id`] these values work around, if any.
+    pub fixes_defect: Option<&'static str>,
+    /// Force `cdi.enabled=false` (CDI is broken on RKE2 with this chart).
+    pub cdi_off: bool,
+    /// Pods need `runtimeClassName: nvidia` (or RKE2 `default-runtime: nvidia`).
+    pub needs_runtime_class: bool,
+    pub note: &'static str,
+    pub source: &'static str,
+}
+
+/// Per-chart-version RKE2 values, oldest first.
+pub const RKE2_CHART_VALUES: &[Rke2ChartValues] = &[
+    Rke2ChartValues {
+        from: t(24, 9, 0),
+        to: t(24, 9, 0),
+        toolkit_env: &[],
+        device_plugin_env: &[],
+        toolkit_version: Some("v1.17.1-ubuntu20.04"),
+        fixes_defect: Some("toolkit-1.17.0-containerd-not-on-path"),
+        cdi_off: false,
+        needs_runtime_class: true,
+        note: "chart v24.9.0's toolkit v1.17.0 fails on RKE2/K3s; NVIDIA's workaround pins toolkit v1.17.1",
+        source: "gpu-operator release-notes.rst 24.9.0 known limitation (workaround --set toolkit.version=v1.17.1-ubuntu20.04), fixed in 24.9.1",
+    },
+    Rke2ChartValues {
+        from: t(25, 3, 0),
+        to: t(25, 3, 999),
+        toolkit_env: &[
+            EnvVar {
+                name: "ACCEPT_NVIDIA_VISIBLE_DEVICES_ENVVAR_WHEN_UNPRIVILEGED",
+                value: "false",
+            },
+            EnvVar {
+                name: "ACCEPT_NVIDIA_VISIBLE_DEVICES_AS_VOLUME_MOUNTS",
+                value: "true",
+            },
+        ],
+        device_plugin_env: &[EnvVar {
+            name: "DEVICE_LIST_STRATEGY",
+            value: "volume-mounts",
+        }],
+        toolkit_version: None,
+        fixes_defect: None,
+        cdi_off: true,
+        needs_runtime_class: true,
+        note: "chart v25.3.x on RKE2: GPU isolation through volume mounts, CDI off, test pods need runtimeClassName: nvidia",
+        source: "rke2-docs add-ons/gpu_operators.md tab v25.3.x (chart v25.3.4); gpu-operator release-notes.rst 25.3.1/25.3.2 known issues (CDI not operational with RKE2)",
+    },
+];
+
+/// The per-version RKE2 values that apply to a chart version.
+pub fn rke2_chart_values(version: Triple) -> impl Iterator<Item = &'static Rke2ChartValues> {
+    RKE2_CHART_VALUES
+        .iter()
+        .filter(move |r| version >= r.from && version <= r.to)
+}
+
+/// The `CONTAINERD_RUNTIME_CLASS` and `CONTAINERD_SET_AS_DEFAULT` values of
+/// the 2021-era recipe; `CONTAINERD_CONFIG` is the node's `config.toml.tmpl`
+/// ([`NodePaths::template_v2`]) and `CONTAINERD_SOCKET` the RKE2 socket.
+/// They make the toolkit write a static template that freezes RKE2's config
+/// (reference section 6 row 4): only behind an explicit opt-in.
+pub const LEGACY_2021_TOOLKIT_ENV: &[EnvVar] = &[
+    EnvVar {
+        name: "CONTAINERD_RUNTIME_CLASS",
+        value: "nvidia",
+    },
+    EnvVar {
+        name: "CONTAINERD_SET_AS_DEFAULT",
+        value: "true",
+    },
+];
+
+/// Where the 2021-era values come from.
+pub const LEGACY_2021_SOURCE: &str = "NVIDIA cloud-native-docs getting-started.rst before commit ff98a125 (Jan 2023 – Sep 2024; config.toml.tmpl); The New Stack article (Nov 2021); gpu-operator#473";
+
+/// The 2021-era `operator.defaultRuntime` value (chart ≤ v24.9.2 only:
+/// [`ChartRow::has_default_runtime_value`]).
+pub const LEGACY_2021_DEFAULT_RUNTIME: &str = "containerd";
+
+/// The Pod Security Admission level the GPU Operator's namespace needs on
+/// RKE2 with `profile: cis` (which enforces `restricted` cluster-wide).
+pub const PSA_PRIVILEGED: &str = "privileged";
+
+/// Where [`PSA_PRIVILEGED`] comes from.
+pub const PSA_CIS_SOURCE: &str = "rancher/rke2 pkg/rke2/psa.go (profile: cis enforces restricted except kube-system, cis-operator-system, tigera-operator); reference section 6 row 14";
+
+/// The NRI plugin's status: NVIDIA calls it experimental.
+pub const NRI_SOURCE: &str = "gpu-operator release-notes.rst 26.3.0 (NRI plugin; containerd v1.7.30+, 2.1.x, 2.2.x), commit 5745476d (\"not yet GA, and not recommended for production use\"); rke2-docs gpu_operators.md tab v26.3.x with NRI";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -778,5 +904,30 @@ mod tests {
         assert_eq!(p.socket, "/run/k3s/containerd/containerd.sock");
         let p = NodePaths::new(Distribution::K3s, None);
         assert_eq!(p.config_yaml, "/etc/rancher/k3s/config.yaml");
+    }
+
+    #[test]
+    fn rke2_chart_values_by_version() {
+        // release-notes.rst 24.9.0 known limitation: pin toolkit v1.17.1 on 24.9.0 only
+        let v: Vec<_> = rke2_chart_values(t(24, 9, 0)).collect();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].toolkit_version, Some("v1.17.1-ubuntu20.04"));
+        assert!(chart_defects(t(24, 9, 0)).any(|d| Some(d.id) == v[0].fixes_defect));
+        assert_eq!(rke2_chart_values(t(24, 9, 1)).count(), 0);
+        // rke2-docs tab v25.3.x: two ACCEPT_* toolkit envs and DEVICE_LIST_STRATEGY
+        for c in [t(25, 3, 0), t(25, 3, 4)] {
+            let v: Vec<_> = rke2_chart_values(c).collect();
+            assert_eq!(v.len(), 1);
+            assert_eq!(v[0].toolkit_env.len(), 2);
+            assert_eq!(v[0].toolkit_env[0].value, "false");
+            assert_eq!(v[0].device_plugin_env[0].value, "volume-mounts");
+            assert!(v[0].cdi_off);
+        }
+        assert_eq!(rke2_chart_values(t(25, 10, 1)).count(), 0);
+        assert_eq!(rke2_chart_values(t(24, 9, 2)).count(), 0);
+        assert_eq!(RKE2_SOCKET_ENV.value, "/run/k3s/containerd/containerd.sock");
+        for row in RKE2_CHART_VALUES {
+            assert!(!row.source.is_empty());
+        }
     }
 }

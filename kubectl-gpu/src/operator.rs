@@ -44,6 +44,8 @@ pub struct OperatorFacts {
     pub chart_version: Option<Triple>,
     pub chart_version_raw: Option<String>,
     pub chart_version_source: Option<String>,
+    /// A Helm release Secret that could not be decoded.
+    pub release_error: Option<String>,
     pub namespace_labels: BTreeMap<String, String>,
     pub cluster_policy: Option<String>,
     pub cluster_policy_state: Option<String>,
@@ -170,8 +172,14 @@ impl OperatorFacts {
             ..Default::default()
         };
         // Chart version: the Helm release (most precise), else the Deployment's helm.sh/chart label.
-        if let Some(release) = crate::helm::release::latest_gpu_operator_release(&ops.helm_secrets)
-        {
+        let release = match crate::helm::release::find_gpu_operator(&ops.helm_secrets) {
+            Ok(r) => r,
+            Err(e) => {
+                facts.release_error = Some(e.to_string());
+                None
+            }
+        };
+        if let Some(release) = release {
             facts.release = Some(release.name.clone());
             facts.chart_version = Triple::parse_loose(&release.chart_version);
             facts.chart_version_raw = Some(release.chart_version.clone());

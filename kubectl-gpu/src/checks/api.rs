@@ -186,6 +186,19 @@ fn chart_version(view: &ClusterView) -> Vec<Finding> {
             .fix("grant get/list on secrets in the operator namespace, or label the Deployment")];
     };
     let mut out = Vec::new();
+    if let Some(e) = &op.release_error {
+        out.push(
+            Finding::warn(
+                "operator-chart-version",
+                None,
+                format!(
+                    "the Helm release could not be decoded; version taken from {}",
+                    op.chart_version_source.as_deref().unwrap_or("labels")
+                ),
+            )
+            .evidence(e.clone()),
+        );
+    }
     let on_rke2 = rke2_nodes(view).next().is_some();
     let mut bad = false;
     for defect in matrix::chart_defects(version) {

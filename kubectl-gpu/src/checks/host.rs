@@ -8,6 +8,7 @@ use super::Finding;
 use super::api::ClusterView;
 use crate::agent::{AgentOptions, Agents, ProbeRequest, ProbeResult};
 use crate::client::Kube;
+use crate::containerd::model::ContainerdConfig;
 use crate::error::Result;
 use crate::facts::NodeFacts;
 use crate::matrix::{self, NodePaths};
@@ -55,81 +56,6 @@ impl Rke2Config {
     }
 }
 
-/// A containerd runtime table as rendered in a config.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct RenderedRuntime {
-    pub name: String,
-    pub binary: Option<String>,
-}
-
-/// What the generated containerd config says about runtimes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct GeneratedConfig {
-    pub version: i64,
-    pub runtimes: Vec<RenderedRuntime>,
-    pub default_runtime: Option<String>,
-    pub imports: Vec<String>,
-}
-
-impl GeneratedConfig {
-    /// Reads the runtime tables of a v2 or v3 config.
-    pub fn parse(text: &str) -> std::result::Result<Self, String> {
-        let doc: toml_edit::DocumentMut = text
-            .parse()
-            .map_err(|e: toml_edit::TomlError| e.to_string())?;
-        let version = doc.get("version").and_then(|v| v.as_integer()).unwrap_or(1);
-        let plugin = match version {
-            1 => "cri",
-            2 => "io.containerd.grpc.v1.cri",
-            _ => "io.containerd.cri.v1.runtime",
-        };
-        let containerd = doc
-            .get("plugins")
-            .and_then(|p| p.get(plugin))
-            .and_then(|c| c.get("containerd"));
-        let mut runtimes = Vec::new();
-        if let Some(table) = containerd
-            .and_then(|c| c.get("runtimes"))
-            .and_then(|r| r.as_table_like())
-        {
-            for (name, item) in table.iter() {
-                let binary = item
-                    .get("options")
-                    .and_then(|o| o.get("BinaryName"))
-                    .and_then(|b| b.as_str())
-                    .map(str::to_string);
-                runtimes.push(RenderedRuntime {
-                    name: name.to_string(),
-                    binary,
-                });
-            }
-        }
-        let default_runtime = containerd
-            .and_then(|c| c.get("default_runtime_name"))
-            .and_then(|d| d.as_str())
-            .map(str::to_string);
-        let imports = doc
-            .get("imports")
-            .and_then(|i| i.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(GeneratedConfig {
-            version,
-            runtimes,
-            default_runtime,
-            imports,
-        })
-    }
-
-    pub fn runtime(&self, name: &str) -> Option<&RenderedRuntime> {
-        self.runtimes.iter().find(|r| r.name == name)
-    }
-}
-
 /// The host paths `--deep` reads for a node, given its data dir.
 pub fn first_probe(paths: &NodePaths) -> ProbeRequest {
     ProbeRequest {
@@ -166,10 +92,10 @@ pub fn second_probe(paths: &NodePaths, first: &ProbeResult) -> ProbeRequest {
     }
     if let Some(cfg) = first
         .file(&paths.generated_config)
-        .and_then(|t| GeneratedConfig::parse(t).ok())
+        .and_then(|t| ContainerdConfig::parse(&paths.generated_config, t).ok())
     {
         req.exists
-            .extend(cfg.runtimes.into_iter().filter_map(|r| r.binary));
+            .extend(cfg.runtimes().into_iter().filter_map(|r| r.binary_name));
     }
     req
 }
@@ -215,28 +141,28 @@ pub fn rules(
 
     // The generated config and its nvidia runtime.
     let generated = probe.file(&paths.generated_config);
-    let parsed = generated.map(GeneratedConfig::parse);
+    let parsed = generated.map(|t| ContainerdConfig::parse(&paths.generated_config, t));
     match &parsed {
         None => out.push(
             Finding::fail("generated-config", n, format!("no generated containerd config at {}", paths.generated_config))
                 .fix(format!("is {unit} running, and is data-dir right? RKE2 config says data-dir: {}", rke2.data_dir.as_deref().unwrap_or(matrix::RKE2_DATA_DIR))),
         ),
         Some(Err(e)) => out.push(
-            Finding::fail("generated-config", n, format!("{} does not parse as TOML: {e}", paths.generated_config))
+            Finding::fail("generated-config", n, format!("the generated config does not parse: {e}"))
                 .fix(format!("a user template renders invalid TOML: check {} and {}, then systemctl restart {unit}", paths.template_v3, paths.template_v2)),
         ),
         Some(Ok(cfg)) => {
             out.push(Finding::ok(
                 "generated-config",
                 n,
-                format!("{} is version {} with runtimes [{}]", paths.generated_config, cfg.version, cfg.runtimes.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")),
+                format!("{} is version {} with runtimes [{}]", paths.generated_config, cfg.version(), cfg.runtimes().iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")),
             ));
             if nri {
                 out.push(Finding::skipped("nvidia-runtime", n, "NRI plugin mode: no nvidia runtime in containerd is expected"));
             } else {
                 match cfg.runtime("nvidia") {
                     Some(rt) => {
-                        let bin = rt.binary.clone().unwrap_or_default();
+                        let bin = rt.binary_name.clone().unwrap_or_default();
                         if bin.is_empty() {
                             out.push(Finding::fail("nvidia-runtime", n, "runtime nvidia is rendered without options.BinaryName").fix(format!("kubectl gpu patch-containerd --node {}", node.name)));
                         } else if probe.exists(&bin) {
@@ -266,7 +192,7 @@ pub fn rules(
                     ),
                 }
             }
-            if let Some(d) = &cfg.default_runtime {
+            if let Some(d) = &cfg.default_runtime_name() {
                 out.push(Finding::ok("default-runtime", n, format!("default_runtime_name = {d}")));
             }
             // Drop-in versions must not exceed the root's.
@@ -274,10 +200,10 @@ pub fn rules(
                 for name in probe.dir(dir).unwrap_or_default() {
                     let path = format!("{dir}/{name}");
                     let Some(text) = probe.file(&path) else { continue };
-                    match GeneratedConfig::parse(text) {
-                        Ok(d) if d.version > cfg.version => out.push(
-                            Finding::fail("drop-in-version", n, format!("{path} has version = {} above the root config's {}: containerd 2.3.0–2.3.4 refuse to start, others silently skip migration", d.version, cfg.version))
-                                .fix(format!("set version = {} in {path}", cfg.version)),
+                    match ContainerdConfig::parse(&path, text) {
+                        Ok(d) if d.version() > cfg.version() => out.push(
+                            Finding::fail("drop-in-version", n, format!("{path} has version = {} above the root config's {}: containerd 2.3.0–2.3.4 refuse to start, others silently skip migration", d.version(), cfg.version()))
+                                .fix(format!("set version = {} in {path}", cfg.version())),
                         ),
                         Ok(_) => {}
                         Err(e) => out.push(Finding::fail("drop-in-version", n, format!("{path} does not parse: {e}")).fix(format!("fix or remove {path}, then systemctl restart {unit}"))),

@@ -150,7 +150,10 @@ pub struct RuntimeClassDecision {
 }
 
 fn rc_exists(runtime_classes: Option<&[RuntimeClass]>, name: &str) -> Option<bool> {
-    runtime_classes.map(|list| list.iter().any(|r| r.metadata.name.as_deref() == Some(name)))
+    runtime_classes.map(|list| {
+        list.iter()
+            .any(|r| r.metadata.name.as_deref() == Some(name))
+    })
 }
 
 /// Decides `runtimeClassName` for a node: the user's choice, else from the
@@ -205,7 +208,9 @@ pub fn decide_runtime_class(
                 ),
             },
             GpuInjection::RuntimeClass => RuntimeClassDecision {
-                reason: format!("GPU Operator {chart} on {containerd_text} needs runtimeClassName {rc}"),
+                reason: format!(
+                    "GPU Operator {chart} on {containerd_text} needs runtimeClassName {rc}"
+                ),
                 name: Some(rc),
             },
         };
@@ -253,7 +258,9 @@ pub fn select_targets<'a>(
         let mut out: Vec<&Node> = Vec::new();
         for n in picked {
             if !is_gpu(n) {
-                return Err(Error::NotAGpuNode(n.metadata.name.clone().unwrap_or_default()));
+                return Err(Error::NotAGpuNode(
+                    n.metadata.name.clone().unwrap_or_default(),
+                ));
             }
             if !out.iter().any(|o| o.metadata.name == n.metadata.name) {
                 out.push(n);
@@ -266,7 +273,12 @@ pub fn select_targets<'a>(
             format!("{} node(s) matching {sel:?}", matched.len()),
             nodes
                 .iter()
-                .filter(|n| n.metadata.name.as_ref().is_some_and(|m| matched.contains(m)))
+                .filter(|n| {
+                    n.metadata
+                        .name
+                        .as_ref()
+                        .is_some_and(|m| matched.contains(m))
+                })
                 .collect(),
         ),
         None => (format!("{} node(s)", nodes.len()), nodes.iter().collect()),
@@ -500,7 +512,7 @@ impl VerifyReport {
 
 /// Sorts the nodes, runs the run-wide UUID check (marking every node that
 /// shares a UUID with another as failed) and counts.
-pub fn finalize(nodes: &mut Vec<NodeResult>) -> (Vec<Check>, VerifySummary) {
+pub fn finalize(nodes: &mut [NodeResult]) -> (Vec<Check>, VerifySummary) {
     nodes.sort_by(|a, b| a.node.cmp(&b.node));
     let mut cluster_checks = Vec::new();
     let pods: Vec<(usize, PodGpus)> = nodes
@@ -588,13 +600,19 @@ fn gpus_cell(n: &NodeResult) -> String {
 
 fn join_gpus(n: &NodeResult, f: impl Fn(&Gpu) -> Option<String>) -> String {
     let v: Vec<String> = n.gpus.iter().filter_map(f).collect();
-    if v.is_empty() { "-".into() } else { v.join(",") }
+    if v.is_empty() {
+        "-".into()
+    } else {
+        v.join(",")
+    }
 }
 
 /// The kubectl-style table (`-o wide` adds UUIDs, bus ids, memory, MIG
 /// devices and the pod name), fix lines under failing rows, a summary.
 pub fn render_table(report: &VerifyReport, wide: bool, color: bool) -> String {
-    let mut headers = vec!["node", "result", "gpus", "product", "driver", "cuda", "duration"];
+    let mut headers = vec![
+        "node", "result", "gpus", "product", "driver", "cuda", "duration",
+    ];
     if wide {
         headers.extend(["uuids", "bus-ids", "memory", "mig-devices", "pod"]);
     }
@@ -619,7 +637,9 @@ pub fn render_table(report: &VerifyReport, wide: bool, color: bool) -> String {
         if wide {
             row.push(join_gpus(n, |g| g.uuid.clone()));
             row.push(join_gpus(n, |g| g.pci_bus_id.clone()));
-            row.push(join_gpus(n, |g| g.memory_total_mib.map(|m| format!("{m}MiB"))));
+            row.push(join_gpus(n, |g| {
+                g.memory_total_mib.map(|m| format!("{m}MiB"))
+            }));
             let migs: Vec<String> = n
                 .gpus
                 .iter()
@@ -663,7 +683,9 @@ pub fn render_table(report: &VerifyReport, wide: bool, color: bool) -> String {
         s.push_str(&format!(
             ", kept in namespace {}\n  remove with: {}\n",
             report.namespace,
-            cl.delete_command.as_deref().unwrap_or("kubectl gpu cleanup")
+            cl.delete_command
+                .as_deref()
+                .unwrap_or("kubectl gpu cleanup")
         ));
     } else if let Some(ns) = &cl.deleted_namespace {
         s.push_str(&format!(", namespace {ns} removed\n"));
@@ -758,7 +780,9 @@ async fn delete_registered(client: kube::Client, created: &Registry) -> CleanupR
             Ok(Ok(_)) => out.deleted_pods.push(format!("{ns}/{name}")),
             Ok(Err(kube::Error::Api(s))) if s.code == 404 => {}
             Ok(Err(e)) => out.errors.push(format!("delete pod {ns}/{name}: {e}")),
-            Err(_) => out.errors.push(format!("delete pod {ns}/{name}: timed out")),
+            Err(_) => out
+                .errors
+                .push(format!("delete pod {ns}/{name}: timed out")),
         }
     }
     out
@@ -934,7 +958,12 @@ async fn verify_node(ctx: &Ctx, t: Target) -> NodeResult {
     let started = Instant::now();
     let input = spec_input(ctx, &t);
     let node = t.facts.name.clone();
-    let mut r = NodeResult::new(&node, &input.pod_name, &ctx.namespace, input.effective_image());
+    let mut r = NodeResult::new(
+        &node,
+        &input.pod_name,
+        &ctx.namespace,
+        input.effective_image(),
+    );
     r.resource_name = input.resource_name.clone();
     r.gpus_requested = input.gpus;
     r.runtime_class = t.rc.name.clone();
@@ -958,7 +987,8 @@ async fn verify_node(ctx: &Ctx, t: Target) -> NodeResult {
     match api.create(&PostParams::default(), &pod).await {
         Ok(_) => {
             if let Ok(mut reg) = ctx.registry.lock() {
-                reg.pods.push((ctx.namespace.clone(), input.pod_name.clone()));
+                reg.pods
+                    .push((ctx.namespace.clone(), input.pod_name.clone()));
             }
         }
         Err(kube::Error::Api(s)) => create_error = Some(s.message.clone()),
@@ -1182,7 +1212,11 @@ async fn nodes_matching(kube: &Kube, selector: &str) -> Result<BTreeSet<String>>
 }
 
 /// Runs `kubectl gpu verify`.
-pub async fn verify(kube: &Kube, opts: &VerifyOptions, progress: &dyn Progress) -> Result<VerifyReport> {
+pub async fn verify(
+    kube: &Kube,
+    opts: &VerifyOptions,
+    progress: &dyn Progress,
+) -> Result<VerifyReport> {
     if opts.gpus == 0 {
         return Err(Error::Usage("--gpus must be at least 1".into()));
     }
@@ -1329,7 +1363,8 @@ pub async fn verify(kube: &Kube, opts: &VerifyOptions, progress: &dyn Progress) 
                 );
                 r.runtime_class = t.rc.name.clone();
                 r.runtime_class_reason = t.rc.reason.clone();
-                let mut di = DiagnosisInput::new(&t.facts.name, &namespace, input.effective_image());
+                let mut di =
+                    DiagnosisInput::new(&t.facts.name, &namespace, input.effective_image());
                 di.create_error = Some(&s.message);
                 r.diagnoses = diagnose(&di);
                 r.api_requests = u32::from(std::ptr::eq(t, first));
@@ -1414,7 +1449,8 @@ pub async fn cleanup(kube: &Kube, dry_run: bool) -> Result<CleanupReport> {
         snapshot::list_all(&pod_api, &lp),
         snapshot::list_all(&ns_api, &lp)
     );
-    let pods = pods.map_err(kube.err("list pods labelled app.kubernetes.io/managed-by=kubectl-gpu"))?;
+    let pods =
+        pods.map_err(kube.err("list pods labelled app.kubernetes.io/managed-by=kubectl-gpu"))?;
     let namespaces = namespaces
         .map_err(kube.err("list namespaces labelled app.kubernetes.io/managed-by=kubectl-gpu"))?;
     let mut report = CleanupReport {

@@ -1067,48 +1067,11 @@ async fn verify_node(ctx: &Ctx, t: Target) -> NodeResult {
     }
 
     // Evaluate.
-    let request = GpuRequest {
-        resource_name: input.resource_name.clone(),
-        count: input.gpus,
-    };
-    let mut workload_ok = false;
-    if let Some(l) = &log {
-        match ctx.opts.workload {
-            Workload::Smi => {
-                let smi = parse_smi_log(l);
-                r.checks = run_checks(&t.gpu_facts, &request, &smi);
-                workload_ok = smi.succeeded();
-                r.gpus = smi.gpus.clone();
-                r.driver_version = smi.driver_version().map(str::to_string);
-                r.cuda_version = smi
-                    .version
-                    .as_ref()
-                    .and_then(|v| v.cuda_version.clone())
-                    .or_else(|| smi.table.as_ref().and_then(|t| t.cuda_version.clone()));
-                if let Some(g) = smi.gpus.first() {
-                    r.product = Some(g.name.clone());
-                }
-                r.smi = Some(smi);
-            }
-            Workload::VectorAdd => {
-                let va = parse_vectoradd_log(l);
-                let c = check_vectoradd(&node, &va);
-                workload_ok = !c.is_fail();
-                r.checks = vec![c];
-                r.vectoradd = Some(va);
-            }
-        }
+    evaluate_output(&mut r, ctx.opts.workload, &t.gpu_facts, log.as_deref());
+    if create_error.is_some() {
+        r.result = Outcome::Fail;
     }
-    let succeeded = r.phase.as_deref() == Some("Succeeded");
-    let passed = create_error.is_none()
-        && succeeded
-        && !r.timed_out
-        && r.error.is_none()
-        && workload_ok
-        && !r.checks.iter().any(Check::is_fail);
-    r.result = if passed { Outcome::Pass } else { Outcome::Fail };
-
-    if !passed {
+    if r.result == Outcome::Fail {
         if create_error.is_none() {
             requests += 1;
             let ev_api: Api<Event> = Api::namespaced(ctx.kube.client.clone(), &ctx.namespace);
@@ -1120,22 +1083,14 @@ async fn verify_node(ctx: &Ctx, t: Target) -> NodeResult {
                 Ok(list) => events = list.items,
                 Err(e) => tracing::debug!(node = %node, "listing events: {e}"),
             }
-            events.sort_by_key(|e| e.last_timestamp.clone().map(|t| t.0));
         }
-        let mut di = DiagnosisInput::new(&node, &ctx.namespace, input.effective_image());
-        di.resource_name = &input.resource_name;
-        di.runtime_class = input.runtime_class.as_deref();
-        di.pod = last.as_ref();
-        di.events = &events;
-        di.log = log.as_deref();
-        di.create_error = create_error.as_deref();
-        di.timed_out = r.timed_out;
-        r.diagnoses = diagnose(&di);
-        if let Some(e) = &create_error
-            && r.diagnoses.is_empty()
-        {
-            r.error = Some(format!("the API refused the pod: {e}"));
-        }
+        attach_diagnosis(
+            &mut r,
+            last.as_ref(),
+            &events,
+            log.as_deref(),
+            create_error.as_deref(),
+        );
     }
 
     // Delete the pod now unless the namespace goes away at the end anyway.
@@ -1160,6 +1115,87 @@ async fn verify_node(ctx: &Ctx, t: Target) -> NodeResult {
         "verify: API requests for node"
     );
     r
+}
+
+/// Parses the pod's log into `r` (GPUs, versions, checks) and decides
+/// PASS/FAIL from the phase, the timeout, any error and the checks. Pure.
+pub fn evaluate_output(
+    r: &mut NodeResult,
+    workload: Workload,
+    facts: &NodeGpuFacts,
+    log: Option<&str>,
+) {
+    let request = GpuRequest {
+        resource_name: r.resource_name.clone(),
+        count: r.gpus_requested,
+    };
+    let mut workload_ok = false;
+    if let Some(l) = log {
+        match workload {
+            Workload::Smi => {
+                let smi = parse_smi_log(l);
+                r.checks = run_checks(facts, &request, &smi);
+                workload_ok = smi.succeeded();
+                r.gpus = smi.gpus.clone();
+                r.driver_version = smi.driver_version().map(str::to_string);
+                r.cuda_version = smi
+                    .version
+                    .as_ref()
+                    .and_then(|v| v.cuda_version.clone())
+                    .or_else(|| smi.table.as_ref().and_then(|t| t.cuda_version.clone()));
+                if let Some(g) = smi.gpus.first() {
+                    r.product = Some(g.name.clone());
+                }
+                r.smi = Some(smi);
+            }
+            Workload::VectorAdd => {
+                let va = parse_vectoradd_log(l);
+                let c = check_vectoradd(&r.node, &va);
+                workload_ok = !c.is_fail();
+                r.checks = vec![c];
+                r.vectoradd = Some(va);
+            }
+        }
+    }
+    let passed = r.phase.as_deref() == Some("Succeeded")
+        && !r.timed_out
+        && r.error.is_none()
+        && workload_ok
+        && !r.checks.iter().any(Check::is_fail);
+    r.result = if passed { Outcome::Pass } else { Outcome::Fail };
+}
+
+/// Diagnoses a failed node from everything observed (events sorted by
+/// time first). Pure.
+pub fn attach_diagnosis(
+    r: &mut NodeResult,
+    pod: Option<&Pod>,
+    events: &[Event],
+    log: Option<&str>,
+    create_error: Option<&str>,
+) {
+    let mut events = events.to_vec();
+    events.sort_by_key(|e| {
+        e.last_timestamp
+            .clone()
+            .map(|t| t.0)
+            .or_else(|| e.event_time.clone().map(|t| t.0))
+    });
+    let mut di = DiagnosisInput::new(&r.node, &r.namespace, &r.image);
+    di.resource_name = &r.resource_name;
+    di.runtime_class = r.runtime_class.as_deref();
+    di.pod = pod;
+    di.events = &events;
+    di.log = log;
+    di.create_error = create_error;
+    di.timed_out = r.timed_out;
+    let diagnoses = diagnose(&di);
+    if let Some(e) = create_error
+        && diagnoses.is_empty()
+    {
+        r.error = Some(format!("the API refused the pod: {e}"));
+    }
+    r.diagnoses = diagnoses;
 }
 
 fn ms(since: Instant) -> u64 {

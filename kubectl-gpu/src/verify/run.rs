@@ -29,7 +29,7 @@ use super::checks::{
     Check, CheckStatus, GpuRequest, NodeGpuFacts, PodGpus, check_unique_uuids, check_vectoradd,
     run_checks,
 };
-use super::diagnosis::{Diagnosis, DiagnosisInput, diagnose};
+use super::diagnosis::{Diagnosis, DiagnosisInput, DiagnosisKind, diagnose};
 use super::output::{SmiResult, VectorAddResult, parse_smi_log, parse_vectoradd_log};
 use super::spec::{
     APP_NAME, COMPONENT_VERIFY, CONTAINER_NAME, LABEL_COMPONENT, LABEL_MANAGED_BY, LABEL_NAME,
@@ -403,11 +403,18 @@ impl NodeResult {
         if let Some(c) = self.first_failing_check() {
             return c.message.clone();
         }
-        if let Some(d) = self.diagnoses.first() {
+        let known = self
+            .diagnoses
+            .first()
+            .filter(|d| d.kind != DiagnosisKind::Unknown);
+        if let Some(d) = known {
             return d.summary.clone();
         }
         if let Some(e) = &self.error {
             return e.clone();
+        }
+        if let Some(d) = self.diagnoses.first() {
+            return d.summary.clone();
         }
         if self.timed_out {
             return "timed out".into();
@@ -1191,7 +1198,7 @@ pub fn attach_diagnosis(
     di.timed_out = r.timed_out;
     let diagnoses = diagnose(&di);
     if let Some(e) = create_error
-        && diagnoses.is_empty()
+        && diagnoses.iter().all(|d| d.kind == DiagnosisKind::Unknown)
     {
         r.error = Some(format!("the API refused the pod: {e}"));
     }

@@ -444,7 +444,7 @@ impl NodeResult {
         }
         match self.diagnoses.first() {
             Some(d) => {
-                if first.is_some() {
+                if first.is_some_and(|c| c.message != d.summary) {
                     out.push(format!("why:  {}", d.summary));
                 }
                 if first.is_none() && !d.evidence.is_empty() {
@@ -624,8 +624,8 @@ pub fn render_table(report: &VerifyReport, wide: bool, color: bool) -> String {
         headers.extend(["uuids", "bus-ids", "memory", "mig-devices", "pod"]);
     }
     headers.push("detail");
-    let cols = headers.len();
     let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut extras: Vec<Vec<String>> = Vec::new();
     for n in &report.nodes {
         let product = n
             .gpus
@@ -661,13 +661,28 @@ pub fn render_table(report: &VerifyReport, wide: bool, color: bool) -> String {
         }
         row.push(n.detail());
         rows.push(row);
-        for line in n.fix_lines() {
-            let mut extra = vec![String::new(); cols - 1];
-            extra.push(format!("  {line}"));
-            rows.push(extra);
+        extras.push(n.fix_lines());
+    }
+    // Fix lines go under their row, indented to the DETAIL column, outside
+    // the table so that long fixes do not widen it.
+    let table = crate::render::table(&headers, rows);
+    let mut lines = table.lines();
+    let mut s = String::new();
+    let indent = lines
+        .next()
+        .map(|header| {
+            s.push_str(header);
+            s.push('\n');
+            header.find("DETAIL").unwrap_or(0)
+        })
+        .unwrap_or(0);
+    for (line, fixes) in lines.zip(extras) {
+        s.push_str(line);
+        s.push('\n');
+        for f in fixes {
+            s.push_str(&format!("{:indent$}  {f}\n", ""));
         }
     }
-    let mut s = crate::render::table(&headers, rows);
     for c in &report.cluster_checks {
         if c.status != CheckStatus::Pass && !matches!(c.status, CheckStatus::Skipped { .. }) {
             let word = if c.is_fail() { "FAIL" } else { "warn" };
@@ -751,6 +766,8 @@ impl Progress for NoProgress {}
 struct Created {
     namespace: Option<String>,
     pods: Vec<(String, String)>,
+    /// Pods already deleted during the run (`ns/name`).
+    deleted: Vec<String>,
 }
 
 type Registry = Arc<Mutex<Created>>;
@@ -765,11 +782,18 @@ fn delete_params() -> DeleteParams {
 /// Deletes what the registry holds: the namespace (which takes its pods
 /// along) else each pod. Best effort, short timeouts.
 async fn delete_registered(client: kube::Client, created: &Registry) -> CleanupResult {
-    let (namespace, pods) = match created.lock() {
-        Ok(mut c) => (c.namespace.take(), std::mem::take(&mut c.pods)),
+    let (namespace, pods, deleted) = match created.lock() {
+        Ok(mut c) => (
+            c.namespace.take(),
+            std::mem::take(&mut c.pods),
+            std::mem::take(&mut c.deleted),
+        ),
         Err(_) => return CleanupResult::default(),
     };
-    let mut out = CleanupResult::default();
+    let mut out = CleanupResult {
+        deleted_pods: deleted,
+        ..CleanupResult::default()
+    };
     let t = Duration::from_secs(10);
     if let Some(ns) = namespace {
         let api: Api<Namespace> = Api::all(client.clone());
@@ -1107,6 +1131,8 @@ async fn verify_node(ctx: &Ctx, t: Target) -> NodeResult {
             Ok(_) => {
                 if let Ok(mut reg) = ctx.registry.lock() {
                     reg.pods.retain(|(_, n)| n != &input.pod_name);
+                    reg.deleted
+                        .push(format!("{}/{}", ctx.namespace, input.pod_name));
                 }
             }
             Err(kube::Error::Api(s)) if s.code == 404 => {}
@@ -1406,6 +1432,9 @@ pub async fn verify(
                 );
                 r.runtime_class = t.rc.name.clone();
                 r.runtime_class_reason = t.rc.reason.clone();
+                r.product = t.gpu_facts.product_label.clone();
+                r.resource_name = input.resource_name.clone();
+                r.gpus_requested = input.gpus;
                 let mut di =
                     DiagnosisInput::new(&t.facts.name, &namespace, input.effective_image());
                 di.create_error = Some(&s.message);

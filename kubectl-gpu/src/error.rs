@@ -195,13 +195,27 @@ pub enum Error {
     /// A requested combination of values that cannot work on these nodes or this chart.
     #[error("refused: {reason}")]
     ValuesRefused { reason: String },
+
+    /// `--node` names a node without GPUs.
+    #[error(
+        "node {0:?} has no GPUs (no nvidia.com/gpu.present or NFD pci-10de label, no nvidia.com/gpu capacity); list GPU nodes with `kubectl get nodes -l nvidia.com/gpu.present=true`"
+    )]
+    NotAGpuNode(String),
+
+    /// Nothing to verify: no GPU node in the cluster or the selection.
+    #[error("{0}")]
+    NoGpuNodes(String),
+
+    /// The API server rejected a label selector.
+    #[error("invalid label selector {selector:?}: {message}")]
+    InvalidSelector { selector: String, message: String },
 }
 
 impl Error {
     /// The documented exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Node { .. } | Error::Other(_) => EXIT_FAILED,
+            Error::Node { .. } | Error::Other(_) | Error::NoGpuNodes(_) => EXIT_FAILED,
             _ => EXIT_USAGE,
         }
     }

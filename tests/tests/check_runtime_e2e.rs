@@ -38,7 +38,14 @@ fn install_operator(c: &Cluster, extra: &[&str]) {
     let mut cmd = c.helm();
     cmd.args(["upgrade", "--install", RELEASE])
         .arg(&chart)
-        .args(["-n", OP_NS, "--create-namespace", "--wait", "--timeout", "120s"])
+        .args([
+            "-n",
+            OP_NS,
+            "--create-namespace",
+            "--wait",
+            "--timeout",
+            "120s",
+        ])
         .args(SOCKET_VALUES)
         .args(extra);
     c.run_ok(&mut cmd);
@@ -54,38 +61,65 @@ fn install_operator(c: &Cluster, extra: &[&str]) {
     ]));
     // Operand pods on every GPU node are ready.
     c.wait_until(Duration::from_secs(90), "operand pods ready", || {
-        let out = c.kubectl().args(["-n", OP_NS, "get", "pods", "-o", "json"]).output().unwrap();
+        let out = c
+            .kubectl()
+            .args(["-n", OP_NS, "get", "pods", "-o", "json"])
+            .output()
+            .unwrap();
         let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         let pods = v["items"].as_array().cloned().unwrap_or_default();
         !pods.is_empty()
             && pods.iter().all(|p| {
-                p["status"]["conditions"]
-                    .as_array()
-                    .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+                p["status"]["conditions"].as_array().is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
             })
     });
 }
 
 fn gpu(c: &Cluster, args: &[&str]) -> Output {
-    c.kubectl().arg("gpu").args(args).output().expect("run kubectl gpu")
+    c.kubectl()
+        .arg("gpu")
+        .args(args)
+        .output()
+        .expect("run kubectl gpu")
 }
 
 fn json_findings(out: &Output) -> Vec<Value> {
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
     v["findings"].as_array().cloned().unwrap_or_default()
 }
 
-fn find<'a>(findings: &'a [Value], id: &str, node: Option<&str>, status: &str) -> Option<&'a Value> {
-    findings.iter().find(|f| {
-        f["id"] == id && f["status"] == status && node.is_none_or(|n| f["node"] == n)
-    })
+fn find<'a>(
+    findings: &'a [Value],
+    id: &str,
+    node: Option<&str>,
+    status: &str,
+) -> Option<&'a Value> {
+    findings
+        .iter()
+        .find(|f| f["id"] == id && f["status"] == status && node.is_none_or(|n| f["node"] == n))
 }
 
 fn our_pods(c: &Cluster) -> String {
     let out = c
         .kubectl()
-        .args(["get", "pods", "-A", "-l", "app.kubernetes.io/managed-by=kubectl-gpu", "-o", "name"])
+        .args([
+            "get",
+            "pods",
+            "-A",
+            "-l",
+            "app.kubernetes.io/managed-by=kubectl-gpu",
+            "-o",
+            "name",
+        ])
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
@@ -103,13 +137,28 @@ fn healthy_cluster_passes_and_deep_leaves_no_pod() {
     assert_eq!(out.status.code(), Some(0));
     // The three GPU nodes and their matrix rows.
     for node in ["gpu-h200-0", "gpu-a100-legacy-0", "gpu-k3s-0"] {
-        assert!(find(&findings, "node-flavour", Some(node), "ok").is_some(), "{node}: {findings:#?}");
-        assert!(find(&findings, "gpu-allocatable", Some(node), "ok").is_some(), "{node}");
+        assert!(
+            find(&findings, "node-flavour", Some(node), "ok").is_some(),
+            "{node}: {findings:#?}"
+        );
+        assert!(
+            find(&findings, "gpu-allocatable", Some(node), "ok").is_some(),
+            "{node}"
+        );
     }
     let h200 = find(&findings, "node-flavour", Some("gpu-h200-0"), "ok").unwrap();
-    assert!(h200["message"].as_str().unwrap().contains("drop-ins in config-v3.toml.d"), "{h200}");
+    assert!(
+        h200["message"]
+            .as_str()
+            .unwrap()
+            .contains("drop-ins in config-v3.toml.d"),
+        "{h200}"
+    );
     // Chart 26.7.0 defaults to CDI, which containerd 1.7 cannot use without enable_cdi.
-    assert!(find(&findings, "cdi-mode", None, "warn").is_some_and(|f| f["message"].as_str().unwrap().contains("gpu-a100-legacy-0")));
+    assert!(
+        find(&findings, "cdi-mode", None, "warn")
+            .is_some_and(|f| f["message"].as_str().unwrap().contains("gpu-a100-legacy-0"))
+    );
 
     // --deep reads every GPU node's files through a node-agent pod and removes it.
     let out = gpu(c, &["check-runtime", "--deep", "-o", "json"]);
@@ -118,17 +167,31 @@ fn healthy_cluster_passes_and_deep_leaves_no_pod() {
     for node in ["gpu-h200-0", "gpu-a100-legacy-0"] {
         let rt = find(&findings, "nvidia-runtime", Some(node), "ok")
             .unwrap_or_else(|| panic!("{node}: no ok nvidia-runtime finding: {findings:#?}"));
-        assert!(rt["message"].as_str().unwrap().contains("/usr/local/nvidia/toolkit/nvidia-container-runtime"));
-        assert!(find(&findings, "driver", Some(node), "ok").is_some(), "{node}: {findings:#?}");
+        assert!(
+            rt["message"]
+                .as_str()
+                .unwrap()
+                .contains("/usr/local/nvidia/toolkit/nvidia-container-runtime")
+        );
+        assert!(
+            find(&findings, "driver", Some(node), "ok").is_some(),
+            "{node}: {findings:#?}"
+        );
     }
     let fails: Vec<_> = findings.iter().filter(|f| f["status"] == "fail").collect();
-    assert!(fails.is_empty(), "--deep failures on the healthy cluster: {fails:#?}");
+    assert!(
+        fails.is_empty(),
+        "--deep failures on the healthy cluster: {fails:#?}"
+    );
 
     // The table groups by node and ends with the summary line.
     let out = gpu(c, &["check-runtime", "--no-color"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("NODE gpu-h200-0"), "{text}");
-    assert!(text.lines().last().unwrap().starts_with("Summary: "), "{text}");
+    assert!(
+        text.lines().last().unwrap().starts_with("Summary: "),
+        "{text}"
+    );
 }
 
 #[test]
@@ -136,13 +199,17 @@ fn runtime_class_removed_is_a_failure_with_its_fix() {
     let c = Cluster::shared();
     let _g = lock();
     healthy_operator(c);
-    let saved = c.run_ok(c.kubectl().args(["get", "runtimeclass", "nvidia", "-o", "json"]));
+    let saved = c.run_ok(
+        c.kubectl()
+            .args(["get", "runtimeclass", "nvidia", "-o", "json"]),
+    );
     c.run_ok(c.kubectl().args(["delete", "runtimeclass", "nvidia"]));
     let out = gpu(c, &["check-runtime", "-o", "json"]);
     let restore = c.run_with_stdin(c.kubectl().args(["create", "-f", "-"]), &strip_meta(&saved));
     let findings = json_findings(&out);
     assert_eq!(out.status.code(), Some(1), "{findings:#?}");
-    let f = find(&findings, "runtimeclass-nvidia", None, "fail").expect("runtimeclass-nvidia fails");
+    let f =
+        find(&findings, "runtimeclass-nvidia", None, "fail").expect("runtimeclass-nvidia fails");
     assert!(f["fix"].as_str().unwrap().contains("handler: nvidia"));
     assert!(restore.contains("nvidia"));
 }
@@ -150,7 +217,12 @@ fn runtime_class_removed_is_a_failure_with_its_fix() {
 fn strip_meta(json: &str) -> String {
     let mut v: Value = serde_json::from_str(json).unwrap();
     let meta = v["metadata"].as_object_mut().unwrap();
-    for k in ["resourceVersion", "uid", "creationTimestamp", "managedFields"] {
+    for k in [
+        "resourceVersion",
+        "uid",
+        "creationTimestamp",
+        "managedFields",
+    ] {
         meta.remove(k);
     }
     v.to_string()
@@ -190,8 +262,15 @@ fn seeded_host_faults_are_found_with_deep() {
     let old_modules = c.read_node_file(node, modules);
     // The 2021 recipe's static template, and nouveau loaded.
     c.write_node_file(node, tmpl, "version = 2\n[plugins]\n  [plugins.\"io.containerd.grpc.v1.cri\"]\n    sandbox_image = \"index.docker.io/rancher/pause:3.2\"\n");
-    c.write_node_file(node, modules, format!("{old_modules}nouveau 2891776 0 - Live 0xffffffffc0a00000\n"));
-    let out = gpu(c, &["check-runtime", "--deep", "--node", node, "-o", "json"]);
+    c.write_node_file(
+        node,
+        modules,
+        format!("{old_modules}nouveau 2891776 0 - Live 0xffffffffc0a00000\n"),
+    );
+    let out = gpu(
+        c,
+        &["check-runtime", "--deep", "--node", node, "-o", "json"],
+    );
     c.remove_node_file(node, tmpl);
     c.write_node_file(node, modules, &old_modules);
     let findings = json_findings(&out);
@@ -209,12 +288,31 @@ fn leftover_toolkit_after_uninstall_is_reported() {
     let _g = lock();
     healthy_operator(c);
     c.run_ok(c.helm().args(["uninstall", RELEASE, "-n", OP_NS, "--wait"]));
-    let out = gpu(c, &["check-runtime", "--deep", "--node", "gpu-h200-0", "-o", "json"]);
+    let out = gpu(
+        c,
+        &[
+            "check-runtime",
+            "--deep",
+            "--node",
+            "gpu-h200-0",
+            "-o",
+            "json",
+        ],
+    );
     install_operator(c, &[]);
     let findings = json_findings(&out);
-    let f = find(&findings, "leftover-toolkit", Some("gpu-h200-0"), "warn").unwrap_or_else(|| panic!("{findings:#?}"));
-    assert!(f["fix"].as_str().unwrap().contains("rm -rf /usr/local/nvidia"));
-    assert!(find(&findings, "operator-installed", None, "fail").is_some() || find(&findings, "operator-installed", None, "warn").is_some());
+    let f = find(&findings, "leftover-toolkit", Some("gpu-h200-0"), "warn")
+        .unwrap_or_else(|| panic!("{findings:#?}"));
+    assert!(
+        f["fix"]
+            .as_str()
+            .unwrap()
+            .contains("rm -rf /usr/local/nvidia")
+    );
+    assert!(
+        find(&findings, "operator-installed", None, "fail").is_some()
+            || find(&findings, "operator-installed", None, "warn").is_some()
+    );
 }
 
 #[test]
@@ -224,11 +322,21 @@ fn bad_input_is_refused_with_exit_2_and_creates_nothing() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("node \"no-such-node\" does not exist"));
 
-    let out = gpu(c, &["check-runtime", "--kubeconfig", "/nonexistent/kubeconfig"]);
+    let out = gpu(
+        c,
+        &["check-runtime", "--kubeconfig", "/nonexistent/kubeconfig"],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/kubeconfig"));
 
-    let out = c.cmd("kubectl-gpu").args(["check-runtime"]).env("KUBECONFIG", "/nope/a:/nope/b").env("HOME", "/nonexistent").env_remove("KUBERNETES_SERVICE_HOST").output().unwrap();
+    let out = c
+        .cmd("kubectl-gpu")
+        .args(["check-runtime"])
+        .env("KUBECONFIG", "/nope/a:/nope/b")
+        .env("HOME", "/nonexistent")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nope/a") && err.contains("/nope/b"), "{err}");
@@ -237,14 +345,29 @@ fn bad_input_is_refused_with_exit_2_and_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
     std::fs::write(&kc, "apiVersion: v1\nkind: Config\nclusters:\n- name: x\n  cluster:\n    server: https://127.0.0.1:1\n    insecure-skip-tls-verify: true\ncontexts:\n- name: x\n  context:\n    cluster: x\n    user: x\ncurrent-context: x\nusers:\n- name: x\n  user:\n    token: t\n").unwrap();
-    let out = c.cmd("kubectl-gpu").arg("check-runtime").arg("--kubeconfig").arg(&kc).output().unwrap();
+    let out = c
+        .cmd("kubectl-gpu")
+        .arg("check-runtime")
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("127.0.0.1:1"));
 
     // --deep into a namespace whose PSA level rejects the agent: refused before any pod exists.
-    let ns = e2e_tests::TestNamespace::with_labels(c, "psa", &[("pod-security.kubernetes.io/enforce", "restricted")]);
+    let ns = e2e_tests::TestNamespace::with_labels(
+        c,
+        "psa",
+        &[("pod-security.kubernetes.io/enforce", "restricted")],
+    );
     let out = gpu(c, &["check-runtime", "--deep", "-n", ns.name()]);
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("enforces PodSecurity"));
     assert!(our_pods(c).is_empty());
 }

@@ -7,6 +7,7 @@
 pub mod checks;
 pub mod diagnosis;
 pub mod output;
+pub mod run;
 pub mod spec;
 
 pub use checks::{

@@ -2,6 +2,8 @@
 //! its own module and calls into the `rke2gpu` library.
 
 mod check_runtime;
+mod cleanup;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use rke2gpu::cli::{KubeOpts, OutputOpts};
@@ -35,6 +37,10 @@ struct Cli {
 enum Command {
     /// Per node: will GPU pods work? Every finding names its fix
     CheckRuntime(check_runtime::Args),
+    /// Run a pod on each GPU node and prove it gets its GPU (nvidia-smi or CUDA vectorAdd)
+    Verify(verify::Args),
+    /// Remove pods and namespaces kubectl gpu left behind (label app.kubernetes.io/managed-by=kubectl-gpu)
+    Cleanup(cleanup::Args),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +66,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::CheckRuntime(args) => check_runtime::run(&cli.kube, &cli.out, args).await,
+            Command::Verify(args) => verify::run(&cli.kube, &cli.out, args).await,
+            Command::Cleanup(args) => cleanup::run(&cli.kube, &cli.out, args).await,
         }
     });
     match result {

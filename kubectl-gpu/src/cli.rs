@@ -22,6 +22,7 @@ impl OutputFormat {
 
 /// Kubernetes connection options, named as kubectl names them.
 #[derive(Debug, Clone, Args, Default)]
+#[command(next_help_heading = "Kubernetes options")]
 pub struct KubeOpts {
     /// Path to the kubeconfig file (default: $KUBECONFIG, which may list several paths, then ~/.kube/config)
     #[arg(long, global = true, value_name = "PATH")]
@@ -42,6 +43,7 @@ pub struct KubeOpts {
 
 /// Output and logging options.
 #[derive(Debug, Clone, Args, Default)]
+#[command(next_help_heading = "Output options")]
 pub struct OutputOpts {
     /// Output format
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]

@@ -7,6 +7,7 @@
 //! edge, through [`host`] (node files) and [`agent`] (node-agent pods).
 
 pub mod agent;
+pub mod agent_host;
 pub mod checks;
 pub mod cli;
 pub mod client;
@@ -19,6 +20,7 @@ pub mod labels;
 pub mod matrix;
 pub mod nvidia_smi;
 pub mod operator;
+pub mod patch;
 pub mod render;
 pub mod report;
 pub mod snapshot;

@@ -245,9 +245,8 @@ impl Host for AgentHost<'_> {
     async fn remove(&self, path: &str) -> Result<bool> {
         self.invalidate();
         let p = check_path(path)?;
-        let script = format!(
-            "if [ -e {p} ] || [ -L {p} ]; then rm -f {p} && sync && echo removed; fi"
-        );
+        let script =
+            format!("if [ -e {p} ] || [ -L {p} ]; then rm -f {p} && sync && echo removed; fi");
         let (code, out, err) = self.sh(&format!("remove {path}"), &script).await?;
         if code == 0 {
             Ok(out.contains("removed"))
@@ -263,14 +262,14 @@ impl Host for AgentHost<'_> {
     async fn run(&self, argv: &[String]) -> Result<CommandOutput> {
         let mut full: Vec<&str> = vec!["sh", "-c", host_exec_script(), "sh"];
         full.extend(argv.iter().map(String::as_str));
-        let (code, out, err) = self
-            .agents
-            .exec(&self.pod, &full)
-            .await
-            .map_err(|e| Error::HostCommand {
-                command: argv.join(" "),
-                reason: e.to_string(),
-            })?;
+        let (code, out, err) =
+            self.agents
+                .exec(&self.pod, &full)
+                .await
+                .map_err(|e| Error::HostCommand {
+                    command: argv.join(" "),
+                    reason: e.to_string(),
+                })?;
         Ok(CommandOutput {
             exit: code,
             stdout: out.into_bytes(),
@@ -440,7 +439,10 @@ async fn restart_and_wait(
                         break;
                     }
                 }
-                Err(_) if !renewed && wait_node_ready(s.kube, &s.node, Duration::from_secs(5)).await => {
+                Err(_)
+                    if !renewed
+                        && wait_node_ready(s.kube, &s.node, Duration::from_secs(5)).await =>
+                {
                     // Exec fails while the node is Ready: the old pod's channel is gone.
                     renewed = s.renew(timeout).await.is_ok();
                 }
@@ -450,7 +452,8 @@ async fn restart_and_wait(
         }
     }
     let left = deadline.saturating_duration_since(Instant::now());
-    report.node_ready = Some(wait_node_ready(s.kube, &s.node, left.max(Duration::from_secs(1))).await);
+    report.node_ready =
+        Some(wait_node_ready(s.kube, &s.node, left.max(Duration::from_secs(1))).await);
     Ok(report)
 }
 
@@ -515,7 +518,12 @@ async fn confirm(
 
 /// Plans (and with `apply`, applies, restarts and confirms) one node.
 /// Never fails: errors end up in the report.
-pub async fn process_node(kube: &Kube, agents: &Agents, facts: &NodeFacts, req: &Request) -> NodeReport {
+pub async fn process_node(
+    kube: &Kube,
+    agents: &Agents,
+    facts: &NodeFacts,
+    req: &Request,
+) -> NodeReport {
     let target = match Target::for_node(
         facts,
         req.data_dir.as_deref(),
@@ -547,13 +555,20 @@ pub async fn process_node(kube: &Kube, agents: &Agents, facts: &NodeFacts, req: 
 
 type Failure = (NodeReport, Error);
 
-async fn process(s: &mut NodeSession<'_>, target: &Target, req: &Request) -> std::result::Result<NodeReport, Failure> {
+async fn process(
+    s: &mut NodeSession<'_>,
+    target: &Target,
+    req: &Request,
+) -> std::result::Result<NodeReport, Failure> {
     let node = target.node.clone();
     let bare = || NodeReport::new(&node);
     let host = s.host();
-    host.prefetch(&patch::gather_paths(target, req.options.binary_path.as_deref()))
-        .await
-        .map_err(|e| (bare(), e))?;
+    host.prefetch(&patch::gather_paths(
+        target,
+        req.options.binary_path.as_deref(),
+    ))
+    .await
+    .map_err(|e| (bare(), e))?;
     if req.rollback {
         return rollback(s, target, req).await;
     }
@@ -601,7 +616,11 @@ async fn process(s: &mut NodeSession<'_>, target: &Target, req: &Request) -> std
     Ok(report)
 }
 
-async fn rollback(s: &mut NodeSession<'_>, target: &Target, req: &Request) -> std::result::Result<NodeReport, Failure> {
+async fn rollback(
+    s: &mut NodeSession<'_>,
+    target: &Target,
+    req: &Request,
+) -> std::result::Result<NodeReport, Failure> {
     let mut report = NodeReport::new(&target.node);
     report.method = Some("rollback".into());
     let host = s.host();
@@ -664,9 +683,10 @@ async fn rollback(s: &mut NodeSession<'_>, target: &Target, req: &Request) -> st
                 Err(e) => report.problems.push(e.to_string()),
             }
         }
-        Ok(None) => report
-            .problems
-            .push(format!("{} is missing after the restart", target.config_path())),
+        Ok(None) => report.problems.push(format!(
+            "{} is missing after the restart",
+            target.config_path()
+        )),
         Err(e) => report.problems.push(format!("re-reading the config: {e}")),
     }
     report.outcome = if report.problems.is_empty() {

@@ -19,8 +19,7 @@ use toml_edit::{Item, Table, Value};
 use crate::containerd::plan::{GPU_RKE2_CONFIG_NAME, RKE2_CONFIG, RKE2_CONFIG_D};
 use crate::containerd::{
     Capabilities, ContainerdConfig, ContainerdVersion, FileChange, Method, NodeState, Plan,
-    PlanInput, Rollback, cri_runtime_plugin, effective_config, imported_drop_in_dir,
-    plan_rollback,
+    PlanInput, Rollback, cri_runtime_plugin, effective_config, imported_drop_in_dir, plan_rollback,
 };
 use crate::error::{Error, Result};
 use crate::host::{BACKUP_INFIX, BackupStamp, Host, parse_backup_path};
@@ -81,9 +80,13 @@ pub struct Target {
 
 /// The planner's capabilities for an RKE2/K3s version and containerd. With
 /// no RKE2 version known, every RKE2 feature is assumed.
-pub fn capabilities(kubelet: Option<&KubeletVersion>, containerd: ContainerdVersion) -> Capabilities {
+pub fn capabilities(
+    kubelet: Option<&KubeletVersion>,
+    containerd: ContainerdVersion,
+) -> Capabilities {
     Capabilities {
-        default_runtime_flag: kubelet.is_none_or(|k| matrix::has(k, Rke2Feature::DefaultRuntimeFlag)),
+        default_runtime_flag: kubelet
+            .is_none_or(|k| matrix::has(k, Rke2Feature::DefaultRuntimeFlag)),
         base_templates: kubelet.is_none_or(|k| matrix::has(k, Rke2Feature::BaseTemplate)),
         containerd,
     }
@@ -167,7 +170,10 @@ impl Target {
     /// Every file `patch-containerd` may write, for `--rollback`.
     pub fn managed_files(&self) -> Vec<String> {
         if let Some(cfg) = &self.generic_config {
-            let dir = cfg.rsplit_once('/').map(|(d, _)| d).unwrap_or("/etc/containerd");
+            let dir = cfg
+                .rsplit_once('/')
+                .map(|(d, _)| d)
+                .unwrap_or("/etc/containerd");
             return vec![cfg.clone(), format!("{dir}/conf.d/{DROP_IN_NAME}")];
         }
         vec![
@@ -180,7 +186,11 @@ impl Target {
     }
 
     /// The planner input for a state and options.
-    pub fn plan_input(&self, state: NodeState, options: crate::containerd::PatchOptions) -> PlanInput {
+    pub fn plan_input(
+        &self,
+        state: NodeState,
+        options: crate::containerd::PatchOptions,
+    ) -> PlanInput {
         let mut options = options;
         if let Some(c) = &self.generic_config {
             options.generic_containerd = true;
@@ -279,19 +289,24 @@ pub fn gather_paths(target: &Target, binary_path: Option<&str>) -> crate::agent:
 /// Reads what the planner needs from a host: the generated config (its
 /// absence is an error), the user templates, the imported drop-ins, the
 /// RKE2 config files and which nvidia runtime binaries exist.
-pub async fn gather<H: Host>(host: &H, target: &Target, binary_path: Option<&str>) -> Result<NodeState> {
+pub async fn gather<H: Host>(
+    host: &H,
+    target: &Target,
+    binary_path: Option<&str>,
+) -> Result<NodeState> {
     let p = &target.paths;
     let cfg_path = target.config_path();
-    let generated = read_text(host, cfg_path)
-        .await?
-        .ok_or_else(|| Error::MissingGeneratedConfig {
-            path: cfg_path.to_owned(),
-            hint: if target.generic_config.is_some() {
-                "(generic containerd: is containerd installed with its config there?)".into()
-            } else {
-                format!("(RKE2 writes it on every start of {})", target.unit)
-            },
-        })?;
+    let generated =
+        read_text(host, cfg_path)
+            .await?
+            .ok_or_else(|| Error::MissingGeneratedConfig {
+                path: cfg_path.to_owned(),
+                hint: if target.generic_config.is_some() {
+                    "(generic containerd: is containerd installed with its config there?)".into()
+                } else {
+                    format!("(RKE2 writes it on every start of {})", target.unit)
+                },
+            })?;
     let mut state = NodeState {
         generated_config: generated,
         ..NodeState::default()
@@ -495,8 +510,12 @@ pub async fn plan_rollbacks<H: Host>(host: &H, files: &[String]) -> Result<Vec<F
                 change: None,
                 restored_from: None,
                 reason: match current {
-                    Some(_) => format!("{path} has no kubectl-gpu backup and was not created by kubectl-gpu: left alone"),
-                    None => format!("{path} does not exist and has no backup: nothing to roll back"),
+                    Some(_) => format!(
+                        "{path} has no kubectl-gpu backup and was not created by kubectl-gpu: left alone"
+                    ),
+                    None => {
+                        format!("{path} does not exist and has no backup: nothing to roll back")
+                    }
                 },
             }
         } else {

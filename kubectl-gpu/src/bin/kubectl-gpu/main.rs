@@ -4,6 +4,7 @@
 mod check_runtime;
 mod cleanup;
 mod verify;
+mod patch_containerd;
 
 use clap::{Parser, Subcommand};
 use rke2gpu::cli::{KubeOpts, OutputOpts};
@@ -41,6 +42,8 @@ enum Command {
     Verify(verify::Args),
     /// Remove pods and namespaces kubectl gpu left behind (label app.kubernetes.io/managed-by=kubectl-gpu)
     Cleanup(cleanup::Args),
+    /// Add the NVIDIA runtime to RKE2's containerd: shows the diff; --apply writes, restarts and confirms
+    PatchContainerd(Box<patch_containerd::Args>),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +71,9 @@ fn main() -> ExitCode {
             Command::CheckRuntime(args) => check_runtime::run(&cli.kube, &cli.out, args).await,
             Command::Verify(args) => verify::run(&cli.kube, &cli.out, args).await,
             Command::Cleanup(args) => cleanup::run(&cli.kube, &cli.out, args).await,
+            Command::PatchContainerd(args) => {
+                patch_containerd::run(&cli.kube, &cli.out, *args).await
+            }
         }
     });
     match result {

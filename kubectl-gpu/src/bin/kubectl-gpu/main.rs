@@ -3,8 +3,8 @@
 
 mod check_runtime;
 mod cleanup;
-mod verify;
 mod patch_containerd;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use rke2gpu::cli::{KubeOpts, OutputOpts};

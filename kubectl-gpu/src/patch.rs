@@ -204,10 +204,10 @@ impl Target {
         }
     }
 
-    /// Plan ([`plan_for`]), with paths mapped for K3s and the capability
+    /// Plan ([`crate::containerd::plan`]), with paths mapped for K3s and the capability
     /// notes added.
     pub fn plan(&self, input: &PlanInput) -> Result<Plan> {
-        let mut p = plan_for(input)?;
+        let mut p = crate::containerd::plan(input)?;
         for c in &mut p.changes {
             c.path = self.map_path(&c.path);
         }
@@ -216,55 +216,6 @@ impl Target {
         p.reasons = reasons;
         Ok(p)
     }
-}
-
-/// The planner, plus one correction: when a static template is replaced,
-/// the generated config is that static copy, not what the base template
-/// will render, so a runtime the copy declares is hidden from the planner
-/// (the base renders it only if RKE2 detects its binary; the planner would
-/// otherwise believe the base renders it and add nothing). Found by
-/// tests/patch_real_containerd.rs.
-pub fn plan_for(input: &PlanInput) -> Result<Plan> {
-    match static_copy_without_runtime(input) {
-        Some(adjusted) => crate::containerd::plan(&adjusted),
-        None => crate::containerd::plan(input),
-    }
-}
-
-/// With a static template in use and `--replace-static-template`, the input
-/// with the requested runtime's table removed from the generated config
-/// (see [`plan_for`]); `None` otherwise.
-fn static_copy_without_runtime(input: &PlanInput) -> Option<PlanInput> {
-    let o = &input.options;
-    if !o.replace_static_template || o.generic_containerd {
-        return None;
-    }
-    let s = &input.state;
-    let in_use = if input.caps.containerd.major >= 2 && s.template_v3.is_some() {
-        s.template_v3.as_ref()
-    } else {
-        s.template_v2.as_ref()
-    }?;
-    if in_use.contains("{{") {
-        return None;
-    }
-    let cfg = ContainerdConfig::parse("config.toml", &s.generated_config).ok()?;
-    let cri = cri_runtime_plugin(cfg.version());
-    let mut doc = cfg.document().clone();
-    let removed = doc
-        .get_mut("plugins")
-        .and_then(|p| p.get_mut(cri))
-        .and_then(|c| c.get_mut("containerd"))
-        .and_then(|c| c.get_mut("runtimes"))
-        .and_then(Item::as_table_like_mut)
-        .and_then(|r| r.remove(&o.runtime_name))
-        .is_some();
-    if !removed {
-        return None;
-    }
-    let mut adjusted = input.clone();
-    adjusted.state.generated_config = doc.to_string();
-    Some(adjusted)
 }
 
 fn utf8(path: &str, bytes: Vec<u8>) -> Result<String> {

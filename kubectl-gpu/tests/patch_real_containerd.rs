@@ -369,7 +369,7 @@ fn build_load(c: &Case) -> Result<Option<(Load, String)>, String> {
         data_dir: DD.into(),
         options: c.options.clone(),
     };
-    let p = match patch::plan_for(&input) {
+    let p = match rke2gpu::containerd::plan(&input) {
         Ok(p) => p,
         Err(_) => return Ok(None), // refusals are tested elsewhere
     };

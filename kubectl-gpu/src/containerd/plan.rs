@@ -1200,9 +1200,16 @@ fn plan_template(mut ctx: Ctx, t: TemplateTarget) -> Result<Plan> {
     let rt_path = ["plugins", cri, "containerd", "runtimes", d.name.as_str()];
     let user_declares_rt = item_at(app.as_table(), &rt_path).is_some();
     let detected = rke2_detects(&d.name, &ctx.input.state);
+    // The generated config shows what RKE2 renders only when the template in
+    // use extends the base; a static template's copy says nothing about it.
+    let generated_reflects_base = !matches!(
+        t.analysis.as_ref().map(|a| a.kind),
+        Some(TemplateKind::Static)
+    );
     let base_renders = detected.is_some()
         || (standard_runtime_binary(&d.name).is_some()
             && !user_declares_rt
+            && generated_reflects_base
             && ctx.generated.runtime(&d.name).is_some());
     let mut snippet = String::new();
     let mut edited = false;

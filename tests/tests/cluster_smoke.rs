@@ -1,0 +1,214 @@
+//! Smoke tests of the local test cluster itself (tests/e2e/cluster): real apiserver, kubectl,
+//! Helm 3/4, kwok-simulated RKE2 GPU nodes, verify pods, node-agent exec sandbox, containerd.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use e2e_tests::{Cluster, NODES, TestNamespace, VerifyResult, VerifyResultGuard};
+
+fn verify_pod(name: &str, node: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  labels:
+    app.kubernetes.io/name: gpu-verify
+    app.kubernetes.io/component: verify
+    app.kubernetes.io/managed-by: kubectl-gpu
+spec:
+  restartPolicy: Never
+  nodeName: {node}
+  tolerations:
+  - key: nvidia.com/gpu
+    operator: Exists
+    effect: NoSchedule
+  containers:
+  - name: nvidia-smi
+    image: nvcr.io/nvidia/cuda:13.0.1-base-ubuntu24.04
+    command: ["sh", "-c", "echo the verify script"]
+    resources:
+      limits:
+        nvidia.com/gpu: 1
+"#
+    )
+}
+
+fn node_agent_pod(name: &str, node: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  labels:
+    app.kubernetes.io/name: node-agent
+    app.kubernetes.io/component: node-agent
+    app.kubernetes.io/managed-by: kubectl-gpu
+spec:
+  nodeName: {node}
+  hostPID: true
+  hostNetwork: true
+  tolerations:
+  - operator: Exists
+  containers:
+  - name: agent
+    image: registry.suse.com/bci/bci-busybox:latest
+    command: ["sleep", "infinity"]
+    securityContext:
+      privileged: true
+    volumeMounts:
+    - name: host
+      mountPath: /host
+  volumes:
+  - name: host
+    hostPath:
+      path: /
+"#
+    )
+}
+
+fn h200_uuid(c: &Cluster) -> String {
+    // The real capture's UUID (tests/fixtures/nvidia-smi/h200-580/nvidia-smi-L.txt).
+    let l = fs::read_to_string(c.fixture("nvidia-smi/h200-580/nvidia-smi-L.txt")).unwrap();
+    let start = l.find("GPU-").expect("UUID in nvidia-smi -L capture");
+    l[start..].split(')').next().unwrap().to_string()
+}
+
+#[test]
+fn nodes_are_ready_with_rke2_versions() {
+    let c = Cluster::shared();
+    let out = c.run_ok(c.kubectl().args(["get", "nodes", "-o", "wide"]));
+    for n in NODES {
+        let line = out.lines().find(|l| l.split_whitespace().next() == Some(n)).unwrap_or_else(|| panic!("{n} missing:\n{out}"));
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(cols[1], "Ready", "{n} not Ready:\n{out}");
+    }
+    assert!(out.contains("v1.33.10+rke2r1") && out.contains("containerd://2.2.2-k3s1"), "{out}");
+    assert!(out.contains("v1.30.14+rke2r1") && out.contains("containerd://1.7.27-k3s1"), "{out}");
+    assert!(out.contains("v1.33.5+k3s1") && out.contains("containerd://2.1.4-k3s1"), "{out}");
+    let gpus = c.run_ok(c.kubectl().args(["get", "node", "gpu-h200-0", "-o", "jsonpath={.status.allocatable.nvidia\\.com/gpu} {.metadata.labels.nvidia\\.com/gpu\\.product}"]));
+    assert_eq!(gpus.trim(), "8 NVIDIA-H200");
+}
+
+#[test]
+fn kubectl_version_shows_real_server_version() {
+    let c = Cluster::shared();
+    let out = c.run_ok(c.kubectl().args(["version", "-o", "json"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["serverVersion"]["gitVersion"], c.k8s_version(), "{out}");
+    assert_eq!(v["clientVersion"]["gitVersion"], c.k8s_version(), "{out}");
+    let auth = c.run_ok(c.kubectl().args(["auth", "can-i", "create", "pods", "-n", "kube-system"]));
+    assert_eq!(auth.trim(), "yes");
+}
+
+#[test]
+fn helm3_and_helm4_run() {
+    let c = Cluster::shared();
+    let v3 = c.run_ok(c.helm().args(["version", "--short"]));
+    assert!(v3.starts_with("v3."), "{v3}");
+    let v4 = c.run_ok(c.helm4().args(["version", "--short"]));
+    assert!(v4.starts_with("v4."), "{v4}");
+    // Both talk to the cluster.
+    c.run_ok(c.helm().args(["list", "-A"]));
+    c.run_ok(c.helm4().args(["list", "-A"]));
+}
+
+#[test]
+fn verify_pod_on_h200_succeeds_with_real_output() {
+    let c = Cluster::shared();
+    let ns = TestNamespace::new(c, "smoke-verify");
+    c.run_with_stdin(c.kubectl().args(["apply", "-n", ns.name(), "-f", "-"]), &verify_pod("verify-h200", "gpu-h200-0"));
+    let phase = c.wait_pod_phase(ns.name(), "verify-h200", &["Succeeded", "Failed"], Duration::from_secs(60));
+    assert_eq!(phase, "Succeeded");
+    let code = c.run_ok(c.kubectl().args(["get", "pod", "-n", ns.name(), "verify-h200", "-o",
+        "jsonpath={.status.containerStatuses[0].state.terminated.exitCode}"]));
+    assert_eq!(code, "0");
+    let logs = c.run_ok(c.kubectl().args(["logs", "-n", ns.name(), "verify-h200"]));
+    assert!(logs.contains(&h200_uuid(c)), "{logs}");
+    assert!(logs.starts_with("### kubectl-gpu begin list\nGPU 0: NVIDIA H200 (UUID: "), "{logs}");
+    assert!(logs.contains("### kubectl-gpu end list rc=0\n### kubectl-gpu begin query\n0, NVIDIA H200, GPU-"), "{logs}");
+    assert!(logs.contains(", 580.159.04, 143771 MiB, 9.0, 00000000:00:06.0\n"), "{logs}");
+    assert!(logs.ends_with("CUDA Version        : 13.0\n### kubectl-gpu end version rc=0\n"), "{logs}");
+}
+
+#[test]
+fn verify_pod_reports_seeded_nvml_mismatch() {
+    let c = Cluster::shared();
+    let ns = TestNamespace::new(c, "smoke-verify-fail");
+    let _g = VerifyResultGuard::set(c, "gpu-a100-legacy-0", VerifyResult::NvmlMismatch);
+    c.run_with_stdin(c.kubectl().args(["apply", "-n", ns.name(), "-f", "-"]), &verify_pod("verify-a100", "gpu-a100-legacy-0"));
+    let phase = c.wait_pod_phase(ns.name(), "verify-a100", &["Succeeded", "Failed"], Duration::from_secs(60));
+    assert_eq!(phase, "Failed");
+    let code = c.run_ok(c.kubectl().args(["get", "pod", "-n", ns.name(), "verify-a100", "-o",
+        "jsonpath={.status.containerStatuses[0].state.terminated.exitCode}"]));
+    assert_eq!(code, "18");
+    let logs = c.run_ok(c.kubectl().args(["logs", "-n", ns.name(), "verify-a100"]));
+    assert!(logs.contains("Failed to initialize NVML: Driver/library version mismatch\nNVML library version: 580.95\n### kubectl-gpu end list rc=18"), "{logs}");
+}
+
+#[test]
+fn node_agent_stays_running_and_exec_sees_the_node_tree() {
+    let c = Cluster::shared();
+    let ns = TestNamespace::new(c, "smoke-agent");
+    for (pod, node) in [("agent-h200", "gpu-h200-0"), ("agent-a100", "gpu-a100-legacy-0")] {
+        c.run_with_stdin(c.kubectl().args(["apply", "-n", ns.name(), "-f", "-"]), &node_agent_pod(pod, node));
+    }
+    for pod in ["agent-h200", "agent-a100"] {
+        c.wait_pod_phase(ns.name(), pod, &["Running"], Duration::from_secs(60));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(c.pod_phase(ns.name(), "agent-h200"), "Running");
+
+    let cfg = "/var/lib/rancher/rke2/agent/etc/containerd/config.toml";
+    let h200 = c.run_ok(c.kubectl().args(["exec", "-n", ns.name(), "agent-h200", "--", "cat", &format!("/host{cfg}")]));
+    assert_eq!(h200, c.read_node_file("gpu-h200-0", cfg));
+    assert!(h200.contains("version = 3\nimports = [\"/var/lib/rancher/rke2/agent/etc/containerd/config-v3.toml.d/*.toml\"]"), "{h200}");
+    let a100 = c.run_ok(c.kubectl().args(["exec", "-n", ns.name(), "agent-a100", "--", "cat", &format!("/host{cfg}")]));
+    assert!(a100.contains("version = 2\n") && !a100.contains("imports"), "{a100}");
+    assert!(a100.contains("[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.\"nvidia\"]"), "{a100}");
+
+    // Exit codes come through like from a kubelet.
+    let st = c.kubectl().args(["exec", "-n", ns.name(), "agent-h200", "--", "sh", "-c", "exit 3"]).status().unwrap();
+    assert_eq!(st.code(), Some(3));
+
+    // systemctl is a stub, inside and outside chroot; a restart re-renders config.toml like RKE2.
+    let before = c.systemctl_calls("gpu-h200-0").len();
+    c.write_node_file("gpu-h200-0", cfg, "# hand edit, lost on restart\n");
+    c.run_ok(c.kubectl().args(["exec", "-n", ns.name(), "agent-h200", "--", "chroot", "/host", "systemctl", "restart", "rke2-agent"]));
+    c.run_ok(c.kubectl().args(["exec", "-n", ns.name(), "agent-h200", "--", "systemctl", "is-active", "rke2-agent"]));
+    let calls = c.systemctl_calls("gpu-h200-0");
+    assert_eq!(&calls[before..], ["systemctl restart rke2-agent", "systemctl is-active rke2-agent"]);
+    assert_eq!(c.read_node_file("gpu-h200-0", cfg), h200, "restart re-renders the generated config");
+    // Nothing of the real host was touched.
+    assert!(!Path::new("/var/log/systemctl-calls.log").exists());
+}
+
+#[test]
+fn containerd_accepts_generated_configs() {
+    let c = Cluster::shared();
+    let trees = c.repo_root().join("tests/node-trees");
+    let cases = [
+        ("gpu-a100-legacy-0", "var/lib/rancher/rke2/agent/etc/containerd/config.toml", c.containerd17_bin(), 2),
+        ("gpu-h200-0", "var/lib/rancher/rke2/agent/etc/containerd/config.toml", c.containerd2_bin(), 3),
+        ("gpu-k3s-0", "var/lib/rancher/k3s/agent/etc/containerd/config.toml", c.containerd2_bin(), 3),
+        ("worker-0", "var/lib/rancher/rke2/agent/etc/containerd/config.toml", c.containerd2_bin(), 3),
+        ("rke2-server-0", "var/lib/rancher/rke2/agent/etc/containerd/config.toml", c.containerd2_bin(), 3),
+        // containerd 2.x migrates a v2 config.
+        ("gpu-a100-legacy-0", "var/lib/rancher/rke2/agent/etc/containerd/config.toml", c.containerd2_bin(), 2),
+    ];
+    for (node, rel, bin, version) in cases {
+        let cfg = trees.join(node).join(rel);
+        let out = Command::new(bin).args(["--config"]).arg(&cfg).args(["config", "dump"]).output().unwrap();
+        assert!(out.status.success(), "{} config dump {}: {}", bin.display(), cfg.display(), String::from_utf8_lossy(&out.stderr));
+        let dump = String::from_utf8_lossy(&out.stdout);
+        assert!(dump.contains("nvidia") == node.starts_with("gpu-"), "{node}: {dump}");
+        if bin == c.containerd17_bin() {
+            assert!(dump.contains("version = 2"), "{dump}");
+        } else {
+            assert!(dump.contains("version = 3") || dump.contains("version = 4"), "{dump}");
+        }
+        let _ = version;
+    }
+}

@@ -212,3 +212,135 @@ fn containerd_accepts_generated_configs() {
         let _ = version;
     }
 }
+
+#[test]
+fn pod_security_admission_rejects_privileged_pods_in_restricted_namespaces() {
+    let c = Cluster::shared();
+    let ns = TestNamespace::with_labels(c, "smoke-psa", &[("pod-security.kubernetes.io/enforce", "restricted")]);
+    let out = c
+        .kubectl()
+        .args(["apply", "-n", ns.name(), "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut ch| {
+            use std::io::Write;
+            ch.stdin.take().unwrap().write_all(node_agent_pod("agent", "gpu-h200-0").as_bytes())?;
+            ch.wait_with_output()
+        })
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("violates PodSecurity \"restricted:latest\"") && err.contains("privileged"), "{err}");
+}
+
+#[test]
+fn kube_rs_client_works_with_the_kubeconfig() {
+    use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
+    use k8s_openapi::api::core::v1::Node;
+    use kube::api::{Api, ListParams, PostParams};
+
+    let c = Cluster::shared();
+    let kubeconfig = c.kubeconfig().to_path_buf();
+    tokio::runtime::Runtime::new().unwrap().block_on(async move {
+        let kc = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+        let client = kube::Client::try_from(cfg).unwrap();
+        let nodes: Api<Node> = Api::all(client.clone());
+        let list = nodes.list(&ListParams::default()).await.unwrap();
+        assert!(list.items.iter().any(|n| n.metadata.name.as_deref() == Some("gpu-h200-0")));
+        let ssar = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    verb: Some("create".into()),
+                    resource: Some("pods".into()),
+                    subresource: Some("exec".into()),
+                    namespace: Some("kube-system".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let api: Api<SelfSubjectAccessReview> = Api::all(client);
+        let r = api.create(&PostParams::default(), &ssar).await.unwrap();
+        assert!(r.status.unwrap().allowed);
+    });
+}
+
+#[test]
+fn stand_in_gpu_operator_chart_installs_with_wait() {
+    let c = Cluster::shared();
+    let ns = TestNamespace::new(c, "smoke-gpu-operator");
+    // ClusterPolicy is cluster-scoped: a release whose namespace was deleted leaves it behind.
+    c.run_ok(c.kubectl().args(["delete", "clusterpolicy", "cluster-policy", "--ignore-not-found"]));
+    struct Uninstall<'a>(&'a Cluster, String);
+    impl Drop for Uninstall<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.helm().args(["uninstall", "gpu-operator", "-n", &self.1, "--wait"]).output();
+            let _ = self.0.kubectl().args(["delete", "clusterpolicy", "cluster-policy", "--ignore-not-found"]).output();
+        }
+    }
+    let _uninstall = Uninstall(c, ns.name().to_string());
+    let chart = c.repo_root().join("tests/charts/dist/gpu-operator-v26.7.0.tgz");
+    c.run_ok(c.helm().args(["install", "gpu-operator"]).arg(&chart).args([
+        "-n", ns.name(), "--wait", "--timeout", "120s",
+        "--set-string", "toolkit.env[0].name=CONTAINERD_SOCKET,toolkit.env[0].value=/run/k3s/containerd/containerd.sock",
+    ]));
+    let op = c.run_ok(c.kubectl().args(["get", "pods", "-n", ns.name(), "-l", "app=gpu-operator", "-o", "jsonpath={.items[0].spec.nodeName}"]));
+    assert_eq!(op, "rke2-server-0");
+    let env = c.run_ok(c.kubectl().args(["get", "ds", "-n", ns.name(), "nvidia-container-toolkit-daemonset", "-o",
+        "jsonpath={.spec.template.spec.containers[0].env[?(@.name==\"CONTAINERD_SOCKET\")].value}"]));
+    assert_eq!(env, "/run/k3s/containerd/containerd.sock");
+    let cp = c.run_ok(c.kubectl().args(["get", "clusterpolicy", "cluster-policy", "-o", "jsonpath={.spec.toolkit.env[0].value}"]));
+    assert_eq!(cp, "/run/k3s/containerd/containerd.sock");
+    c.wait_until(Duration::from_secs(30), "ClusterPolicy ready", || {
+        c.run_ok(c.kubectl().args(["get", "clusterpolicy", "cluster-policy", "-o", "jsonpath={.status.state}"])) == "ready"
+    });
+    let logs = c.run_ok(c.kubectl().args(["logs", "-n", ns.name(), "ds/nvidia-operator-validator", "-c", "nvidia-operator-validator"]));
+    assert!(logs.contains("all validations are successful"), "{logs}");
+}
+
+#[test]
+fn containerd2_starts_with_the_generated_config_and_loads_cri() {
+    let c = Cluster::shared();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = c.repo_root().join("tests/node-trees/gpu-h200-0/var/lib/rancher/rke2/agent/etc/containerd/config.toml");
+    let text = fs::read_to_string(cfg).unwrap();
+    let root = tmp.path().join("root");
+    let state = tmp.path().join("state");
+    let sock = tmp.path().join("containerd.sock");
+    // Same config, paths moved into the temp dir.
+    let text = text
+        .replace("\"/var/lib/rancher/rke2/agent/containerd\"", &format!("{:?}", root.display().to_string()))
+        .replace("\"/run/k3s/containerd\"", &format!("{:?}", state.display().to_string()))
+        .replace("\"/run/k3s/containerd/containerd.sock\"", &format!("{:?}", sock.display().to_string()));
+    let cfg = tmp.path().join("config.toml");
+    fs::write(&cfg, text).unwrap();
+    let log = tmp.path().join("containerd.log");
+    let mut child = Command::new(c.containerd2_bin())
+        .arg("--config").arg(&cfg)
+        .stdout(fs::File::create(&log).unwrap())
+        .stderr(fs::File::create(tmp.path().join("containerd.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let errf = tmp.path().join("containerd.err");
+    let mut booted = false;
+    for _ in 0..100 {
+        let err = fs::read_to_string(&errf).unwrap_or_default();
+        if err.contains("containerd successfully booted") {
+            booted = true;
+            break;
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let err = fs::read_to_string(&errf).unwrap_or_default();
+    assert!(booted, "containerd did not boot:\n{err}");
+    assert!(err.contains("io.containerd.grpc.v1.cri"), "{err}");
+    assert!(!err.contains("failed to load plugin") || !err.contains("io.containerd.grpc.v1.cri\" type=io.containerd.grpc.v1 error"), "{err}");
+}

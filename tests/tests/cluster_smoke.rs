@@ -286,6 +286,8 @@ fn stand_in_gpu_operator_chart_installs_with_wait() {
     c.run_ok(c.helm().args(["install", "gpu-operator"]).arg(&chart).args([
         "-n", ns.name(), "--wait", "--timeout", "120s",
         "--set-string", "toolkit.env[0].name=CONTAINERD_SOCKET,toolkit.env[0].value=/run/k3s/containerd/containerd.sock",
+        // Operands on the named GPU nodes only (a scale cluster has thousands of GPU nodes).
+        "--set-string", "standIn.operandNodeSelector.kubernetes\\.io/hostname=gpu-h200-0",
     ]));
     let op = c.run_ok(c.kubectl().args(["get", "pods", "-n", ns.name(), "-l", "app=gpu-operator", "-o", "jsonpath={.items[0].spec.nodeName}"]));
     assert_eq!(op, "rke2-server-0");

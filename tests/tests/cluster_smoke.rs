@@ -181,6 +181,9 @@ fn node_agent_stays_running_and_exec_sees_the_node_tree() {
     let calls = c.systemctl_calls("gpu-h200-0");
     assert_eq!(&calls[before..], ["systemctl restart rke2-agent", "systemctl is-active rke2-agent"]);
     assert_eq!(c.read_node_file("gpu-h200-0", cfg), h200, "restart re-renders the generated config");
+    // `nsenter -t 1 -m ...` (the usual node-debug idiom) enters the node tree, not the real host.
+    let osr = c.run_ok(c.kubectl().args(["exec", "-n", ns.name(), "agent-h200", "--", "nsenter", "-t", "1", "-m", "-u", "-i", "-n", "-p", "--", "cat", "/etc/os-release"]));
+    assert!(osr.contains("Ubuntu 24.04.3 LTS"), "{osr}");
     // Nothing of the real host was touched.
     assert!(!Path::new("/var/log/systemctl-calls.log").exists());
 }

@@ -1,8 +1,9 @@
 // render-config renders RKE2/K3s's generated containerd config.toml from the real k3s base
 // templates (tests/fixtures/upstream/k3s-templates, embedded at build time) the way the k3s agent
-// does on every start, for a node fixture tree. It is also the `systemctl` stub of the test
-// cluster's node sandboxes (multi-call: run as `systemctl` it records its argv and re-renders
-// config.toml when the node's rke2/k3s service is restarted, like a real agent restart).
+// does on every start, for a node fixture tree. It is also the `systemctl` and `nsenter` stub of
+// the test cluster's node sandboxes (multi-call: run as `systemctl` it records its argv and
+// re-renders config.toml when the node's rke2/k3s service is restarted, like a real agent
+// restart; run as `nsenter -t 1 -m [...] [--] cmd` it runs cmd chrooted into the node tree).
 //
 // Emulated k3s code (k3s-io/k3s, see tests/fixtures/upstream/k3s-templates/render-notes.json):
 //   - pkg/agent/templates: ContainerdConfig data, the Linux template funcs (deschemify, toJson,
@@ -25,10 +26,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 	"text/template"
 )
 
@@ -448,9 +451,66 @@ func systemctl(args []string) int {
 	return 0
 }
 
+// ---- nsenter stub ----
+
+// nsenter emulates `nsenter -t 1 -m [-u -i -n -p ...] [--] [cmd...]` in a node sandbox: entering
+// the host's mount namespace means entering the node tree, i.e. chroot /host. Other namespaces
+// are ignored (there is only one network/PID/... namespace here).
+func nsenter(args []string) int {
+	mount := false
+	i := 0
+	for ; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			i++
+			break
+		}
+		if !strings.HasPrefix(a, "-") {
+			break
+		}
+		switch {
+		case a == "-t" || a == "--target" || a == "-S" || a == "--setuid" || a == "-G" || a == "--setgid" ||
+			a == "-w" || a == "--wd" || a == "-r" || a == "--root":
+			i++ // flag with a separate value
+		case a == "-m" || strings.HasPrefix(a, "--mount") || a == "-a" || a == "--all":
+			mount = true
+		case strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--"):
+			// combined short flags like -mu or -t1
+			if strings.ContainsAny(a[1:], "ma") && !strings.HasPrefix(a, "-t") {
+				mount = true
+			}
+		}
+	}
+	cmd := args[i:]
+	if len(cmd) == 0 {
+		cmd = []string{"/bin/sh"}
+	}
+	if mount {
+		root := hostRoot()
+		if root != "/" {
+			if err := syscall.Chroot(root); err != nil {
+				fmt.Fprintf(os.Stderr, "nsenter: reassociate to namespace 'ns/mnt' failed: %v\n", err)
+				return 1
+			}
+			_ = os.Chdir("/")
+		}
+	}
+	path, err := exec.LookPath(cmd[0])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "nsenter: failed to execute %s: No such file or directory\n", cmd[0])
+		return 127
+	}
+	err = syscall.Exec(path, cmd, os.Environ())
+	fmt.Fprintf(os.Stderr, "nsenter: failed to execute %s: %v\n", cmd[0], err)
+	return 126
+}
+
 func main() {
-	if filepath.Base(os.Args[0]) == "systemctl" {
+	switch filepath.Base(os.Args[0]) {
+	case "systemctl":
 		os.Exit(systemctl(os.Args[1:]))
+	case "nsenter":
+		os.Exit(nsenter(os.Args[1:]))
 	}
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: render-config render --root DIR --profile NODE [--out FILE|-] | profiles | systemctl ARGS...")
@@ -467,6 +527,8 @@ func main() {
 		}
 	case "systemctl":
 		os.Exit(systemctl(os.Args[2:]))
+	case "nsenter":
+		os.Exit(nsenter(os.Args[2:]))
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}

@@ -31,7 +31,13 @@ pub const VERIFY_RESULT_ANNOTATION: &str = "test.rke2gpu.io/verify-result";
 pub const VERIFY_RESULT_APPLIED_ANNOTATION: &str = "test.rke2gpu.io/verify-result-applied";
 
 /// The simulated nodes every cluster has.
-pub const NODES: [&str; 5] = ["rke2-server-0", "gpu-h200-0", "gpu-a100-legacy-0", "gpu-k3s-0", "worker-0"];
+pub const NODES: [&str; 5] = [
+    "rke2-server-0",
+    "gpu-h200-0",
+    "gpu-a100-legacy-0",
+    "gpu-k3s-0",
+    "worker-0",
+];
 
 /// What a node's verify pods answer (`test.rke2gpu.io/verify-result`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,7 +111,11 @@ impl Cluster {
             .output()
             .with_context(|| format!("running {}", script.display()))?;
         if !out.status.success() {
-            bail!("`{} up` failed ({}); see its output above", script.display(), out.status);
+            bail!(
+                "`{} up` failed ({}); see its output above",
+                script.display(),
+                out.status
+            );
         }
         let stdout = String::from_utf8_lossy(&out.stdout);
         let last = stdout.lines().last().unwrap_or_default();
@@ -114,13 +124,20 @@ impl Cluster {
         }
         let env_out = Command::new(&script).arg("env").output()?;
         if !env_out.status.success() {
-            bail!("`cluster env` failed: {}", String::from_utf8_lossy(&env_out.stderr));
+            bail!(
+                "`cluster env` failed: {}",
+                String::from_utf8_lossy(&env_out.stderr)
+            );
         }
         let mut env = BTreeMap::new();
         let mut tool_path = String::new();
         for line in String::from_utf8_lossy(&env_out.stdout).lines() {
-            let Some(kv) = line.strip_prefix("export ") else { continue };
-            let Some((k, v)) = kv.split_once('=') else { continue };
+            let Some(kv) = line.strip_prefix("export ") else {
+                continue;
+            };
+            let Some((k, v)) = kv.split_once('=') else {
+                continue;
+            };
             let v = v.trim_matches('"');
             if k == "PATH" {
                 tool_path = v.trim_end_matches(":$PATH").to_string();
@@ -134,7 +151,11 @@ impl Cluster {
         // target/debug first so `kubectl gpu` finds kubectl-gpu via kubectl's plugin lookup.
         let mut parts = vec![bin_dir().display().to_string(), tool_path];
         parts.push(std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()));
-        Ok(Cluster { env, path: parts.join(":"), repo_root })
+        Ok(Cluster {
+            env,
+            path: parts.join(":"),
+            repo_root,
+        })
     }
 
     /// A command with the cluster's environment: KUBECONFIG, and PATH = target/debug, the built
@@ -157,7 +178,8 @@ impl Cluster {
         for (k, v) in &self.env {
             c.env(k, v);
         }
-        c.env("NO_PROXY", "127.0.0.1,localhost").env("no_proxy", "127.0.0.1,localhost");
+        c.env("NO_PROXY", "127.0.0.1,localhost")
+            .env("no_proxy", "127.0.0.1,localhost");
         c
     }
 
@@ -178,7 +200,10 @@ impl Cluster {
 
     /// An exported variable of `cluster env` (KUBECONFIG, HELM4_BIN, CONTAINERD17_BIN, ...).
     pub fn var(&self, name: &str) -> &str {
-        self.env.get(name).map(String::as_str).unwrap_or_else(|| panic!("`cluster env` has no {name}"))
+        self.env
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("`cluster env` has no {name}"))
     }
 
     pub fn kubeconfig(&self) -> &Path {
@@ -237,7 +262,11 @@ impl Cluster {
     /// Seed a fault: remove a file (or directory tree) from a node's tree.
     pub fn remove_node_file(&self, node: &str, rel: &str) {
         let p = self.node_path(node, rel);
-        let r = if p.is_dir() { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
+        let r = if p.is_dir() {
+            fs::remove_dir_all(&p)
+        } else {
+            fs::remove_file(&p)
+        };
         if let Err(e) = r
             && e.kind() != std::io::ErrorKind::NotFound
         {
@@ -258,7 +287,10 @@ impl Cluster {
             Some(v) => format!("{key}={v}"),
             None => format!("{key}-"),
         };
-        self.run_ok(self.kubectl().args(["annotate", "node", node, "--overwrite", &arg]));
+        self.run_ok(
+            self.kubectl()
+                .args(["annotate", "node", node, "--overwrite", &arg]),
+        );
     }
 
     /// Set or remove a node label.
@@ -267,7 +299,10 @@ impl Cluster {
             Some(v) => format!("{key}={v}"),
             None => format!("{key}-"),
         };
-        self.run_ok(self.kubectl().args(["label", "node", node, "--overwrite", &arg]));
+        self.run_ok(
+            self.kubectl()
+                .args(["label", "node", node, "--overwrite", &arg]),
+        );
     }
 
     /// Make the node's verify pods answer `result`; returns once the simulator applied it.
@@ -276,17 +311,27 @@ impl Cluster {
         let v = result.annotation_value();
         self.annotate_node(node, VERIFY_RESULT_ANNOTATION, Some(v));
         let jsonpath = "jsonpath={.metadata.annotations.test\\.rke2gpu\\.io/verify-result-applied}";
-        self.wait_until(Duration::from_secs(30), &format!("{node}: verify result {v} applied"), || {
-            self.run_ok(self.kubectl().args(["get", "node", node, "-o", jsonpath])).trim() == v
-        });
+        self.wait_until(
+            Duration::from_secs(30),
+            &format!("{node}: verify result {v} applied"),
+            || {
+                self.run_ok(self.kubectl().args(["get", "node", node, "-o", jsonpath]))
+                    .trim()
+                    == v
+            },
+        );
     }
 
     /// Run; panic with stdout/stderr when it fails. Returns stdout.
     pub fn run_ok(&self, cmd: &mut Command) -> String {
         let out = run(cmd);
         if !out.status.success() {
-            panic!("{cmd:?} failed ({}):\nstdout:\n{}\nstderr:\n{}", out.status,
-                String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            panic!(
+                "{cmd:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
@@ -305,21 +350,44 @@ impl Cluster {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
         if !out.status.success() {
-            panic!("{cmd:?} failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+            panic!(
+                "{cmd:?} failed ({}):\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// A pod's `.status.phase`.
     pub fn pod_phase(&self, ns: &str, pod: &str) -> String {
-        self.run_ok(self.kubectl().args(["get", "pod", "-n", ns, pod, "-o", "jsonpath={.status.phase}"]))
+        self.run_ok(self.kubectl().args([
+            "get",
+            "pod",
+            "-n",
+            ns,
+            pod,
+            "-o",
+            "jsonpath={.status.phase}",
+        ]))
     }
 
     /// Wait until the pod is in one of `phases`; returns the phase.
-    pub fn wait_pod_phase(&self, ns: &str, pod: &str, phases: &[&str], timeout: Duration) -> String {
+    pub fn wait_pod_phase(
+        &self,
+        ns: &str,
+        pod: &str,
+        phases: &[&str],
+        timeout: Duration,
+    ) -> String {
         let t0 = Instant::now();
         loop {
             let phase = self.pod_phase(ns, pod);
@@ -327,7 +395,9 @@ impl Cluster {
                 return phase;
             }
             if t0.elapsed() > timeout {
-                panic!("timed out after {timeout:?} waiting for pod {ns}/{pod} to be in {phases:?} (is {phase:?})");
+                panic!(
+                    "timed out after {timeout:?} waiting for pod {ns}/{pod} to be in {phases:?} (is {phase:?})"
+                );
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -355,7 +425,10 @@ pub struct VerifyResultGuard<'a> {
 impl<'a> VerifyResultGuard<'a> {
     pub fn set(cluster: &'a Cluster, node: &str, result: VerifyResult) -> Self {
         cluster.set_verify_result(node, result);
-        VerifyResultGuard { cluster, node: node.to_string() }
+        VerifyResultGuard {
+            cluster,
+            node: node.to_string(),
+        }
     }
 }
 
@@ -389,7 +462,9 @@ impl<'a> TestNamespace<'a> {
         let mut name = format!("{}-{}-{n}", prefix.to_lowercase(), std::process::id());
         name.truncate(63);
         let name = name.trim_end_matches('-').to_string();
-        let mut manifest = format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels:\n    rke2gpu.test/e2e: \"true\"\n");
+        let mut manifest = format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels:\n    rke2gpu.test/e2e: \"true\"\n"
+        );
         for (k, v) in labels {
             manifest.push_str(&format!("    {k}: {v:?}\n"));
         }
@@ -404,17 +479,27 @@ impl<'a> TestNamespace<'a> {
 
 impl Drop for TestNamespace<'_> {
     fn drop(&mut self) {
-        let _ = run(self.cluster.kubectl().args(["delete", "namespace", &self.name, "--wait=false", "--ignore-not-found"]));
+        let _ = run(self.cluster.kubectl().args([
+            "delete",
+            "namespace",
+            &self.name,
+            "--wait=false",
+            "--ignore-not-found",
+        ]));
     }
 }
 
 fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 /// The workspace root (this crate lives in `<root>/tests`).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// `target/<profile>` of the running test binary (`target/debug/deps/<test>` -> `target/debug`),
@@ -427,6 +512,8 @@ pub fn bin_dir() -> PathBuf {
     {
         return profile.to_path_buf();
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
     target.join("debug")
 }

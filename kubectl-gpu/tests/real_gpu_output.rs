@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use rke2gpu::containerd::model::ContainerdVersion;
 use rke2gpu::containerd::plan::{Capabilities, Method, NodeState, PatchOptions, PlanInput, plan};
-use rke2gpu::nvidia_smi::{SmiFailure, classify_failure};
+use rke2gpu::nvidia_smi::{Gpu, SmiFailure, classify_failure, parse_query_csv};
 use rke2gpu::verify::checks::{CheckId, CheckStatus, GpuRequest, NodeGpuFacts, run_checks};
 use rke2gpu::verify::diagnosis::{DiagnosisKind, diagnose_smi_failure};
 use rke2gpu::verify::output::{SectionName, parse_smi_log, verify_script};
@@ -119,17 +119,30 @@ fn captured_script_is_verify_script() {
     assert_eq!(fixture("verify.sh"), verify_script());
 }
 
-/// An H200 node as GPU Feature Discovery labels it, driver 580.
-fn h200_facts() -> NodeGpuFacts {
-    let labels: BTreeMap<String, String> = [
+/// The host's GPU, from its own nvidia-smi on the same run (host-query.csv).
+fn host_gpu() -> Gpu {
+    let gpus = parse_query_csv(&fixture("host-query.csv")).expect("host query");
+    assert_eq!(gpus.len(), 1, "{gpus:?}");
+    gpus.into_iter().next().unwrap()
+}
+
+/// The H200 node as GPU Feature Discovery labels it: product NVIDIA-H200,
+/// one GPU, and the driver version split as GFD does (from the host's NVML).
+fn h200_facts(driver: &str) -> NodeGpuFacts {
+    let mut parts = driver.splitn(3, '.');
+    let mut labels: BTreeMap<String, String> = [
         ("nvidia.com/gpu.product", "NVIDIA-H200"),
         ("nvidia.com/gpu.count", "1"),
-        ("nvidia.com/cuda.driver-version.major", "580"),
         ("nvidia.com/gpu.present", "true"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
+    for key in ["major", "minor", "revision"] {
+        if let Some(p) = parts.next() {
+            labels.insert(format!("nvidia.com/cuda.driver-version.{key}"), p.to_string());
+        }
+    }
     NodeGpuFacts::from_labels(NODE, &labels)
 }
 
@@ -174,7 +187,13 @@ fn nvidia_runtime_log_shows_one_h200() {
     let v = smi.version.as_ref().expect("--version section");
     assert_eq!(v.driver_version.as_deref(), Some(drv));
 
-    let checks = run_checks(&h200_facts(), &one_gpu(), &smi);
+    // What the pod saw is the host's GPU.
+    let host = host_gpu();
+    assert_eq!(host.uuid.as_deref(), Some(uuid));
+    assert_eq!(host.driver_version.as_deref(), Some(drv));
+    assert_eq!(host.memory_total_mib, Some(mem));
+
+    let checks = run_checks(&h200_facts(drv), &one_gpu(), &smi);
     for c in &checks {
         match c.id {
             CheckId::GpuVisible | CheckId::GpuCount | CheckId::DriverVersion | CheckId::Product => {
@@ -183,6 +202,10 @@ fn nvidia_runtime_log_shows_one_h200() {
             _ => assert!(!c.is_fail(), "{c:#?}"),
         }
     }
+    // Labels from another driver: the same log fails the driver check.
+    let stale = run_checks(&h200_facts("570.195.03"), &one_gpu(), &smi);
+    let d = stale.iter().find(|c| c.id == CheckId::DriverVersion).unwrap();
+    assert_eq!(d.status, CheckStatus::Fail, "{d:#?}");
 }
 
 /// The same container under plain runc: nvidia-smi is not there, and verify
@@ -209,7 +232,7 @@ fn runc_log_fails_to_find_the_gpu() {
     assert_eq!(d.kind, DiagnosisKind::NvidiaSmiNotFound, "{d:#?}");
     assert!(d.evidence.contains("nvidia-smi"), "{d:#?}");
 
-    let checks = run_checks(&h200_facts(), &one_gpu(), &smi);
+    let checks = run_checks(&h200_facts(&host_gpu().driver_version.unwrap()), &one_gpu(), &smi);
     let visible = checks.iter().find(|c| c.id == CheckId::GpuVisible).unwrap();
     assert_eq!(visible.status, CheckStatus::Fail, "{visible:#?}");
 }

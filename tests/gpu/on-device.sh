@@ -29,6 +29,10 @@ ls -la "$DRIVER_ROOT" "$DRIVER_ROOT/bin" 2>&1 | head -40
 ls "$DRIVER_ROOT/lib64" 2>&1 | head -80
 ls -la /dev/nvidia* 2>&1
 "$DRIVER_ROOT/bin/nvidia-smi" -L 2>&1
+"$DRIVER_ROOT/bin/nvidia-smi" --query-gpu=index,name,uuid,driver_version,memory.total,compute_cap,pci.bus_id --format=csv,noheader > /tmp/host-query.csv 2>&1
+cat /tmp/host-query.csv
+cat /proc/self/oom_score_adj /proc/sys/kernel/osrelease
+mount | grep -E ' / | /tmp |nvidia' | head
 ldconfig -p | grep -E 'nvidia-ml|libcuda\.' | head
 cat /proc/self/cgroup
 ls /etc/cdi /var/run/cdi 2>&1
@@ -36,6 +40,7 @@ ls /etc/cdi /var/run/cdi 2>&1
 step unpack
 rm -rf "$T"
 mkdir -p "$T/bin" "$T/log" "$T/cdi" "$T/pods"
+mv /tmp/host-query.csv "$T/log/host-query.csv"
 for f in "$HERE"/bin/*.xz; do
   b=$(basename "$f" .xz)
   xz -dc "$f" > "$T/bin/$b" && chmod 0755 "$T/bin/$b"
@@ -64,6 +69,26 @@ else
       --nvidia-cdi-hook-path="$T/bin/nvidia-cdi-hook" --ldconfig-path=/sbin/ldconfig \
       --output="$T/cdi/nvidia.yaml"
   fi
+fi
+if [ ! -s "$T/cdi/nvidia.yaml" ]; then
+  step "FALLBACK: nvidia-ctk cdi generate failed twice; a hand-written CDI spec"
+  cat > "$T/cdi/nvidia.yaml" <<EOF
+cdiVersion: 0.5.0
+kind: nvidia.com/gpu
+devices:
+- name: "0"
+  containerEdits:
+    deviceNodes: [{path: /dev/nvidia0}]
+- name: all
+  containerEdits:
+    deviceNodes: [{path: /dev/nvidia0}]
+containerEdits:
+  deviceNodes: [{path: /dev/nvidiactl}, {path: /dev/nvidia-uvm}, {path: /dev/nvidia-uvm-tools}]
+  env: [LD_LIBRARY_PATH=/usr/local/nvidia/lib64]
+  mounts:
+  - {hostPath: $DRIVER_ROOT, containerPath: /usr/local/nvidia, options: [ro, nosuid, nodev, bind]}
+  - {hostPath: $DRIVER_ROOT/bin/nvidia-smi, containerPath: /usr/bin/nvidia-smi, options: [ro, nosuid, nodev, bind]}
+EOF
 fi
 cp "$T/cdi/nvidia.yaml" "$OUT/cdi-nvidia.yaml"
 nvidia-ctk cdi list --spec-dir "$T/cdi"
@@ -94,6 +119,14 @@ cp "$HERE/stage/config.toml" "$CD/config.toml"
 cp -r "$HERE/stage/files/tmp/gpu/." "$T/"
 cat "$HERE/stage/plan.txt"
 find "$T/rke2" -type f
+# Host tweak, not from the plan: the CRI gives every sandbox oom_score_adj -998; where this host
+# refuses to lower oom_score_adj (a sandboxed dev machine does), tell containerd to clamp it.
+cat /proc/self/oom_score_adj
+if ! sh -c 'echo -998 > /proc/self/oom_score_adj' 2>/dev/null; then
+  printf 'version = 3\n\n[plugins.%s]\n  restrict_oom_score_adj = true\n' "'io.containerd.cri.v1.runtime'" \
+    > "$CD/config-v3.toml.d/50-host-oom.toml"
+  cat "$CD/config-v3.toml.d/50-host-oom.toml"
+fi
 SOCK=$T/run/k3s/containerd/containerd.sock
 containerd --config "$CD/config.toml" config dump > "$T/log/containerd-config-dump.toml" 2>&1
 grep -n -A6 "runtimes.nvidia\]\|runtimes.'nvidia'\]\|runtimes.nvidia.options\]" "$T/log/containerd-config-dump.toml"
@@ -101,7 +134,8 @@ grep -n -A6 "runtimes.nvidia\]\|runtimes.'nvidia'\]\|runtimes.nvidia.options\]" 
 step "start containerd"
 containerd --config "$CD/config.toml" --log-level debug > "$OUT/containerd.log" 2>&1 &
 CPID=$!
-export CONTAINER_RUNTIME_ENDPOINT=unix://$SOCK IMAGE_SERVICE_ENDPOINT=unix://$SOCK
+printf 'runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\ntimeout: 30\n' "$SOCK" "$SOCK" > "$T/bin/crictl.yaml"
+export CRI_CONFIG_FILE=$T/bin/crictl.yaml
 for i in $(seq 1 60); do crictl version >/dev/null 2>&1 && break; sleep 0.5; done
 crictl version
 crictl info > "$T/log/crictl-info.json" 2>&1
@@ -155,6 +189,14 @@ PY
 }
 
 run_case nvidia-runtime nvidia ''
+if ! grep -q '^RESULT nvidia-runtime: state=CONTAINER_EXITED exitCode=0$' "$OUT/device.log"; then
+  step "RETRY: the nvidia case failed; the CDI spec again without hooks, libraries by LD_LIBRARY_PATH"
+  mv "$T/cdi/nvidia.yaml" "$T/log/nvidia-with-hooks.yaml"
+  nvidia-ctk cdi generate --driver-root="$DRIVER_ROOT" --dev-root=/ --disable-hook=all \
+    --output="$T/cdi/nvidia.yaml"
+  run_case nvidia-runtime-nohooks nvidia \
+    '"envs": [{"key": "LD_LIBRARY_PATH", "value": "/lib64:/usr/lib64:/usr/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu"}]'
+fi
 run_case runc runc ''
 run_case runc-driver-mounted runc "\"mounts\": [{\"container_path\": \"$DRIVER_ROOT\", \"host_path\": \"$DRIVER_ROOT\", \"readonly\": true}],
   \"envs\": [{\"key\": \"PATH\", \"value\": \"$DRIVER_ROOT/bin:/usr/sbin:/usr/bin:/sbin:/bin\"}, {\"key\": \"LD_LIBRARY_PATH\", \"value\": \"$DRIVER_ROOT/lib64\"}]"
@@ -164,5 +206,6 @@ tail -n 60 "$T/log/nvidia-container-runtime.log"
 
 step stop
 kill "$CPID"; wait "$CPID"
+date -u +%FT%TZ
 tar -C "$T" -czf "$OUT/extras.tar.gz" log pods cdi etc rke2/agent/etc
 ls -la "$OUT"

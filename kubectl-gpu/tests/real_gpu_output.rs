@@ -103,7 +103,11 @@ fn device_plan_is_a_drop_in_with_the_built_runtime() {
     );
     let text = c.new.as_deref().unwrap();
     assert!(text.contains(RUNTIME_BINARY), "{text}");
-    assert_eq!(text, fixture("99-nvidia.toml"), "re-run tests/gpu/stage and the device run");
+    assert_eq!(
+        text,
+        fixture("99-nvidia.toml"),
+        "re-run tests/gpu/stage and the device run"
+    );
     // The drop-in merged with the root config confirms the nvidia runtime.
     let drop_ins = BTreeMap::from([("99-nvidia.toml".to_string(), text.to_string())]);
     let conf = p
@@ -140,7 +144,10 @@ fn h200_facts(driver: &str) -> NodeGpuFacts {
     .collect();
     for key in ["major", "minor", "revision"] {
         if let Some(p) = parts.next() {
-            labels.insert(format!("nvidia.com/cuda.driver-version.{key}"), p.to_string());
+            labels.insert(
+                format!("nvidia.com/cuda.driver-version.{key}"),
+                p.to_string(),
+            );
         }
     }
     NodeGpuFacts::from_labels(NODE, &labels)
@@ -164,7 +171,16 @@ fn source_mentions(name: &str, what: &[&str]) {
 #[test]
 fn nvidia_runtime_log_shows_one_h200() {
     let name = "nvidia-runtime.log";
-    source_mentions(name, &["date", "host", "containerd", "nvidia-container-toolkit", "command"]);
+    source_mentions(
+        name,
+        &[
+            "date",
+            "host",
+            "containerd",
+            "nvidia-container-toolkit",
+            "command",
+        ],
+    );
     let log = fixture(name);
     let smi = parse_smi_log(&log);
     assert!(smi.succeeded(), "{smi:#?}");
@@ -195,6 +211,7 @@ fn nvidia_runtime_log_shows_one_h200() {
 
     let checks = run_checks(&h200_facts(drv), &one_gpu(), &smi);
     for c in &checks {
+        println!("{:?} {:?}: {}", c.id, c.status, c.message);
         match c.id {
             CheckId::GpuVisible | CheckId::GpuCount | CheckId::DriverVersion | CheckId::Product => {
                 assert_eq!(c.status, CheckStatus::Pass, "{c:#?}")
@@ -204,7 +221,10 @@ fn nvidia_runtime_log_shows_one_h200() {
     }
     // Labels from another driver: the same log fails the driver check.
     let stale = run_checks(&h200_facts("570.195.03"), &one_gpu(), &smi);
-    let d = stale.iter().find(|c| c.id == CheckId::DriverVersion).unwrap();
+    let d = stale
+        .iter()
+        .find(|c| c.id == CheckId::DriverVersion)
+        .unwrap();
     assert_eq!(d.status, CheckStatus::Fail, "{d:#?}");
 }
 
@@ -225,14 +245,22 @@ fn runc_log_fails_to_find_the_gpu() {
         classify_failure(&log).as_ref().map(std::mem::discriminant),
         Some(std::mem::discriminant(f))
     );
-    let list = smi.failures.iter().find(|s| s.section == Some(SectionName::List));
+    let list = smi
+        .failures
+        .iter()
+        .find(|s| s.section == Some(SectionName::List));
     assert!(list.is_some(), "{:?}", smi.failures);
 
     let d = diagnose_smi_failure(f, NODE);
+    println!("{d:#?}");
     assert_eq!(d.kind, DiagnosisKind::NvidiaSmiNotFound, "{d:#?}");
     assert!(d.evidence.contains("nvidia-smi"), "{d:#?}");
 
-    let checks = run_checks(&h200_facts(&host_gpu().driver_version.unwrap()), &one_gpu(), &smi);
+    let checks = run_checks(
+        &h200_facts(&host_gpu().driver_version.unwrap()),
+        &one_gpu(),
+        &smi,
+    );
     let visible = checks.iter().find(|c| c.id == CheckId::GpuVisible).unwrap();
     assert_eq!(visible.status, CheckStatus::Fail, "{visible:#?}");
 }
@@ -251,5 +279,6 @@ fn runc_with_driver_mount_log_is_nvml_unknown_error() {
     let f = smi.primary_failure().expect("a failure");
     assert!(matches!(f, SmiFailure::NvmlUnknownError { .. }), "{f:?}");
     let d = diagnose_smi_failure(f, NODE);
+    println!("{d:#?}");
     assert_eq!(d.kind, DiagnosisKind::NvmlUnknownError, "{d:#?}");
 }

@@ -38,7 +38,9 @@ fn fixture(name: &str) -> String {
 /// and the built runtime as the binary. Planned offline, as
 /// `patch-containerd --config-file` does: no runtime binary is known to exist
 /// (were `RUNTIME_BINARY` listed in `runtime_binaries`, the planner would take
-/// it as one RKE2 detects by itself, whatever its directory, and write nothing).
+/// it as one RKE2 detects by itself, whatever its directory, and write nothing;
+/// `patch-containerd --binary-path` without `--set-as-default` does just that,
+/// see docs/real-gpu.md).
 fn device_plan_input() -> PlanInput {
     let state = NodeState {
         generated_config: fixture("rke2-config-v3-no-toolkit.toml"),
@@ -167,10 +169,8 @@ fn source_mentions(name: &str, what: &[&str]) {
     }
 }
 
-/// The `nvidia` runtime handler: one H200, its UUID, driver 580.x, its memory.
-#[test]
-fn nvidia_runtime_log_shows_one_h200() {
-    let name = "nvidia-runtime.log";
+/// One H200, its UUID, driver 580.x, its memory, as the host saw it; verify's checks pass.
+fn assert_one_h200(name: &str) {
     source_mentions(
         name,
         &[
@@ -226,6 +226,38 @@ fn nvidia_runtime_log_shows_one_h200() {
         .find(|c| c.id == CheckId::DriverVersion)
         .unwrap();
     assert_eq!(d.status, CheckStatus::Fail, "{d:#?}");
+}
+
+/// The `nvidia` runtime handler (the library's plan, no default runtime).
+#[test]
+fn nvidia_runtime_log_shows_one_h200() {
+    assert_one_h200("nvidia-runtime.log");
+}
+
+/// No runtime handler, after containerd restarted with the drop-in that
+/// `kubectl-gpu patch-containerd --set-as-default` wrote in offline mode.
+#[test]
+fn default_runtime_from_the_cli_log_shows_one_h200() {
+    assert_one_h200("cli-default-runtime.log");
+}
+
+/// The CLI's drop-in that ran is the library's plan with `set_as_default`.
+#[test]
+fn cli_drop_in_is_the_library_plan_with_default() {
+    let mut input = device_plan_input();
+    // Offline, the CLI takes the runtime binary to exist where --binary-path says.
+    input
+        .state
+        .runtime_binaries
+        .insert(RUNTIME_BINARY.to_string());
+    input.options.set_as_default = true;
+    input.options.method = Some(Method::DropIn);
+    let p = plan(&input).expect("plan");
+    assert_eq!(p.changes.len(), 1, "{:?}", p.changes);
+    let text = p.changes[0].new.as_deref().unwrap();
+    assert!(text.contains("default_runtime_name = \"nvidia\""), "{text}");
+    assert_eq!(text, fixture("99-nvidia-cli-default.toml"));
+    assert!(fixture("cli-plan.txt").contains("written, method drop-in"));
 }
 
 /// The same container under plain runc: nvidia-smi is not there, and verify

@@ -132,14 +132,18 @@ containerd --config "$CD/config.toml" config dump > "$T/log/containerd-config-du
 grep -n -A6 "runtimes.nvidia\]\|runtimes.'nvidia'\]\|runtimes.nvidia.options\]" "$T/log/containerd-config-dump.toml"
 
 step "start containerd"
-containerd --config "$CD/config.toml" --log-level debug > "$OUT/containerd.log" 2>&1 &
-CPID=$!
 printf 'runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\ntimeout: 30\n' "$SOCK" "$SOCK" > "$T/bin/crictl.yaml"
 export CRI_CONFIG_FILE=$T/bin/crictl.yaml
-for i in $(seq 1 60); do crictl version >/dev/null 2>&1 && break; sleep 0.5; done
-crictl version
-crictl info > "$T/log/crictl-info.json" 2>&1
-grep -n -A12 '"nvidia"' "$T/log/crictl-info.json" | head -40
+start_containerd() {
+  containerd --config "$CD/config.toml" --log-level debug >> "$T/log/containerd.log" 2>&1 &
+  CPID=$!
+  for i in $(seq 1 60); do crictl version >/dev/null 2>&1 && break; sleep 0.5; done
+  crictl version
+  crictl info > "$T/log/crictl-info$1.json" 2>&1
+  grep -n -A12 '"nvidia"' "$T/log/crictl-info$1.json" | head -40
+  grep -n '"defaultRuntimeName"' "$T/log/crictl-info$1.json"
+}
+start_containerd ""
 
 step "import images"
 ctr -a "$SOCK" -n k8s.io images import "$HERE/images/pause.tar"
@@ -200,6 +204,18 @@ fi
 run_case runc runc ''
 run_case runc-driver-mounted runc "\"mounts\": [{\"container_path\": \"$DRIVER_ROOT\", \"host_path\": \"$DRIVER_ROOT\", \"readonly\": true}],
   \"envs\": [{\"key\": \"PATH\", \"value\": \"$DRIVER_ROOT/bin:/usr/sbin:/usr/bin:/sbin:/bin\"}, {\"key\": \"LD_LIBRARY_PATH\", \"value\": \"$DRIVER_ROOT/lib64\"}]"
+
+CLI_DROPIN=$HERE/stage/cli/tmp/gpu/rke2/agent/etc/containerd/config-v3.toml.d/99-nvidia.toml
+if [ -f "$CLI_DROPIN" ]; then
+  step "restart containerd with the drop-in of kubectl-gpu patch-containerd --set-as-default (offline mode)"
+  cat "$HERE/stage/cli-plan.txt"
+  kill "$CPID"; wait "$CPID"
+  cp "$CLI_DROPIN" "$CD/config-v3.toml.d/99-nvidia.toml"
+  cat "$CD/config-v3.toml.d/99-nvidia.toml"
+  start_containerd "-cli"
+  # No runtime handler: containerd's default runtime, which the drop-in made `nvidia`.
+  run_case cli-default-runtime "" ''
+fi
 
 step "runtime debug log (nvidia-container-runtime)"
 tail -n 60 "$T/log/nvidia-container-runtime.log"

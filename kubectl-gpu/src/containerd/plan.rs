@@ -375,9 +375,15 @@ fn find_binary(state: &NodeState, file: &str) -> Option<String> {
         })
 }
 
-/// The binary RKE2 will find for a standard runtime name, if any.
+/// The binary RKE2 will find for a standard runtime name, if any: only in
+/// the dirs RKE2 searches (the toolkit dir, /opt/kwasm/bin, the service's
+/// PATH), never a binary elsewhere that merely has the right file name.
 fn rke2_detects(name: &str, state: &NodeState) -> Option<String> {
-    find_binary(state, standard_runtime_binary(name)?)
+    let file = standard_runtime_binary(name)?;
+    SEARCH_ORDER
+        .iter()
+        .map(|d| format!("{d}/{file}"))
+        .find(|p| state.runtime_binaries.contains(p))
 }
 
 fn resolve_binary(o: &PatchOptions, state: &NodeState) -> Result<Binary> {

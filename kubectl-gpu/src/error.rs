@@ -195,6 +195,23 @@ pub enum Error {
     /// A requested combination of values that cannot work on these nodes or this chart.
     #[error("refused: {reason}")]
     ValuesRefused { reason: String },
+
+    // ---- report (`report`) ----
+    /// The support bundle could not be written.
+    #[error("cannot write the support bundle: {reason}")]
+    BundleWrite { reason: String },
+
+    /// The support bundle file could not be created.
+    #[error("cannot create {path}: {source}; pick a writable path for --bundle")]
+    BundleCreate {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A watch on nodes or pods ended with an error.
+    #[error("watching {what} failed: {reason}")]
+    Watch { what: String, reason: String },
 }
 
 impl Error {

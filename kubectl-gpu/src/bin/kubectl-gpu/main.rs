@@ -2,6 +2,7 @@
 //! its own module and calls into the `rke2gpu` library.
 
 mod check_runtime;
+mod report;
 
 use clap::{Parser, Subcommand};
 use rke2gpu::cli::{KubeOpts, OutputOpts};
@@ -35,6 +36,8 @@ struct Cli {
 enum Command {
     /// Per node: will GPU pods work? Every finding names its fix
     CheckRuntime(check_runtime::Args),
+    /// GPU nodes (allocatable, allocated, free), GPU pods, the operator; --bundle for support
+    Report(report::Args),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::CheckRuntime(args) => check_runtime::run(&cli.kube, &cli.out, args).await,
+            Command::Report(args) => report::run(&cli.kube, &cli.out, args).await,
         }
     });
     match result {

@@ -114,7 +114,8 @@ fn requests_and_limits() {
 
 #[test]
 fn terminal_and_unbound_pods_hold_nothing() {
-    let spec = json!({"containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]});
+    let spec =
+        json!({"containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]});
     assert!(lite(spec.clone(), "Running", Some("n")).holds_resources());
     assert!(lite(spec.clone(), "Pending", Some("n")).holds_resources());
     assert!(!lite(spec.clone(), "Pending", None).holds_resources());
@@ -150,15 +151,39 @@ fn node_totals_of_the_fixture_cluster() {
 
     // H200: train-a 2 + train-init max(3, 1+1) + notebook 1 (Pending, bound) = 6; done/crashed excluded.
     let h = n("gpu-h200-0");
-    assert_eq!((h.gpu.capacity, h.gpu.allocatable, h.gpu.allocated, h.gpu.free), (Some(8), Some(8), 6, Some(2)));
+    assert_eq!(
+        (
+            h.gpu.capacity,
+            h.gpu.allocatable,
+            h.gpu.allocated,
+            h.gpu.free
+        ),
+        (Some(8), Some(8), 6, Some(2))
+    );
     assert_eq!(h.gpu_pods, 3);
 
     // Cordoned A100, 3 of 4 allocatable, legacy-job 2.
     let a = n("gpu-a100-legacy-0");
     assert!(a.cordoned);
-    assert_eq!((a.gpu.capacity, a.gpu.allocatable, a.gpu.allocated, a.gpu.free), (Some(4), Some(3), 2, Some(1)));
-    assert!(a.problems.iter().any(|p| p.contains("allocatable 3 < capacity 4")));
-    assert!(a.problems.iter().any(|p| p.contains("container-toolkit CrashLoopBackOff")));
+    assert_eq!(
+        (
+            a.gpu.capacity,
+            a.gpu.allocatable,
+            a.gpu.allocated,
+            a.gpu.free
+        ),
+        (Some(4), Some(3), 2, Some(1))
+    );
+    assert!(
+        a.problems
+            .iter()
+            .any(|p| p.contains("allocatable 3 < capacity 4"))
+    );
+    assert!(
+        a.problems
+            .iter()
+            .any(|p| p.contains("container-toolkit CrashLoopBackOff"))
+    );
 
     // MIG: mig-small: init setup 2, sidecar proxy 1, serve 2 → max(2, 1, 2+1) = 3.
     let m = n("gpu-mig-0");
@@ -177,18 +202,30 @@ fn node_totals_of_the_fixture_cluster() {
     let d = n("gpu-down-0");
     assert!(!d.ready);
     assert!(d.problems.iter().any(|p| p.contains("NotReady")));
-    assert!(d.problems.iter().any(|p| p.contains("no GPU resource advertised")));
+    assert!(
+        d.problems
+            .iter()
+            .any(|p| p.contains("no GPU resource advertised"))
+    );
 
     // Totals of nvidia.com/gpu: 8+4+0 capacity, 8+3+0 allocatable, 6+2 allocated, 2+1 free;
     // schedulable excludes the cordoned A100.
     let t = &r.nodes.totals;
-    assert_eq!((t.gpu.capacity, t.gpu.allocatable, t.gpu.allocated, t.gpu.free), (Some(12), Some(11), 8, Some(3)));
+    assert_eq!(
+        (
+            t.gpu.capacity,
+            t.gpu.allocatable,
+            t.gpu.allocated,
+            t.gpu.free
+        ),
+        (Some(12), Some(11), 8, Some(3))
+    );
     assert_eq!(t.free_schedulable, 2);
     assert_eq!((t.nodes, t.ready, t.cordoned), (5, 4, 1));
     assert_eq!(t.resources["nvidia.com/gpu.shared"].allocated, 3);
 
-    // Pods view: every GPU pod incl. unbound and terminal ones (not counted).
-    assert_eq!(r.pods.pods.len(), 11);
+    // Pods view: every non-terminal GPU pod, unbound ones included (not counted).
+    assert_eq!(r.pods.pods.len(), 9);
     let too_big = r.pods.pods.iter().find(|p| p.name == "too-big").unwrap();
     assert!(!too_big.counted);
     assert_eq!(r.pods.pods.iter().filter(|p| p.counted).count(), 8);
@@ -201,7 +238,7 @@ fn namespace_scope_and_missing_pods() {
     let pods = common::pods_read();
     let r = Report::build(&snap, Some(&pods), Some("inference"), common::now());
     assert_eq!(r.pods.pods.len(), 4);
-    assert_eq!(r.pods.other_namespaces, 7);
+    assert_eq!(r.pods.other_namespaces, 5);
     // Allocation is still cluster-wide.
     assert_eq!(r.nodes.totals.gpu.allocated, 8);
 
@@ -223,7 +260,11 @@ fn no_operator_no_crd_no_gpu_labels() {
         n.metadata.labels = None;
     }
     let r = Report::build(&snap, Some(&common::pods_read()), None, common::now());
-    assert_eq!(r.nodes.nodes.len(), 4, "gpu-down-0 advertises nothing and has no labels now");
+    assert_eq!(
+        r.nodes.nodes.len(),
+        4,
+        "gpu-down-0 advertises nothing and has no labels now"
+    );
     assert!(r.nodes.nodes.iter().all(|n| n.operator.state == "absent"));
     assert!(r.nodes.nodes.iter().all(|n| n.runtime.mode == "unknown"));
     assert!(!r.operator.installed);

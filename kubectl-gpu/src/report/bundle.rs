@@ -86,6 +86,9 @@ pub struct BundleSummary {
     pub compressed_bytes: u64,
 }
 
+/// A fetched log: (text, cut to its tail), or why it could not be read.
+pub type LogResult = std::result::Result<(String, bool), String>;
+
 /// What the async part fetched, handed to [`assemble`].
 #[derive(Debug, Clone, Default)]
 pub struct Collected {
@@ -94,7 +97,7 @@ pub struct Collected {
     /// Events by bundle path (`events/<ns>.yaml`, `events/gpu-pods/<ns>.yaml`).
     pub events: BTreeMap<String, std::result::Result<Vec<Event>, String>>,
     /// Logs by bundle path: (text, truncated) or why not.
-    pub logs: BTreeMap<String, std::result::Result<(String, bool), String>>,
+    pub logs: BTreeMap<String, LogResult>,
     /// `check-runtime -o json`.
     pub check_runtime: Option<serde_json::Value>,
     /// `--deep`: what was read on each node.
@@ -191,8 +194,8 @@ impl Bundle {
         let io = |e: std::io::Error| Error::BundleWrite {
             reason: e.to_string(),
         };
-        let manifest = serde_json::to_vec_pretty(&self.manifest(report))
-            .map_err(|e| Error::BundleWrite {
+        let manifest =
+            serde_json::to_vec_pretty(&self.manifest(report)).map_err(|e| Error::BundleWrite {
                 reason: e.to_string(),
             })?;
         let mut counter = Counting { inner: out, n: 0 };
@@ -274,7 +277,13 @@ pub fn log_targets(snap: &Snapshot) -> Vec<(String, String, String, bool, String
         });
         for c in containers {
             let base = format!("logs/{}/{}/{}", safe(&ns), safe(&name), safe(&c.name));
-            out.push((ns.clone(), name.clone(), c.name.clone(), false, format!("{base}.log")));
+            out.push((
+                ns.clone(),
+                name.clone(),
+                c.name.clone(),
+                false,
+                format!("{base}.log"),
+            ));
             let restarted = statuses
                 .iter()
                 .any(|s| s.name == c.name && s.restart_count > 0);
@@ -297,9 +306,17 @@ pub fn log_targets(snap: &Snapshot) -> Vec<(String, String, String, bool, String
 /// the Helm release Secrets).
 pub fn assemble(snap: &Snapshot, report: &Report, collected: &Collected) -> Bundle {
     let mut b = Bundle::default();
-    b.add_json("report.json".into(), "kubectl gpu report (every view)", report);
+    b.add_json(
+        "report.json".into(),
+        "kubectl gpu report (every view)",
+        report,
+    );
     match &collected.check_runtime {
-        Some(c) => b.add_json("check-runtime.json".into(), "kubectl gpu check-runtime -o json", c),
+        Some(c) => b.add_json(
+            "check-runtime.json".into(),
+            "kubectl gpu check-runtime -o json",
+            c,
+        ),
         None => b.not_collected.push("check-runtime.json: not run".into()),
     }
     let gpu_nodes: std::collections::BTreeSet<&str> =
@@ -331,7 +348,11 @@ pub fn assemble(snap: &Snapshot, report: &Report, collected: &Collected) -> Bund
         let ns = safe(&ops.namespace);
         for d in &ops.deployments {
             let n = safe(d.metadata.name.as_deref().unwrap_or_default());
-            b.add_yaml(format!("operator/{ns}/deployments/{n}.yaml"), "Deployment", d);
+            b.add_yaml(
+                format!("operator/{ns}/deployments/{n}.yaml"),
+                "Deployment",
+                d,
+            );
         }
         for d in &ops.daemonsets {
             let n = safe(d.metadata.name.as_deref().unwrap_or_default());
@@ -367,14 +388,19 @@ pub fn assemble(snap: &Snapshot, report: &Report, collected: &Collected) -> Bund
     }
     for cp in snap.cluster_policies.iter().flatten() {
         let n = safe(cp.metadata.name.as_deref().unwrap_or_default());
-        b.add_yaml(format!("operator/clusterpolicy/{n}.yaml"), "ClusterPolicy", cp);
+        b.add_yaml(
+            format!("operator/clusterpolicy/{n}.yaml"),
+            "ClusterPolicy",
+            cp,
+        );
     }
     for (path, ev) in &collected.events {
         match ev {
             Ok(list) => {
                 let mut list = list.clone();
                 list.sort_by(|a, b| {
-                    (&a.last_timestamp, &a.metadata.name).cmp(&(&b.last_timestamp, &b.metadata.name))
+                    (&a.last_timestamp, &a.metadata.name)
+                        .cmp(&(&b.last_timestamp, &b.metadata.name))
                 });
                 b.add_yaml(path.clone(), "Events", &list);
             }
@@ -383,7 +409,12 @@ pub fn assemble(snap: &Snapshot, report: &Report, collected: &Collected) -> Bund
     }
     for (path, log) in &collected.logs {
         match log {
-            Ok((text, cut)) => b.add(path.clone(), "container log (tail)", text.clone().into_bytes(), *cut),
+            Ok((text, cut)) => b.add(
+                path.clone(),
+                "container log (tail)",
+                text.clone().into_bytes(),
+                *cut,
+            ),
             Err(e) => b.not_collected.push(format!("{path}: {e}")),
         }
     }
@@ -483,8 +514,7 @@ pub async fn collect(
                 list.into_iter()
                     .filter(|e| {
                         e.involved_object.kind.as_deref() == Some("Pod")
-                            && e
-                                .involved_object
+                            && e.involved_object
                                 .name
                                 .as_ref()
                                 .is_some_and(|n| names.contains(n))
@@ -498,17 +528,16 @@ pub async fn collect(
 
     let targets = log_targets(snap);
     progress.set_message(format!("logs ({} containers)", targets.len()));
-    let logs: Vec<(String, std::result::Result<(String, bool), String>)> =
-        futures::stream::iter(targets)
-            .map(|(ns, pod, container, previous, path)| async move {
-                let r = super::read::log_tail(kube, &ns, &pod, &container, previous, opts.log_cap)
-                    .await
-                    .map_err(|e| describe(&e));
-                (path, r)
-            })
-            .buffer_unordered(8)
-            .collect()
-            .await;
+    let logs: Vec<(String, LogResult)> = futures::stream::iter(targets)
+        .map(|(ns, pod, container, previous, path)| async move {
+            let r = super::read::log_tail(kube, &ns, &pod, &container, previous, opts.log_cap)
+                .await
+                .map_err(|e| describe(&e));
+            (path, r)
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
     c.logs = logs.into_iter().collect();
 
     if let Some(agent_opts) = &opts.deep {
@@ -530,20 +559,19 @@ pub async fn collect(
                 let results: Vec<(
                     String,
                     std::result::Result<(crate::matrix::NodePaths, ProbeResult), String>,
-                )> =
-                    futures::stream::iter(&nodes)
-                        .map(|n| {
-                            let agents = &agents;
-                            async move {
-                                (
-                                    n.name.clone(),
-                                    probe_node(agents, n).await.map_err(|e| e.to_string()),
-                                )
-                            }
-                        })
-                        .buffer_unordered(8)
-                        .collect()
-                        .await;
+                )> = futures::stream::iter(&nodes)
+                    .map(|n| {
+                        let agents = &agents;
+                        async move {
+                            (
+                                n.name.clone(),
+                                probe_node(agents, n).await.map_err(|e| e.to_string()),
+                            )
+                        }
+                    })
+                    .buffer_unordered(8)
+                    .collect()
+                    .await;
                 agents.cleanup().await;
                 for (node, r) in results {
                     let facts = nodes.iter().find(|n| n.name == node);

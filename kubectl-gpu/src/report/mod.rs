@@ -41,8 +41,8 @@ pub const API_VERSION: &str = "kubectl-gpu.rke2.io/v1";
 pub struct PodsView {
     /// The namespace shown; None: all namespaces.
     pub namespace: Option<String>,
-    /// GPU pods in scope, sorted by namespace and name (unscheduled ones
-    /// included, with `counted: false`).
+    /// Non-terminal GPU pods in scope, sorted by namespace and name
+    /// (unscheduled ones included, with `counted: false`).
     pub pods: Vec<GpuPod>,
     /// GPU pods outside the namespace shown.
     pub other_namespaces: usize,
@@ -119,12 +119,16 @@ impl Report {
         let all: &[GpuPod] = pods.map(|p| p.pods.as_slice()).unwrap_or_default();
         let nodes = nodes::build(snap, &view, all);
         let operator = operator::build(snap, &view);
+        // Terminal pods hold nothing (and a real list never returns them).
         let (in_scope, other): (Vec<&GpuPod>, Vec<&GpuPod>) = all
             .iter()
+            .filter(|p| !matches!(p.phase.as_str(), "Succeeded" | "Failed"))
             .partition(|p| namespace.is_none_or(|ns| p.namespace == ns));
+        let mut in_scope: Vec<GpuPod> = in_scope.into_iter().cloned().collect();
+        in_scope.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         let pods_view = PodsView {
             namespace: namespace.map(str::to_string),
-            pods: in_scope.into_iter().cloned().collect(),
+            pods: in_scope,
             other_namespaces: other.len(),
             pods_scanned: pods.map(|p| p.scanned).unwrap_or(0),
         };

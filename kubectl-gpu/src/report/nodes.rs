@@ -249,16 +249,20 @@ fn runtime_info(facts: &NodeFacts, view: &ClusterView) -> RuntimeInfo {
     let class = operator
         .and_then(|o| o.runtime_class.clone())
         .unwrap_or_else(|| "nvidia".to_string());
-    let present = view
-        .runtime_classes
-        .as_ref()
-        .map(|rcs| rcs.iter().any(|rc| rc.metadata.name.as_deref() == Some(&class)));
+    let present = view.runtime_classes.as_ref().map(|rcs| {
+        rcs.iter()
+            .any(|rc| rc.metadata.name.as_deref() == Some(&class))
+    });
     let default_runtime = facts.args.default_runtime.clone();
     let cdi = operator
         .and_then(|o| o.chart_version)
         .map(|chart| {
             matches!(
-                matrix::gpu_injection(chart, operator.and_then(|o| o.cdi_enabled), facts.containerd()),
+                matrix::gpu_injection(
+                    chart,
+                    operator.and_then(|o| o.cdi_enabled),
+                    facts.containerd()
+                ),
                 GpuInjection::Cdi
             )
         })
@@ -337,7 +341,9 @@ pub fn build(snap: &Snapshot, view: &ClusterView, pods: &[GpuPod]) -> NodesView 
             if let (Some(cap), Some(alloc)) = (c.capacity, c.allocatable)
                 && alloc < cap
             {
-                problems.push(format!("{r}: allocatable {alloc} < capacity {cap} (devices unhealthy or reserved)"));
+                problems.push(format!(
+                    "{r}: allocatable {alloc} < capacity {cap} (devices unhealthy or reserved)"
+                ));
             }
             if c.overcommitted() {
                 problems.push(format!(

@@ -184,8 +184,9 @@ pub fn build(snap: &Snapshot, view: &ClusterView) -> OperatorView {
                 .map(str::to_string);
         }
         if snap.crd_present == Some(true) {
-            out.problems
-                .push("the ClusterPolicy CRD exists but no GPU Operator Deployment was found".into());
+            out.problems.push(
+                "the ClusterPolicy CRD exists but no GPU Operator Deployment was found".into(),
+            );
         }
         return out;
     };

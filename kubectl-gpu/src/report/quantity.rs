@@ -75,7 +75,9 @@ pub fn parse_milli(text: &str) -> Option<i128> {
     };
     let frac_den = 10i128.pow(frac_part.len() as u32);
     // value = (int + frac/frac_den) * mul_num / mul_den, in milli-units, rounded up.
-    let numer = (int * frac_den + frac).checked_mul(mul_num)?.checked_mul(1000)?;
+    let numer = (int * frac_den + frac)
+        .checked_mul(mul_num)?
+        .checked_mul(1000)?;
     let denom = frac_den * mul_den;
     let value = (numer + denom - 1) / denom;
     Some(sign * value)

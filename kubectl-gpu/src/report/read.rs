@@ -97,9 +97,11 @@ pub async fn full_gpu_pods(kube: &Kube) -> Result<Vec<Pod>, kube::Error> {
     let mut lp = ListParams::default().fields(NON_TERMINAL).limit(PAGE);
     loop {
         let page = api.list(&lp).await?;
-        out.extend(page.items.into_iter().filter(|p| {
-            PodLite::from_pod(p).is_some_and(|l| !l.gpu_requests().is_empty())
-        }));
+        out.extend(
+            page.items
+                .into_iter()
+                .filter(|p| PodLite::from_pod(p).is_some_and(|l| !l.gpu_requests().is_empty())),
+        );
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
             Some(token) => lp.continue_token = Some(token),
             None => break,

@@ -35,7 +35,9 @@ pub fn is_secret_key(key: &str) -> bool {
 
 /// A toleration or taint: its `key` is a label key, not a secret.
 fn is_toleration_like(map: &serde_json::Map<String, Value>) -> bool {
-    map.contains_key("effect") || map.contains_key("operator") || map.contains_key("tolerationSeconds")
+    map.contains_key("effect")
+        || map.contains_key("operator")
+        || map.contains_key("tolerationSeconds")
 }
 
 fn redact_all(v: &mut Value) {
@@ -68,8 +70,12 @@ pub fn redact_value(v: &mut Value) {
             for (k, val) in map.iter_mut() {
                 let reference = matches!(
                     k.as_str(),
-                    "secretKeyRef" | "secretRef" | "secretName" | "imagePullSecrets"
-                        | "configMapKeyRef" | "keyRef"
+                    "secretKeyRef"
+                        | "secretRef"
+                        | "secretName"
+                        | "imagePullSecrets"
+                        | "configMapKeyRef"
+                        | "keyRef"
                 );
                 if reference || (toleration && k == "key") {
                     continue;
@@ -137,7 +143,10 @@ mod tests {
         redact_value(&mut v);
         assert_eq!(v["ngc"]["apiKey"], REDACTED);
         assert_eq!(v["ngc"]["registryPassword"], REDACTED);
-        assert_eq!(v["toolkit"]["env"][0]["value"], "/run/k3s/containerd/containerd.sock");
+        assert_eq!(
+            v["toolkit"]["env"][0]["value"],
+            "/run/k3s/containerd/containerd.sock"
+        );
         assert_eq!(v["toolkit"]["env"][1]["value"], REDACTED);
         assert_eq!(v["daemonsets"]["tolerations"][0]["key"], "nvidia.com/gpu");
         assert_eq!(v["imagePullSecrets"][0], "ngc-secret");

@@ -21,7 +21,11 @@ fn status_cell(row: &NodeRow, color: bool) -> String {
     let mut s = paint(ready, color);
     if row.cordoned {
         let c = ",SchedulingDisabled";
-        s.push_str(&if color { c.yellow().to_string() } else { c.into() });
+        s.push_str(&if color {
+            c.yellow().to_string()
+        } else {
+            c.into()
+        });
     }
     s
 }
@@ -156,12 +160,10 @@ pub fn nodes_table(report: &Report, wide: bool, color: bool) -> String {
         } else {
             mig.join(",")
         });
-        total.push(
-            match t.resources.get(crate::labels::RESOURCE_GPU_SHARED) {
-                Some(c) => format!("{}/{}", c.allocated, c.allocatable.unwrap_or(0)),
-                None => "-".into(),
-            },
-        );
+        total.push(match t.resources.get(crate::labels::RESOURCE_GPU_SHARED) {
+            Some(c) => format!("{}/{}", c.allocated, c.allocatable.unwrap_or(0)),
+            None => "-".into(),
+        });
         total.push(String::new());
         total.push(String::new());
     }
@@ -173,6 +175,16 @@ pub fn nodes_table(report: &Report, wide: bool, color: bool) -> String {
             t.free_schedulable,
             t.gpu.free.unwrap_or(0)
         ));
+    }
+    if !wide
+        && view
+            .nodes
+            .iter()
+            .any(|n| n.resources.keys().any(|k| k != crate::labels::RESOURCE_GPU))
+    {
+        s.push_str(
+            "MIG devices and shared GPUs (nvidia.com/mig-*, nvidia.com/gpu.shared): see -o wide.\n",
+        );
     }
     if view.non_gpu_nodes > 0 {
         s.push_str(&format!(
@@ -243,7 +255,16 @@ pub fn pods_table(report: &Report, wide: bool) -> String {
                     .unwrap_or_else(|| "<unknown>".into()),
             ]);
             if wide {
-                row.push(if p.counted { "yes" } else { "no (unbound)" }.to_string());
+                row.push(
+                    if p.counted {
+                        "yes"
+                    } else if p.node.is_none() {
+                        "no (unbound)"
+                    } else {
+                        "no (terminal)"
+                    }
+                    .to_string(),
+                );
             }
             rows.push(row);
         }
@@ -412,7 +433,11 @@ pub fn operator_text(report: &Report, wide: bool, color: bool) -> String {
         .daemonsets
         .iter()
         .map(|d| d.app.as_str())
-        .chain(op.operands.values().flat_map(|m| m.keys().map(String::as_str)))
+        .chain(
+            op.operands
+                .values()
+                .flat_map(|m| m.keys().map(String::as_str)),
+        )
         .collect();
     apps.sort_unstable();
     apps.dedup();
@@ -436,11 +461,9 @@ pub fn operator_text(report: &Report, wide: bool, color: bool) -> String {
                         None => "-".into(),
                         Some(p) => {
                             let state = match &p.problem {
-                                Some(pr) => pr
-                                    .split(": ")
-                                    .nth(2)
-                                    .unwrap_or(pr.as_str())
-                                    .to_string(),
+                                Some(pr) => {
+                                    pr.split(": ").nth(2).unwrap_or(pr.as_str()).to_string()
+                                }
                                 None if p.phase == "Running" && !p.ready => "NotReady".into(),
                                 None => p.phase.clone(),
                             };
@@ -449,7 +472,9 @@ pub fn operator_text(report: &Report, wide: bool, color: bool) -> String {
                             } else {
                                 state
                             };
-                            if color && (p.problem.is_some() || !(p.ready || p.phase == "Succeeded")) {
+                            if color
+                                && (p.problem.is_some() || !(p.ready || p.phase == "Succeeded"))
+                            {
                                 state.red().to_string()
                             } else {
                                 state

@@ -88,7 +88,9 @@ pub async fn run(
         ),
         changes(
             Api::<PodLite>::all(client.clone()),
-            watcher::Config::default().fields(NON_TERMINAL).page_size(PAGE),
+            watcher::Config::default()
+                .fields(NON_TERMINAL)
+                .page_size(PAGE),
             pod_writer,
         ),
     ];

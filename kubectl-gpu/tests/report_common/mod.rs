@@ -7,10 +7,10 @@ use k8s_openapi::api::core::v1::{Node, Pod, Secret};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::DynamicObject;
+use rke2gpu::report::pods::GpuPod;
 use rke2gpu::report::pods::PodLite;
 use rke2gpu::report::pods::jiff_now::Now;
 use rke2gpu::report::read::PodsRead;
-use rke2gpu::report::pods::GpuPod;
 use rke2gpu::snapshot::{OperatorObjects, Snapshot, Unreadable};
 use serde_json::{Value, json};
 
@@ -22,6 +22,7 @@ pub fn now() -> Now {
     Now("2026-12-01T12:00:00Z".parse::<Timestamp>().unwrap())
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn node(
     name: &str,
     kubelet: &str,
@@ -97,7 +98,12 @@ pub fn nodes() -> Vec<Node> {
             "gpu-mig-0",
             "v1.33.10+rke2r1",
             "containerd://2.2.2-k3s1",
-            gpu_labels("NVIDIA-A100-SXM4-80GB-MIG-1g.10gb", 1, "580.159.04", json!({"nvidia.com/mig.strategy": "mixed", "nvidia.com/mig.capable": "true"})),
+            gpu_labels(
+                "NVIDIA-A100-SXM4-80GB-MIG-1g.10gb",
+                1,
+                "580.159.04",
+                json!({"nvidia.com/mig.strategy": "mixed", "nvidia.com/mig.capable": "true"}),
+            ),
             json!({"nvidia.com/gpu": "0", "nvidia.com/mig-1g.10gb": "7", "nvidia.com/mig-3g.40gb": "2"}),
             json!({"nvidia.com/gpu": "0", "nvidia.com/mig-1g.10gb": "7", "nvidia.com/mig-3g.40gb": "2"}),
             true,
@@ -109,7 +115,12 @@ pub fn nodes() -> Vec<Node> {
             "gpu-shared-0",
             "v1.33.5+k3s1",
             "containerd://2.1.4-k3s1",
-            gpu_labels("NVIDIA-L4-SHARED", 2, "550.90.07", json!({"nvidia.com/gpu.replicas": "4"})),
+            gpu_labels(
+                "NVIDIA-L4-SHARED",
+                2,
+                "550.90.07",
+                json!({"nvidia.com/gpu.replicas": "4"}),
+            ),
             json!({"nvidia.com/gpu.shared": "8"}),
             json!({"nvidia.com/gpu.shared": "8"}),
             true,
@@ -145,7 +156,9 @@ pub fn nodes() -> Vec<Node> {
 /// A pod of the operator namespace.
 fn operand(app: &str, node: &str, ready: bool, waiting: Option<&str>, restarts: i32) -> Pod {
     let state = match waiting {
-        Some(r) => json!({"waiting": {"reason": r, "message": "back-off 5m0s restarting failed container"}}),
+        Some(r) => {
+            json!({"waiting": {"reason": r, "message": "back-off 5m0s restarting failed container"}})
+        }
         None => json!({"running": {"startedAt": "2026-12-01T10:00:00Z"}}),
     };
     serde_json::from_value(json!({
@@ -163,7 +176,12 @@ fn operand(app: &str, node: &str, ready: bool, waiting: Option<&str>, restarts: 
 
 fn validator(node: &str, cuda_failed: bool) -> Pod {
     let term = |code: i32| json!({"terminated": {"exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" }}});
-    let inits = ["driver-validation", "toolkit-validation", "cuda-validation", "plugin-validation"];
+    let inits = [
+        "driver-validation",
+        "toolkit-validation",
+        "cuda-validation",
+        "plugin-validation",
+    ];
     let statuses: Vec<Value> = inits
         .iter()
         .enumerate()
@@ -246,9 +264,12 @@ pub fn other_secret() -> Secret {
     }))
     .unwrap();
     s.data = Some(
-        [("token".to_string(), k8s_openapi::ByteString(SECRET_MARKER.as_bytes().to_vec()))]
-            .into_iter()
-            .collect(),
+        [(
+            "token".to_string(),
+            k8s_openapi::ByteString(SECRET_MARKER.as_bytes().to_vec()),
+        )]
+        .into_iter()
+        .collect(),
     );
     s
 }
@@ -263,7 +284,12 @@ pub fn operator() -> OperatorObjects {
         "status": {"replicas": 1, "readyReplicas": 1}
     }))
     .unwrap();
-    let gpu_nodes = ["gpu-h200-0", "gpu-a100-legacy-0", "gpu-mig-0", "gpu-shared-0"];
+    let gpu_nodes = [
+        "gpu-h200-0",
+        "gpu-a100-legacy-0",
+        "gpu-mig-0",
+        "gpu-shared-0",
+    ];
     let mut pods = Vec::new();
     for n in gpu_nodes {
         let broken = n == "gpu-a100-legacy-0";
@@ -283,9 +309,27 @@ pub fn operator() -> OperatorObjects {
         namespace_labels: Default::default(),
         deployments: vec![deploy],
         daemonsets: vec![
-            daemonset("nvidia-container-toolkit-daemonset", "nvidia-container-toolkit-daemonset", 4, 3, 4),
-            daemonset("nvidia-device-plugin-daemonset", "nvidia-device-plugin-daemonset", 4, 4, 4),
-            daemonset("nvidia-operator-validator", "nvidia-operator-validator", 4, 3, 4),
+            daemonset(
+                "nvidia-container-toolkit-daemonset",
+                "nvidia-container-toolkit-daemonset",
+                4,
+                3,
+                4,
+            ),
+            daemonset(
+                "nvidia-device-plugin-daemonset",
+                "nvidia-device-plugin-daemonset",
+                4,
+                4,
+                4,
+            ),
+            daemonset(
+                "nvidia-operator-validator",
+                "nvidia-operator-validator",
+                4,
+                3,
+                4,
+            ),
         ],
         pods,
         helm_secrets: vec![helm_secret(), other_secret()],
@@ -307,7 +351,8 @@ pub fn cluster_policy() -> DynamicObject {
 
 pub fn snapshot() -> Snapshot {
     let rc: RuntimeClass =
-        serde_json::from_value(json!({"metadata": {"name": "nvidia"}, "handler": "nvidia"})).unwrap();
+        serde_json::from_value(json!({"metadata": {"name": "nvidia"}, "handler": "nvidia"}))
+            .unwrap();
     Snapshot {
         server: "https://127.0.0.1:6443/".into(),
         nodes: nodes(),
@@ -319,7 +364,14 @@ pub fn snapshot() -> Snapshot {
     }
 }
 
-pub fn pod_json(ns: &str, name: &str, node: Option<&str>, phase: &str, age_s: i64, spec: Value) -> Value {
+pub fn pod_json(
+    ns: &str,
+    name: &str,
+    node: Option<&str>,
+    phase: &str,
+    age_s: i64,
+    spec: Value,
+) -> Value {
     let created = Timestamp::from_second(now().0.as_second() - age_s).unwrap();
     let mut spec = spec;
     if let Some(n) = node {
@@ -344,40 +396,112 @@ pub fn pod_values() -> Vec<Value> {
     let c = |name: &str, res: Value| json!({"name": name, "image": "nvcr.io/nvidia/cuda:13.0.1-base", "resources": res});
     vec![
         // H200: 2 + max(init 3, 1+1)=3 + (requests only) 1 = 6 of 8.
-        pod_json("ml", "train-a", Some("gpu-h200-0"), "Running", 7200,
-            json!({"containers": [c("main", gpus("nvidia.com/gpu", "2"))]})),
-        pod_json("ml", "train-init", Some("gpu-h200-0"), "Running", 300,
+        pod_json(
+            "ml",
+            "train-a",
+            Some("gpu-h200-0"),
+            "Running",
+            7200,
+            json!({"containers": [c("main", gpus("nvidia.com/gpu", "2"))]}),
+        ),
+        pod_json(
+            "ml",
+            "train-init",
+            Some("gpu-h200-0"),
+            "Running",
+            300,
             json!({"initContainers": [c("warm", gpus("nvidia.com/gpu", "3"))],
-                   "containers": [c("a", gpus("nvidia.com/gpu", "1")), c("b", gpus("nvidia.com/gpu", "1"))]})),
-        pod_json("ml", "notebook", Some("gpu-h200-0"), "Pending", 20,
-            json!({"containers": [c("nb", json!({"requests": {"nvidia.com/gpu": "1", "cpu": "500m"}, "limits": {"nvidia.com/gpu": "1"}}))]})),
+                   "containers": [c("a", gpus("nvidia.com/gpu", "1")), c("b", gpus("nvidia.com/gpu", "1"))]}),
+        ),
+        pod_json(
+            "ml",
+            "notebook",
+            Some("gpu-h200-0"),
+            "Pending",
+            20,
+            json!({"containers": [c("nb", json!({"requests": {"nvidia.com/gpu": "1", "cpu": "500m"}, "limits": {"nvidia.com/gpu": "1"}}))]}),
+        ),
         // Terminal: not counted (and not listed by the field selector on a real cluster).
-        pod_json("ml", "done", Some("gpu-h200-0"), "Succeeded", 90000,
-            json!({"containers": [c("main", gpus("nvidia.com/gpu", "4"))]})),
-        pod_json("ml", "crashed", Some("gpu-h200-0"), "Failed", 90000,
-            json!({"containers": [c("main", gpus("nvidia.com/gpu", "4"))]})),
+        pod_json(
+            "ml",
+            "done",
+            Some("gpu-h200-0"),
+            "Succeeded",
+            90000,
+            json!({"containers": [c("main", gpus("nvidia.com/gpu", "4"))]}),
+        ),
+        pod_json(
+            "ml",
+            "crashed",
+            Some("gpu-h200-0"),
+            "Failed",
+            90000,
+            json!({"containers": [c("main", gpus("nvidia.com/gpu", "4"))]}),
+        ),
         // Unbound: listed, not counted.
-        pod_json("ml", "too-big", None, "Pending", 600,
-            json!({"containers": [c("main", gpus("nvidia.com/gpu", "16"))]})),
+        pod_json(
+            "ml",
+            "too-big",
+            None,
+            "Pending",
+            600,
+            json!({"containers": [c("main", gpus("nvidia.com/gpu", "16"))]}),
+        ),
         // Cordoned A100: a pod still running there.
-        pod_json("research", "legacy-job", Some("gpu-a100-legacy-0"), "Running", 3 * 86400,
-            json!({"containers": [c("main", gpus("nvidia.com/gpu", "2"))]})),
+        pod_json(
+            "research",
+            "legacy-job",
+            Some("gpu-a100-legacy-0"),
+            "Running",
+            3 * 86400,
+            json!({"containers": [c("main", gpus("nvidia.com/gpu", "2"))]}),
+        ),
         // MIG: 3 x 1g.10gb (sidecar holds 1 for the pod's life) and one 3g.40gb.
-        pod_json("inference", "mig-small", Some("gpu-mig-0"), "Running", 4000,
+        pod_json(
+            "inference",
+            "mig-small",
+            Some("gpu-mig-0"),
+            "Running",
+            4000,
             json!({"initContainers": [
                        c("setup", gpus("nvidia.com/mig-1g.10gb", "2")),
                        {"name": "proxy", "image": "envoy", "restartPolicy": "Always", "resources": gpus("nvidia.com/mig-1g.10gb", "1")}],
-                   "containers": [c("serve", gpus("nvidia.com/mig-1g.10gb", "2"))]})),
-        pod_json("inference", "mig-large", Some("gpu-mig-0"), "Running", 4000,
-            json!({"containers": [c("serve", gpus("nvidia.com/mig-3g.40gb", "1"))]})),
+                   "containers": [c("serve", gpus("nvidia.com/mig-1g.10gb", "2"))]}),
+        ),
+        pod_json(
+            "inference",
+            "mig-large",
+            Some("gpu-mig-0"),
+            "Running",
+            4000,
+            json!({"containers": [c("serve", gpus("nvidia.com/mig-3g.40gb", "1"))]}),
+        ),
         // Shared: 3 replicas (one through pod overhead... of a RuntimeClass).
-        pod_json("inference", "shared-a", Some("gpu-shared-0"), "Running", 50,
-            json!({"containers": [c("a", gpus("nvidia.com/gpu.shared", "2"))]})),
-        pod_json("inference", "shared-b", Some("gpu-shared-0"), "Running", 50,
-            json!({"containers": [c("a", gpus("nvidia.com/gpu.shared", "1"))]})),
+        pod_json(
+            "inference",
+            "shared-a",
+            Some("gpu-shared-0"),
+            "Running",
+            50,
+            json!({"containers": [c("a", gpus("nvidia.com/gpu.shared", "2"))]}),
+        ),
+        pod_json(
+            "inference",
+            "shared-b",
+            Some("gpu-shared-0"),
+            "Running",
+            50,
+            json!({"containers": [c("a", gpus("nvidia.com/gpu.shared", "1"))]}),
+        ),
         // CPU only: not a GPU pod.
-        pod_json("web", "frontend", Some("worker-0"), "Running", 500,
-            json!({"containers": [c("web", json!({"requests": {"cpu": "100m"}}))]})),
+        pod_json(
+            "web",
+            "frontend",
+            Some("worker-0"),
+            "Running",
+            500,
+            json!({"containers": [c("web", json!({"requests": {"cpu": "100m"}}))]}),
+        ),
     ]
 }
 
@@ -386,8 +510,15 @@ pub fn pods_read() -> PodsRead {
         .into_iter()
         .map(|v| serde_json::from_value(v).unwrap())
         .collect();
-    let pods: Vec<GpuPod> = lites.iter().filter_map(|p| GpuPod::from_lite(p, now())).collect();
-    PodsRead { scanned: lites.len(), pods, calls: 1 }
+    let pods: Vec<GpuPod> = lites
+        .iter()
+        .filter_map(|p| GpuPod::from_lite(p, now()))
+        .collect();
+    PodsRead {
+        scanned: lites.len(),
+        pods,
+        calls: 1,
+    }
 }
 
 pub fn unreadable() -> Vec<Unreadable> {

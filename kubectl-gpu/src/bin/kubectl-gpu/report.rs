@@ -135,7 +135,9 @@ pub async fn run(kube_opts: &KubeOpts, out: &OutputOpts, args: Args) -> Result<u
                     strip_ages(&mut v);
                     v.to_string()
                 }
-                _ => render_once(r, view, &out).map_err(|e| rke2gpu::Error::Other(e.to_string()))?,
+                _ => {
+                    render_once(r, view, &out).map_err(|e| rke2gpu::Error::Other(e.to_string()))?
+                }
             };
             if body == last {
                 return Ok(());
@@ -148,12 +150,17 @@ pub async fn run(kube_opts: &KubeOpts, out: &OutputOpts, args: Args) -> Result<u
                     s.push('\n');
                     s
                 }
-                OutputFormat::Yaml => format!("---\n{}", render::structured(&r.doc(view), out.output)?),
+                OutputFormat::Yaml => {
+                    format!("---\n{}", render::structured(&r.doc(view), out.output)?)
+                }
                 _ => {
                     let body = render_once(r, view, &out)
                         .map_err(|e| rke2gpu::Error::Other(e.to_string()))?;
                     if tty {
-                        format!("\x1b[2J\x1b[H{}  (watching; Ctrl-C to stop)\n\n{body}", r.generated_at)
+                        format!(
+                            "\x1b[2J\x1b[H{}  (watching; Ctrl-C to stop)\n\n{body}",
+                            r.generated_at
+                        )
                     } else if first {
                         body
                     } else {

@@ -249,6 +249,22 @@ pub enum Error {
         "node {node}: container runtime {runtime:?} is not a containerd with a known version; patch-containerd only handles containerd"
     )]
     NotContainerd { node: String, runtime: String },
+    // ---- report (`report`) ----
+    /// The support bundle could not be written.
+    #[error("cannot write the support bundle: {reason}")]
+    BundleWrite { reason: String },
+
+    /// The support bundle file could not be created.
+    #[error("cannot create {path}: {source}; pick a writable path for --bundle")]
+    BundleCreate {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A watch on nodes or pods ended with an error.
+    #[error("watching {what} failed: {reason}")]
+    Watch { what: String, reason: String },
 }
 
 impl Error {

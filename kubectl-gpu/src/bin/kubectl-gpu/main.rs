@@ -4,6 +4,7 @@
 mod check_runtime;
 mod cleanup;
 mod patch_containerd;
+mod report;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -44,6 +45,8 @@ enum Command {
     Cleanup(cleanup::Args),
     /// Add the NVIDIA runtime to RKE2's containerd: shows the diff; --apply writes, restarts and confirms
     PatchContainerd(Box<patch_containerd::Args>),
+    /// GPU nodes (allocatable, allocated, free), GPU pods, the operator; --bundle for support
+    Report(report::Args),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
             Command::PatchContainerd(args) => {
                 patch_containerd::run(&cli.kube, &cli.out, *args).await
             }
+            Command::Report(args) => report::run(&cli.kube, &cli.out, args).await,
         }
     });
     match result {

@@ -57,7 +57,7 @@ fn node<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
 #[test]
 fn totals_match_the_pods_created() {
     let c = Cluster::shared();
-    let before = report_json(&c, &[]);
+    let before = report_json(c, &[]);
     let h200_before = node(&before, "gpu-h200-0")["gpu"]["allocated"]
         .as_i64()
         .unwrap();
@@ -85,7 +85,7 @@ fn totals_match_the_pods_created() {
     for p in ["a", "b", "c"] {
         c.wait_pod_phase(ns.name(), p, &["Running"], Duration::from_secs(60));
     }
-    let after = report_json(&c, &[]);
+    let after = report_json(c, &[]);
     assert_eq!(
         node(&after, "gpu-h200-0")["gpu"]["allocated"]
             .as_i64()
@@ -120,7 +120,7 @@ fn totals_match_the_pods_created() {
     );
 
     // Pods view, namespaced.
-    let pods = report_json(&c, &["pods", "-n", ns.name()]);
+    let pods = report_json(c, &["pods", "-n", ns.name()]);
     let list = pods["pods"]["pods"].as_array().unwrap();
     assert_eq!(list.len(), 3);
     let b = list.iter().find(|p| p["name"] == "b").unwrap();
@@ -131,7 +131,7 @@ fn totals_match_the_pods_created() {
 fn cordoned_node_is_shown() {
     let c = Cluster::shared();
     c.run_ok(c.kubectl().args(["cordon", "gpu-k3s-0"]));
-    let v = report_json(&c, &[]);
+    let v = report_json(c, &[]);
     let table = c.run_ok(c.cmd("kubectl-gpu").args(["report", "--no-color"]));
     c.run_ok(c.kubectl().args(["uncordon", "gpu-k3s-0"]));
     assert_eq!(node(&v, "gpu-k3s-0")["cordoned"], true);

@@ -35,6 +35,12 @@ spec:
     )
 }
 
+/// The tests create GPU pods on the same nodes and compare totals: one at a time.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn report_json(c: &Cluster, args: &[&str]) -> serde_json::Value {
     let out = c.run_ok(
         c.cmd("kubectl-gpu")
@@ -57,6 +63,7 @@ fn node<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
 #[test]
 fn totals_match_the_pods_created() {
     let c = Cluster::shared();
+    let _serial = serial();
     let before = report_json(c, &[]);
     let h200_before = node(&before, "gpu-h200-0")["gpu"]["allocated"]
         .as_i64()
@@ -130,6 +137,7 @@ fn totals_match_the_pods_created() {
 #[test]
 fn cordoned_node_is_shown() {
     let c = Cluster::shared();
+    let _serial = serial();
     c.run_ok(c.kubectl().args(["cordon", "gpu-k3s-0"]));
     let v = report_json(c, &[]);
     let table = c.run_ok(c.cmd("kubectl-gpu").args(["report", "--no-color"]));
@@ -146,6 +154,7 @@ fn cordoned_node_is_shown() {
 #[test]
 fn bundle_opens_and_holds_no_secret_data() {
     let c = Cluster::shared();
+    let _serial = serial();
     let ns = TestNamespace::new(c, "report-bundle");
     let marker = "e2e-S3CRET-do-not-leak";
     c.apply(&format!(

@@ -13,8 +13,7 @@
 #   --no-up                   measure whatever cluster KUBECONFIG points at.
 #   --runs N                  runs per command; the median is reported.
 #
-# Environment: CLUSTER_SCRIPT (default: tests/e2e/cluster of this checkout, else
-# /work/wt/cluster/tests/e2e/cluster), BENCH_CACHE (default ~/.cache/rke2gpu-bench,
+# Environment: CLUSTER_SCRIPT (default: tests/e2e/cluster of this checkout), BENCH_CACHE (default ~/.cache/rke2gpu-bench,
 # kubectl-view-allocations is `cargo install`ed there from crates.io),
 # KUBECTL_GPU (default: target/release/kubectl-gpu, built if missing).
 set -euo pipefail
@@ -54,10 +53,7 @@ if [ ! -x "$KGPU" ]; then
   (cd "$ROOT" && cargo build --release -p kubectl-gpu >&2)
 fi
 
-if [ -z "${CLUSTER_SCRIPT:-}" ]; then
-  if [ -x "$ROOT/tests/e2e/cluster" ]; then CLUSTER_SCRIPT=$ROOT/tests/e2e/cluster
-  else CLUSTER_SCRIPT=/work/wt/cluster/tests/e2e/cluster; fi
-fi
+CLUSTER_SCRIPT=${CLUSTER_SCRIPT:-$ROOT/tests/e2e/cluster}
 if [ "$UP" = 1 ]; then
   "$CLUSTER_SCRIPT" up --nodes "$NODES" --pods-per-node "$PPN" >&2
 fi

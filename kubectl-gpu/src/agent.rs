@@ -128,34 +128,46 @@ pub fn agent_pod(node: &str, run: &str, opts: &AgentOptions) -> Result<Pod> {
     serde_json::from_value(spec).map_err(|e| Error::Other(format!("internal: agent pod spec: {e}")))
 }
 
+/// Asks the API server (SelfSubjectAccessReview) whether we may `verb` the
+/// `resource` (`sub`resource) in `namespace` (cluster scope when None).
+pub async fn can_i(
+    kube: &Kube,
+    verb: &str,
+    resource: &str,
+    sub: Option<&str>,
+    namespace: Option<&str>,
+) -> Result<bool> {
+    let ssar: Api<SelfSubjectAccessReview> = Api::all(kube.client.clone());
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                namespace: namespace.map(str::to_string),
+                verb: Some(verb.to_string()),
+                resource: Some(resource.to_string()),
+                subresource: sub.map(str::to_string),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let answer = ssar
+        .create(&PostParams::default(), &review)
+        .await
+        .map_err(kube.err("create selfsubjectaccessreviews"))?;
+    Ok(answer.status.is_some_and(|s| s.allowed))
+}
+
 /// Checks, before creating anything, that we may create pods and exec into
 /// them in the namespace, and that its PodSecurity level admits a hostPath
 /// pod. Says exactly what is missing.
 pub async fn preflight(kube: &Kube, namespace: &str) -> Result<()> {
-    let ssar: Api<SelfSubjectAccessReview> = Api::all(kube.client.clone());
     for (verb, resource, sub) in [
         ("create", "pods", None),
         ("create", "pods", Some("exec")),
         ("delete", "pods", None),
     ] {
-        let review = SelfSubjectAccessReview {
-            spec: SelfSubjectAccessReviewSpec {
-                resource_attributes: Some(ResourceAttributes {
-                    namespace: Some(namespace.to_string()),
-                    verb: Some(verb.to_string()),
-                    resource: Some(resource.to_string()),
-                    subresource: sub.map(str::to_string),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let answer = ssar
-            .create(&PostParams::default(), &review)
-            .await
-            .map_err(kube.err("create selfsubjectaccessreviews"))?;
-        if !answer.status.is_some_and(|s| s.allowed) {
+        if !can_i(kube, verb, resource, sub, Some(namespace)).await? {
             return Err(Error::Forbidden {
                 verb: verb.to_string(),
                 resource: match sub {

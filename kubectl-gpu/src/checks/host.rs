@@ -374,7 +374,10 @@ pub async fn deep(
     Ok(results.into_iter().flatten().collect())
 }
 
-async fn probe_node(agents: &Agents, node: &NodeFacts) -> Result<(NodePaths, ProbeResult)> {
+/// Reads a node's files the way `--deep` does: the first probe, again under
+/// the RKE2 config's `data-dir` when it moves the paths, then the files
+/// inside the listed dirs. Used by check-runtime and the support bundle.
+pub async fn probe_node(agents: &Agents, node: &NodeFacts) -> Result<(NodePaths, ProbeResult)> {
     let pod = agents.start(&node.name).await?;
     let mut paths = NodePaths::new(node.distribution, node.args.data_dir.as_deref());
     let mut probe = agents.probe(&pod, &first_probe(&paths)).await?;

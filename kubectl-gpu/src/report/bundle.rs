@@ -565,7 +565,9 @@ pub async fn collect(
                         async move {
                             (
                                 n.name.clone(),
-                                probe_node(agents, n).await.map_err(|e| e.to_string()),
+                                crate::checks::host::probe_node(agents, n)
+                                    .await
+                                    .map_err(|e| e.to_string()),
                             )
                         }
                     })
@@ -596,24 +598,4 @@ pub async fn collect(
         "findings": findings,
     }));
     c
-}
-
-async fn probe_node(
-    agents: &crate::agent::Agents,
-    node: &crate::facts::NodeFacts,
-) -> Result<(crate::matrix::NodePaths, ProbeResult)> {
-    use crate::checks::host::{first_probe, rke2_config, second_probe};
-    use crate::matrix::NodePaths;
-    let pod = agents.start(&node.name).await?;
-    let mut paths = NodePaths::new(node.distribution, node.args.data_dir.as_deref());
-    let mut probe = agents.probe(&pod, &first_probe(&paths)).await?;
-    if let Some(dd) = rke2_config(&paths, &probe).data_dir
-        && dd.trim_end_matches('/') != paths.data_dir
-    {
-        paths = NodePaths::new(node.distribution, Some(&dd));
-        probe.merge(agents.probe(&pod, &first_probe(&paths)).await?);
-    }
-    let second = second_probe(&paths, &probe);
-    probe.merge(agents.probe(&pod, &second).await?);
-    Ok((paths, probe))
 }

@@ -14,9 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
-};
 use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -834,33 +831,7 @@ fn keep_command(namespace: &str, created_ns: bool, run_id: &str) -> String {
 // I/O: preflight
 // ---------------------------------------------------------------------------
 
-async fn can_i(
-    kube: &Kube,
-    verb: &str,
-    resource: &str,
-    sub: Option<&str>,
-    namespace: Option<&str>,
-) -> Result<bool> {
-    let ssar: Api<SelfSubjectAccessReview> = Api::all(kube.client.clone());
-    let review = SelfSubjectAccessReview {
-        spec: SelfSubjectAccessReviewSpec {
-            resource_attributes: Some(ResourceAttributes {
-                namespace: namespace.map(str::to_string),
-                verb: Some(verb.to_string()),
-                resource: Some(resource.to_string()),
-                subresource: sub.map(str::to_string),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let answer = ssar
-        .create(&PostParams::default(), &review)
-        .await
-        .map_err(kube.err("create selfsubjectaccessreviews"))?;
-    Ok(answer.status.is_some_and(|s| s.allowed))
-}
+use crate::agent::can_i;
 
 /// Everything `verify` needs to be allowed, checked before anything is
 /// created. Listing events is optional (diagnosis degrades without it).

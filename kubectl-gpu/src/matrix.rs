@@ -364,6 +364,21 @@ pub const TOOLKIT_RUNTIME: &str = "/usr/local/nvidia/toolkit/nvidia-container-ru
 pub const HOST_RUNTIME: &str = "/usr/bin/nvidia-container-runtime";
 pub const TOOLKIT_DIR: &str = "/usr/local/nvidia/toolkit";
 
+/// Where RKE2/K3s look for runtime binaries when they start, in order:
+/// `PATH = "/usr/local/nvidia/toolkit:/opt/kwasm/bin:" + $PATH` and
+/// `exec.LookPath` (k3s commit e9cec46a2, "Runtimes refactor using
+/// exec.LookPath", 2024-01-28; the service PATH is systemd's default).
+pub const RUNTIME_SEARCH_PATH: &[&str] = &[
+    TOOLKIT_DIR,
+    "/opt/kwasm/bin",
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+];
+
 // ---------------------------------------------------------------------------
 // GPU Operator chart versions
 // ---------------------------------------------------------------------------

@@ -46,18 +46,8 @@ pub const RUNTIME_BINARIES: &[&str] = &[
     "nvidia-container-runtime-experimental",
     "nvidia-container-runtime.cdi",
 ];
-/// Where RKE2 looks for them, in order: the toolkit dir, kwasm, then the
-/// service's PATH.
-pub const RUNTIME_DIRS: &[&str] = &[
-    matrix::TOOLKIT_DIR,
-    "/opt/kwasm/bin",
-    "/usr/local/sbin",
-    "/usr/local/bin",
-    "/usr/sbin",
-    "/usr/bin",
-    "/sbin",
-    "/bin",
-];
+/// Where RKE2 looks for them, in order (see [`matrix::RUNTIME_SEARCH_PATH`]).
+pub const RUNTIME_DIRS: &[&str] = matrix::RUNTIME_SEARCH_PATH;
 
 /// What to patch on one host and how to restart it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

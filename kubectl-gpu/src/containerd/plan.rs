@@ -36,18 +36,8 @@ pub const GENERIC_CONFIG: &str = "/etc/containerd/config.toml";
 /// Mode of every file the planner writes.
 pub const FILE_MODE: u32 = 0o600;
 
-/// The order in which RKE2 (k3s `findContainerRuntimes`) finds runtime
-/// binaries: `/usr/local/nvidia/toolkit:/opt/kwasm/bin` then the service PATH.
-const SEARCH_ORDER: &[&str] = &[
-    TOOLKIT_DIR,
-    "/opt/kwasm/bin",
-    "/usr/local/sbin",
-    "/usr/local/bin",
-    "/usr/sbin",
-    "/usr/bin",
-    "/sbin",
-    "/bin",
-];
+/// The order in which RKE2 finds runtime binaries (the matrix owns it).
+const SEARCH_ORDER: &[&str] = crate::matrix::RUNTIME_SEARCH_PATH;
 
 /// The binary RKE2 looks for to render one of its nvidia runtimes itself
 /// (k3s `runtimes.go`): `nvidia`, `nvidia-experimental`, `nvidia-cdi`.

@@ -1,0 +1,665 @@
+//! `helm rke2gpu` end to end (project issue 7): the plugin installed with `helm plugin install`
+//! into real Helm 3 and real Helm 4 (each in its own temporary HELM_PLUGINS / HELM_DATA_HOME /
+//! HELM_CONFIG_HOME / HELM_CACHE_HOME), driving real releases of the stand-in gpu-operator chart
+//! (tests/charts/dist) on the local test cluster.
+//!
+//! What the rendered `ClusterPolicy` must carry is written from the reference rules
+//! (reference §2.2 / §2.4 / §3.1), not from the tool's output:
+//! - every version: toolkit env `CONTAINERD_SOCKET=/run/k3s/containerd/containerd.sock` and no
+//!   `CONTAINERD_CONFIG` (that is the 2021 `--legacy-2021` value that freezes RKE2's config);
+//! - v25.3.x: also `ACCEPT_NVIDIA_VISIBLE_DEVICES_ENVVAR_WHEN_UNPRIVILEGED=false`,
+//!   `ACCEPT_NVIDIA_VISIBLE_DEVICES_AS_VOLUME_MOUNTS=true` and the device plugin's
+//!   `DEVICE_LIST_STRATEGY=volume-mounts`, CDI off;
+//! - v25.10+ (CDI on by default): the cluster has a GPU node on containerd 1.7
+//!   (gpu-a100-legacy-0), which has no `enable_cdi`, so `cdi.enabled=false`;
+//! - v24.9.2: CDI off (the chart's default).
+//!
+//! The chart is cluster-scoped (one `ClusterPolicy`), so chart tests take a process-wide lock
+//! and uninstall (guard, also on panic) before releasing it.
+
+use e2e_tests::{Cluster, bin_dir};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+const RELEASE: &str = "gpu-operator";
+/// The plugin's namespace when Helm passes its `default` fallback.
+const NS: &str = "gpu-operator";
+const SOCKET: &str = "/run/k3s/containerd/containerd.sock";
+const VERSIONS: [&str; 4] = ["v24.9.2", "v25.3.4", "v25.10.1", "v26.7.0"];
+
+fn lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn chart(c: &Cluster, version: &str) -> PathBuf {
+    let p = c
+        .repo_root()
+        .join(format!("tests/charts/dist/gpu-operator-{version}.tgz"));
+    assert!(p.is_file(), "no packaged chart {}", p.display());
+    p
+}
+
+// ---------------------------------------------------------------------------
+// Helm with the plugin installed
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HelmMajor {
+    V3,
+    V4,
+}
+
+/// One Helm binary with private plugin/data/config/cache dirs and the plugin installed.
+struct Helm {
+    bin: PathBuf,
+    home: tempfile::TempDir,
+    install_output: String,
+}
+
+impl Helm {
+    fn dir(&self, name: &str) -> PathBuf {
+        self.home.path().join(name)
+    }
+
+    /// `helm` with the cluster's environment and the private Helm dirs. HELM_PLUGINS is
+    /// `$HELM_DATA_HOME/plugins` (Helm's default): Helm 4.3.2's `plugin install` of a local dir
+    /// links it under `$HELM_DATA_HOME/plugins` whatever HELM_PLUGINS says, while `plugin list`
+    /// and plugin lookup read HELM_PLUGINS (seen here: with a separate HELM_PLUGINS the install
+    /// says "Installed plugin: rke2gpu" and `helm rke2gpu` is an unknown command).
+    fn cmd(&self, c: &Cluster) -> Command {
+        let mut cmd = c.cmd(&self.bin);
+        cmd.env("HELM_PLUGINS", self.dir("data/plugins"))
+            .env("HELM_DATA_HOME", self.dir("data"))
+            .env("HELM_CONFIG_HOME", self.dir("config"))
+            .env("HELM_CACHE_HOME", self.dir("cache"))
+            .env_remove("HELM_NAMESPACE")
+            .env_remove("HELM_BIN")
+            .env_remove("HELM_DEBUG");
+        cmd
+    }
+
+    /// Build the plugin dir like `helm-rke2gpu/scripts/dev-install` (plugin.yaml and
+    /// bin/helm-rke2gpu linked to the cargo build) and `helm plugin install` it.
+    fn install(c: &Cluster, major: HelmMajor) -> Helm {
+        let bin = match major {
+            HelmMajor::V3 => PathBuf::from(c.var("HELM3_BIN")),
+            HelmMajor::V4 => PathBuf::from(c.var("HELM4_BIN")),
+        };
+        let home = tempfile::Builder::new()
+            .prefix("helm-e2e-")
+            .tempdir()
+            .unwrap();
+        let mut h = Helm {
+            bin,
+            home,
+            install_output: String::new(),
+        };
+        for d in ["data/plugins", "config", "cache"] {
+            std::fs::create_dir_all(h.dir(d)).unwrap();
+        }
+        let built = bin_dir().join("helm-rke2gpu");
+        assert!(
+            built.is_file(),
+            "{} missing: run `cargo build --workspace` first",
+            built.display()
+        );
+        let src = h.dir("src/rke2gpu");
+        std::fs::create_dir_all(src.join("bin")).unwrap();
+        std::fs::copy(
+            c.repo_root().join("helm-rke2gpu/plugin.yaml"),
+            src.join("plugin.yaml"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(&built, src.join("bin/helm-rke2gpu")).unwrap();
+        let out = h
+            .cmd(c)
+            .args(["plugin", "install"])
+            .arg(&src)
+            .output()
+            .unwrap();
+        h.install_output = text(&out);
+        assert!(
+            out.status.success(),
+            "{major:?}: helm plugin install {}: {}",
+            src.display(),
+            h.install_output
+        );
+        h
+    }
+
+    fn shared(c: &Cluster, major: HelmMajor) -> &'static Helm {
+        static H3: OnceLock<Helm> = OnceLock::new();
+        static H4: OnceLock<Helm> = OnceLock::new();
+        let cell = match major {
+            HelmMajor::V3 => &H3,
+            HelmMajor::V4 => &H4,
+        };
+        cell.get_or_init(|| Helm::install(c, major))
+    }
+
+    /// `helm rke2gpu ARGS...`.
+    fn rke2gpu(&self, c: &Cluster, args: &[&str]) -> Output {
+        self.cmd(c).arg("rke2gpu").args(args).output().unwrap()
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn ok(o: Output, what: &str) -> String {
+    assert!(o.status.success(), "{what}: {}", text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+// ---------------------------------------------------------------------------
+// Cluster state
+// ---------------------------------------------------------------------------
+
+/// The ClusterPolicy, if there is one.
+fn cluster_policy(c: &Cluster) -> Option<Value> {
+    let o = c
+        .kubectl()
+        .args([
+            "get",
+            "clusterpolicies.nvidia.com",
+            "-o",
+            "json",
+            "--ignore-not-found",
+        ])
+        .output()
+        .unwrap();
+    if !o.status.success()
+        && String::from_utf8_lossy(&o.stderr).contains("doesn't have a resource type")
+    {
+        return None; // the CRD is not installed (yet): no ClusterPolicy
+    }
+    assert!(
+        o.status.success(),
+        "kubectl get clusterpolicies: {}",
+        text(&o)
+    );
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+    let items = v["items"].as_array().cloned().unwrap_or_default();
+    assert!(items.len() <= 1, "more than one ClusterPolicy: {items:#?}");
+    items.into_iter().next()
+}
+
+/// Helm's release records (`owner=helm` secrets) of `RELEASE` in `NS`.
+fn release_secrets(c: &Cluster) -> Vec<String> {
+    let out = c.run_ok(c.kubectl().args([
+        "get",
+        "secrets",
+        "-n",
+        NS,
+        "-l",
+        &format!("owner=helm,name={RELEASE}"),
+        "-o",
+        "name",
+        "--ignore-not-found",
+    ]));
+    out.lines().map(str::to_string).collect()
+}
+
+/// `helm list`'s CHART column (`gpu-operator-v25.3.4`) of the release.
+fn release_chart(c: &Cluster) -> String {
+    let out = c.run_ok(c.helm().args(["list", "-n", NS, "-o", "json"]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    v.as_array()
+        .and_then(|a| a.iter().find(|r| r["name"] == RELEASE))
+        .and_then(|r| r["chart"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn env_of(v: &Value) -> Vec<(String, String)> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| {
+                    (
+                        e["name"].as_str().unwrap_or_default().to_string(),
+                        e["value"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What of the ClusterPolicy the computed values decide.
+#[derive(Debug, PartialEq)]
+struct Rendered {
+    toolkit_env: Vec<(String, String)>,
+    device_plugin_env: Vec<(String, String)>,
+    cdi_enabled: Option<bool>,
+    toolkit_version: String,
+}
+
+fn rendered(cp: &Value) -> Rendered {
+    let s = &cp["spec"];
+    Rendered {
+        toolkit_env: env_of(&s["toolkit"]["env"]),
+        device_plugin_env: env_of(&s["devicePlugin"]["env"]),
+        cdi_enabled: s["cdi"]["enabled"].as_bool(),
+        toolkit_version: s["toolkit"]["version"].as_str().unwrap_or_default().into(),
+    }
+}
+
+fn env_get<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    let hits: Vec<_> = env.iter().filter(|(n, _)| n == name).collect();
+    assert!(hits.len() <= 1, "{name} set twice: {env:?}");
+    hits.first().map(|(_, v)| v.as_str())
+}
+
+/// The reference rules for this cluster (see the module docs).
+fn assert_reference_values(r: &Rendered, version: &str, what: &str) {
+    let tk = &r.toolkit_env;
+    assert_eq!(
+        env_get(tk, "CONTAINERD_SOCKET"),
+        Some(SOCKET),
+        "{what}: {r:#?}"
+    );
+    assert_eq!(env_get(tk, "CONTAINERD_CONFIG"), None, "{what}: {r:#?}");
+    let isolation = version.starts_with("v25.3.");
+    if isolation {
+        assert_eq!(
+            env_get(tk, "ACCEPT_NVIDIA_VISIBLE_DEVICES_ENVVAR_WHEN_UNPRIVILEGED"),
+            Some("false"),
+            "{what}: {r:#?}"
+        );
+        assert_eq!(
+            env_get(tk, "ACCEPT_NVIDIA_VISIBLE_DEVICES_AS_VOLUME_MOUNTS"),
+            Some("true"),
+            "{what}: {r:#?}"
+        );
+        assert_eq!(
+            env_get(&r.device_plugin_env, "DEVICE_LIST_STRATEGY"),
+            Some("volume-mounts"),
+            "{what}: {r:#?}"
+        );
+    }
+    if version.starts_with("v25.10.") || version.starts_with("v26.") {
+        // CDI is the chart default; rke2/containerd 2.x needs only the socket.
+        for n in [
+            "ACCEPT_NVIDIA_VISIBLE_DEVICES_ENVVAR_WHEN_UNPRIVILEGED",
+            "ACCEPT_NVIDIA_VISIBLE_DEVICES_AS_VOLUME_MOUNTS",
+        ] {
+            assert_eq!(env_get(tk, n), None, "{what}: {r:#?}");
+        }
+    }
+    // CDI: off by chart default before v25.10; from v25.10 off because a GPU node runs
+    // containerd 1.7 (no enable_cdi).
+    assert_eq!(r.cdi_enabled, Some(false), "{what}: {r:#?}");
+    // Never the broken v24.9.0 toolkit.
+    assert!(r.toolkit_version != "v1.17.0", "{what}: {r:#?}");
+}
+
+/// Uninstalls the release (Helm 3, ignoring "not found") when dropped, and waits until the
+/// ClusterPolicy is gone, so the next chart test starts clean.
+struct ReleaseGuard<'a> {
+    c: &'a Cluster,
+}
+
+impl<'a> ReleaseGuard<'a> {
+    fn new(c: &'a Cluster) -> Self {
+        let g = ReleaseGuard { c };
+        g.clean();
+        g
+    }
+
+    fn clean(&self) {
+        let _ = self
+            .c
+            .helm()
+            .args([
+                "uninstall",
+                RELEASE,
+                "-n",
+                NS,
+                "--wait",
+                "--ignore-not-found",
+            ])
+            .output();
+        let c = self.c;
+        c.wait_until(Duration::from_secs(60), "ClusterPolicy removed", || {
+            cluster_policy(c).is_none()
+        });
+    }
+}
+
+impl Drop for ReleaseGuard<'_> {
+    fn drop(&mut self) {
+        // Never panic in a destructor (it may run while unwinding).
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.clean())).is_err() {
+            eprintln!("ReleaseGuard: clean-up of release {RELEASE} failed");
+        }
+    }
+}
+
+fn install(h: &Helm, c: &Cluster, version: &str, extra: &[&str]) -> Output {
+    let chart = chart(c, version);
+    let mut args = vec!["install", RELEASE, chart.to_str().unwrap()];
+    args.extend(["--wait", "--timeout", "180s"]);
+    args.extend(extra);
+    h.rke2gpu(c, &args)
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------
+
+#[test]
+fn plugin_installs_in_helm3_and_helm4() {
+    let c = Cluster::shared();
+    for major in [HelmMajor::V3, HelmMajor::V4] {
+        let h = Helm::shared(c, major);
+        let list = ok(
+            h.cmd(c).args(["plugin", "list"]).output().unwrap(),
+            "plugin list",
+        );
+        assert!(
+            list.lines()
+                .any(|l| l.split_whitespace().next() == Some("rke2gpu")),
+            "{major:?}: rke2gpu not in `helm plugin list`:\n{list}\ninstall said:\n{}",
+            h.install_output
+        );
+        // Installed under the private HELM_PLUGINS, nowhere else.
+        assert!(
+            std::fs::read_dir(h.dir("data/plugins"))
+                .unwrap()
+                .flatten()
+                .any(|e| e.path().join("plugin.yaml").is_file()),
+            "{major:?}: nothing installed under {}",
+            h.dir("data/plugins").display()
+        );
+        let v = ok(h.rke2gpu(c, &["version"]), "helm rke2gpu version");
+        assert!(v.starts_with("helm-rke2gpu "), "{major:?}: {v}");
+        // Helm's global flags reach the plugin: `helm rke2gpu values` reads the cluster.
+        let vals = ok(
+            h.rke2gpu(c, &["values", chart(c, "v26.7.0").to_str().unwrap()]),
+            "helm rke2gpu values",
+        );
+        assert!(vals.contains(SOCKET), "{major:?}: {vals}");
+        // The plugin drives the Helm that runs it (HELM_BIN), not whatever `helm` is on PATH,
+        // and maps Helm's `default` namespace fallback to gpu-operator.
+        let o = h
+            .cmd(c)
+            .env("HELM_DEBUG", "true")
+            .args([
+                "rke2gpu",
+                "uninstall",
+                "no-such-release",
+                "--ignore-not-found",
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{major:?}: {}", text(&o));
+        let expected = format!("{} uninstall no-such-release -n {NS}", h.bin.display());
+        assert!(
+            err.contains(&expected),
+            "{major:?}: expected `{expected}` in the debug log:\n{err}"
+        );
+    }
+}
+
+fn install_every_version(major: HelmMajor) {
+    let c = Cluster::shared();
+    let h = Helm::shared(c, major);
+    let _l = lock();
+    for version in VERSIONS {
+        let _g = ReleaseGuard::new(c);
+        let what = format!("{major:?} {version}");
+        let o = install(h, c, version, &[]);
+        assert!(o.status.success(), "{what}: install: {}", text(&o));
+        assert_eq!(release_secrets(c).len(), 1, "{what}: one release record");
+        let status = c.run_ok(c.helm().args(["status", RELEASE, "-n", NS, "-o", "json"]));
+        let status: Value = serde_json::from_str(&status).unwrap();
+        assert_eq!(status["info"]["status"], "deployed", "{what}: {status:#}");
+        assert_eq!(
+            release_chart(c),
+            format!("gpu-operator-{version}"),
+            "{what}: chart of the release"
+        );
+        let cp = cluster_policy(c).unwrap_or_else(|| panic!("{what}: no ClusterPolicy"));
+        assert_reference_values(&rendered(&cp), version, &what);
+
+        let o = h.rke2gpu(c, &["uninstall"]);
+        let out = ok(o, &format!("{what}: uninstall"));
+        assert!(
+            out.contains("/usr/local/nvidia") && out.contains("kubectl delete crd"),
+            "{what}: uninstall prints the node clean-up notes:\n{out}"
+        );
+        assert!(release_secrets(c).is_empty(), "{what}: release left");
+    }
+}
+
+#[test]
+fn helm3_install_and_uninstall_every_chart_version() {
+    install_every_version(HelmMajor::V3);
+}
+
+#[test]
+fn helm4_install_and_uninstall_every_chart_version() {
+    install_every_version(HelmMajor::V4);
+}
+
+#[test]
+fn dry_run_creates_nothing() {
+    let c = Cluster::shared();
+    let _l = lock();
+    let _g = ReleaseGuard::new(c);
+    // Helm 3 (3.22) cannot dry-run a chart whose CRD is not installed yet ("resource mapping
+    // not found ... ensure CRDs are installed first", plain `helm install --dry-run` too);
+    // Helm 4 can. Install the chart's CRD the way Helm would on a real install.
+    let crds = ok(
+        c.helm()
+            .args(["show", "crds"])
+            .arg(chart(c, "v25.3.4"))
+            .output()
+            .unwrap(),
+        "helm show crds",
+    );
+    c.run_with_stdin(c.kubectl().args(["apply", "-f", "-"]), &crds);
+    for major in [HelmMajor::V3, HelmMajor::V4] {
+        let h = Helm::shared(c, major);
+        let chart = chart(c, "v25.3.4");
+        let o = h.rke2gpu(
+            c,
+            &["install", RELEASE, chart.to_str().unwrap(), "--dry-run"],
+        );
+        let out = ok(o, &format!("{major:?} --dry-run"));
+        // Helm printed the manifest it would apply, with the computed env.
+        assert!(out.contains("kind: ClusterPolicy"), "{major:?}: {out}");
+        assert!(out.contains(SOCKET), "{major:?}: {out}");
+        assert!(
+            release_secrets(c).is_empty(),
+            "{major:?}: --dry-run stored a release"
+        );
+        assert!(
+            cluster_policy(c).is_none(),
+            "{major:?}: --dry-run created a ClusterPolicy"
+        );
+    }
+}
+
+#[test]
+fn upgrade_recomputes_for_the_new_chart() {
+    let c = Cluster::shared();
+    let _l = lock();
+    let _g = ReleaseGuard::new(c);
+    for major in [HelmMajor::V3, HelmMajor::V4] {
+        let h = Helm::shared(c, major);
+        let what = format!("{major:?}");
+        let o = install(h, c, "v25.3.4", &[]);
+        assert!(o.status.success(), "{what}: install: {}", text(&o));
+        let cp = cluster_policy(c).unwrap();
+        assert_reference_values(&rendered(&cp), "v25.3.4", &what);
+
+        let chart = chart(c, "v25.10.1");
+        let o = h.rke2gpu(
+            c,
+            &[
+                "upgrade",
+                RELEASE,
+                chart.to_str().unwrap(),
+                "--wait",
+                "--timeout",
+                "180s",
+            ],
+        );
+        assert!(o.status.success(), "{what}: upgrade: {}", text(&o));
+        let status = c.run_ok(c.helm().args(["status", RELEASE, "-n", NS, "-o", "json"]));
+        let status: Value = serde_json::from_str(&status).unwrap();
+        assert_eq!(status["version"], 2, "{what}: revision after upgrade");
+        assert_eq!(release_chart(c), "gpu-operator-v25.10.1", "{what}");
+        let r = rendered(&cluster_policy(c).unwrap());
+        assert_reference_values(&r, "v25.10.1", &what);
+        // The v25.3 isolation values are not carried over to v25.10.
+        assert_eq!(
+            env_get(&r.device_plugin_env, "DEVICE_LIST_STRATEGY"),
+            None,
+            "{r:#?}"
+        );
+
+        let out = ok(h.rke2gpu(c, &["uninstall"]), "uninstall");
+        assert!(out.contains("kubectl delete crd"), "{out}");
+        c.wait_until(Duration::from_secs(60), "ClusterPolicy removed", || {
+            cluster_policy(c).is_none()
+        });
+    }
+}
+
+#[test]
+fn user_set_overrides_a_computed_value() {
+    let c = Cluster::shared();
+    let _l = lock();
+    let _g = ReleaseGuard::new(c);
+    let h = Helm::shared(c, HelmMajor::V3);
+    // Which computed entry is toolkit.env[0]? Read it from the computed values (JSON).
+    let values = ok(
+        h.rke2gpu(
+            c,
+            &["values", chart(c, "v25.3.4").to_str().unwrap(), "-o", "set"],
+        ),
+        "values -o set",
+    );
+    let first = values
+        .lines()
+        .find_map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.trim_matches('\'').strip_prefix("toolkit.env[0].name="))
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| panic!("no toolkit.env[0] in the computed values:\n{values}"));
+    let o = install(
+        h,
+        c,
+        "v25.3.4",
+        &[
+            "--set",
+            "toolkit.env[0].value=/custom.sock",
+            "--set",
+            "cdi.enabled=true",
+        ],
+    );
+    assert!(o.status.success(), "install: {}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("toolkit.env[0]"),
+        "the overwrite of a computed entry is warned about:\n{stderr}"
+    );
+    let r = rendered(&cluster_policy(c).unwrap());
+    assert_eq!(
+        env_get(&r.toolkit_env, &first),
+        Some("/custom.sock"),
+        "{r:#?}"
+    );
+    // The other computed entries are still there.
+    assert_eq!(r.toolkit_env.len(), 3, "{r:#?}");
+    assert_eq!(
+        r.cdi_enabled,
+        Some(true),
+        "user --set cdi.enabled wins: {r:#?}"
+    );
+}
+
+#[test]
+fn print_command_gives_the_same_cluster_policy() {
+    let c = Cluster::shared();
+    let _l = lock();
+    let _g = ReleaseGuard::new(c);
+    for major in [HelmMajor::V3, HelmMajor::V4] {
+        let h = Helm::shared(c, major);
+        let what = format!("{major:?}");
+        let version = "v25.3.4";
+        let chart = chart(c, version);
+        let args = [
+            "install",
+            RELEASE,
+            chart.to_str().unwrap(),
+            "--wait",
+            "--timeout",
+            "180s",
+        ];
+        let mut printed = args.to_vec();
+        printed.push("--print-command");
+        let out = ok(h.rke2gpu(c, &printed), "--print-command");
+        assert!(
+            release_secrets(c).is_empty(),
+            "{what}: --print-command installed"
+        );
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("helm "))
+            .unwrap_or_else(|| panic!("{what}: no helm command printed:\n{out}"));
+        assert!(line.starts_with("helm install "), "{line}");
+        assert!(!line.contains("--print-command"), "{line}");
+
+        // Run the printed command as a user would (`helm` = this Helm).
+        let bin_dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(&h.bin, bin_dir.path().join("helm")).unwrap();
+        let path = format!(
+            "{}:{}",
+            bin_dir.path().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut sh = c.cmd("sh");
+        sh.env("PATH", path).args(["-ec", line]);
+        for (k, v) in h.cmd(c).get_envs() {
+            if let (Some(v), false) = (v, k == "PATH") {
+                sh.env(k, v);
+            }
+        }
+        let o = sh.output().unwrap();
+        assert!(o.status.success(), "{what}: {line}: {}", text(&o));
+        let printed_policy = rendered(&cluster_policy(c).unwrap());
+        assert_reference_values(&printed_policy, version, &what);
+        c.run_ok(c.helm().args(["uninstall", RELEASE, "-n", NS, "--wait"]));
+        c.wait_until(Duration::from_secs(60), "ClusterPolicy removed", || {
+            cluster_policy(c).is_none()
+        });
+
+        let o = h.rke2gpu(c, &args);
+        assert!(o.status.success(), "{what}: install: {}", text(&o));
+        let installed = rendered(&cluster_policy(c).unwrap());
+        assert_eq!(
+            printed_policy, installed,
+            "{what}: the printed command and the plugin render different ClusterPolicies"
+        );
+        c.run_ok(c.helm().args(["uninstall", RELEASE, "-n", NS, "--wait"]));
+        c.wait_until(Duration::from_secs(60), "ClusterPolicy removed", || {
+            cluster_policy(c).is_none()
+        });
+    }
+}

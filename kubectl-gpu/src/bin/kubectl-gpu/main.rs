@@ -2,6 +2,8 @@
 //! its own module and calls into the `rke2gpu` library.
 
 mod check_runtime;
+mod completion;
+mod version;
 
 use clap::{Parser, Subcommand};
 use rke2gpu::cli::{KubeOpts, OutputOpts};
@@ -35,9 +37,16 @@ struct Cli {
 enum Command {
     /// Per node: will GPU pods work? Every finding names its fix
     CheckRuntime(check_runtime::Args),
+    /// Print a shell completion script (or the kubectl_complete-gpu helper)
+    Completion(completion::Args),
+    /// Print version, git commit and build date (-o json|yaml for scripts)
+    Version,
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = completion::intercept() {
+        return code;
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -60,6 +69,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::CheckRuntime(args) => check_runtime::run(&cli.kube, &cli.out, args).await,
+            Command::Completion(args) => completion::run(&args),
+            Command::Version => version::run(&cli.out),
         }
     });
     match result {

@@ -26,7 +26,8 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: rke2gpu-archiver --out FILE.tar.gz [--mtime EPOCH] [--prefix DIR] SRC=DEST[:MODE]...";
+const USAGE: &str =
+    "usage: rke2gpu-archiver --out FILE.tar.gz [--mtime EPOCH] [--prefix DIR] SRC=DEST[:MODE]...";
 
 #[derive(Debug)]
 enum Item {
@@ -46,9 +47,14 @@ fn clean_dest(prefix: &str, dest: &str) -> Result<String, String> {
     } else {
         format!("{}/{}", prefix.trim_end_matches('/'), dest)
     };
-    let parts: Vec<&str> = joined.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    let parts: Vec<&str> = joined
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
     if parts.is_empty() || parts.iter().any(|p| *p == "..") || joined.starts_with('/') {
-        return Err(format!("bad archive path {joined:?}: must be relative, without `..`"));
+        return Err(format!(
+            "bad archive path {joined:?}: must be relative, without `..`"
+        ));
     }
     Ok(parts.join("/"))
 }
@@ -57,7 +63,10 @@ fn parse(args: Vec<String>) -> Result<Opts, String> {
     let mut out = None;
     let mut mtime = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
-        .map(|s| s.parse::<u64>().map_err(|e| format!("SOURCE_DATE_EPOCH={s:?}: {e}")))
+        .map(|s| {
+            s.parse::<u64>()
+                .map_err(|e| format!("SOURCE_DATE_EPOCH={s:?}: {e}"))
+        })
         .transpose()?
         .unwrap_or(0);
     let mut prefix = String::new();
@@ -120,7 +129,13 @@ fn parse(args: Vec<String>) -> Result<Opts, String> {
     Ok(Opts { out, mtime, items })
 }
 
-fn header(kind: tar::EntryType, path: &str, size: u64, mode: u32, mtime: u64) -> std::io::Result<tar::Header> {
+fn header(
+    kind: tar::EntryType,
+    path: &str,
+    size: u64,
+    mode: u32,
+    mtime: u64,
+) -> std::io::Result<tar::Header> {
     let mut h = tar::Header::new_ustar();
     h.set_entry_type(kind);
     h.set_path(path)?;
@@ -149,22 +164,37 @@ fn write(opts: &Opts) -> Result<(), String> {
     for (path, item) in &opts.items {
         let r = match item {
             Item::Dir => {
-                let h = header(tar::EntryType::Directory, &format!("{path}/"), 0, 0o755, opts.mtime)
-                    .map_err(|e| format!("{path}: {e}"))?;
+                let h = header(
+                    tar::EntryType::Directory,
+                    &format!("{path}/"),
+                    0,
+                    0o755,
+                    opts.mtime,
+                )
+                .map_err(|e| format!("{path}: {e}"))?;
                 tar.append(&h, std::io::empty())
             }
             Item::File { src, mode } => {
                 let data = std::fs::read(src).map_err(|e| format!("{}: {e}", src.display()))?;
-                let h = header(tar::EntryType::Regular, path, data.len() as u64, *mode, opts.mtime)
-                    .map_err(|e| format!("{path}: {e}"))?;
+                let h = header(
+                    tar::EntryType::Regular,
+                    path,
+                    data.len() as u64,
+                    *mode,
+                    opts.mtime,
+                )
+                .map_err(|e| format!("{path}: {e}"))?;
                 tar.append(&h, data.as_slice())
             }
         };
         r.map_err(|e| format!("writing {path}: {e}"))?;
     }
-    let gz = tar.into_inner().map_err(|e| format!("finishing tar: {e}"))?;
+    let gz = tar
+        .into_inner()
+        .map_err(|e| format!("finishing tar: {e}"))?;
     let mut buf = gz.finish().map_err(|e| format!("finishing gzip: {e}"))?;
-    buf.flush().map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+    buf.flush()
+        .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
     drop(buf);
     std::fs::rename(&tmp, &opts.out).map_err(|e| format!("{}: {e}", opts.out.display()))?;
     Ok(())
@@ -197,9 +227,25 @@ mod tests {
 
     #[test]
     fn parents_get_entries_and_sort_first() {
-        let o = opts(&["--out", "x.tgz", "--prefix", "rke2gpu", "b=bin/helm-rke2gpu:755", "p=plugin.yaml"]).unwrap();
+        let o = opts(&[
+            "--out",
+            "x.tgz",
+            "--prefix",
+            "rke2gpu",
+            "b=bin/helm-rke2gpu:755",
+            "p=plugin.yaml",
+        ])
+        .unwrap();
         let keys: Vec<_> = o.items.keys().cloned().collect();
-        assert_eq!(keys, ["rke2gpu", "rke2gpu/bin", "rke2gpu/bin/helm-rke2gpu", "rke2gpu/plugin.yaml"]);
+        assert_eq!(
+            keys,
+            [
+                "rke2gpu",
+                "rke2gpu/bin",
+                "rke2gpu/bin/helm-rke2gpu",
+                "rke2gpu/plugin.yaml"
+            ]
+        );
     }
 
     #[test]
@@ -213,20 +259,29 @@ mod tests {
 
     #[test]
     fn same_input_same_bytes_regardless_of_source_mtime() {
-        let dir = std::env::temp_dir().join(format!("rke2gpu-archiver-test-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("rke2gpu-archiver-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let src = dir.join("bin");
         std::fs::write(&src, b"#!/bin/sh\necho hi\n").unwrap();
         let run = |name: &str| {
             let out = dir.join(name);
-            let o = opts(&["--out", out.to_str().unwrap(), "--mtime", "1700000000", &format!("{}=kubectl-gpu:755", src.display())]).unwrap();
+            let o = opts(&[
+                "--out",
+                out.to_str().unwrap(),
+                "--mtime",
+                "1700000000",
+                &format!("{}=kubectl-gpu:755", src.display()),
+            ])
+            .unwrap();
             write(&o).unwrap();
             std::fs::read(out).unwrap()
         };
         let a = run("a.tar.gz");
         // A different source mtime must not matter.
         let f = File::options().append(true).open(&src).unwrap();
-        f.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(12345)).unwrap();
+        f.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(12345))
+            .unwrap();
         drop(f);
         let b = run("b.tar.gz");
         assert_eq!(a, b);
@@ -241,10 +296,25 @@ mod tests {
             .map(|e| {
                 let e = e.unwrap();
                 let h = e.header();
-                (e.path().unwrap().display().to_string(), h.mode().unwrap(), h.uid().unwrap(), h.mtime().unwrap(), h.username().unwrap().map(str::to_string))
+                (
+                    e.path().unwrap().display().to_string(),
+                    h.mode().unwrap(),
+                    h.uid().unwrap(),
+                    h.mtime().unwrap(),
+                    h.username().unwrap().map(str::to_string),
+                )
             })
             .collect();
-        assert_eq!(e, [("kubectl-gpu".to_string(), 0o755, 0, 1_700_000_000, Some("root".to_string()))]);
+        assert_eq!(
+            e,
+            [(
+                "kubectl-gpu".to_string(),
+                0o755,
+                0,
+                1_700_000_000,
+                Some("root".to_string())
+            )]
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

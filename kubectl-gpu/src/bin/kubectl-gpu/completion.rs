@@ -77,7 +77,12 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         Target::Powershell => clap_complete::Shell::PowerShell,
         Target::Elvish => clap_complete::Shell::Elvish,
     };
-    clap_complete::generate(shell, &mut crate::Cli::command(), "kubectl-gpu", &mut stdout);
+    clap_complete::generate(
+        shell,
+        &mut crate::Cli::command(),
+        "kubectl-gpu",
+        &mut stdout,
+    );
     Ok(0)
 }
 
@@ -146,13 +151,23 @@ fn kubeconfig_names(kubeconfig: Option<&str>, what: &str) -> Vec<String> {
     }
 }
 
-fn values_for(a: &Arg, current: &str, prefix: &str, kubeconfig: Option<&str>) -> (Vec<Candidate>, u32) {
+fn values_for(
+    a: &Arg,
+    current: &str,
+    prefix: &str,
+    kubeconfig: Option<&str>,
+) -> (Vec<Candidate>, u32) {
     let pvs = a.get_possible_values();
     if !pvs.is_empty() {
         let c = pvs
             .iter()
             .filter(|p| !p.is_hide_set() && p.get_name().starts_with(current))
-            .map(|p| (format!("{prefix}{}", p.get_name()), first_line(p.get_help().map(|h| h.to_string()))))
+            .map(|p| {
+                (
+                    format!("{prefix}{}", p.get_name()),
+                    first_line(p.get_help().map(|h| h.to_string())),
+                )
+            })
             .collect();
         return (c, DIRECTIVE_NO_FILE_COMP);
     }
@@ -168,10 +183,15 @@ fn values_for(a: &Arg, current: &str, prefix: &str, kubeconfig: Option<&str>) ->
     let pathish = matches!(
         a.get_value_hint(),
         ValueHint::AnyPath | ValueHint::FilePath | ValueHint::DirPath | ValueHint::ExecutablePath
-    ) || a
-        .get_value_names()
-        .is_some_and(|v| v.iter().any(|n| matches!(n.as_str(), "PATH" | "FILE" | "DIR")));
-    let directive = if pathish { DIRECTIVE_DEFAULT } else { DIRECTIVE_NO_FILE_COMP };
+    ) || a.get_value_names().is_some_and(|v| {
+        v.iter()
+            .any(|n| matches!(n.as_str(), "PATH" | "FILE" | "DIR"))
+    });
+    let directive = if pathish {
+        DIRECTIVE_DEFAULT
+    } else {
+        DIRECTIVE_NO_FILE_COMP
+    };
     (Vec::new(), directive)
 }
 
@@ -239,7 +259,10 @@ pub fn complete(cmd: &mut Command, words: &[String]) -> (Vec<Candidate>, u32) {
     }
     if !after_dashdash && current.starts_with('-') {
         let mut c: Vec<Candidate> = Vec::new();
-        for a in cur.get_arguments().filter(|a| !a.is_positional() && !a.is_hide_set()) {
+        for a in cur
+            .get_arguments()
+            .filter(|a| !a.is_positional() && !a.is_hide_set())
+        {
             let help = first_line(a.get_help().map(|h| h.to_string()));
             if let Some(l) = a.get_long() {
                 let name = format!("--{l}");
@@ -259,7 +282,10 @@ pub fn complete(cmd: &mut Command, words: &[String]) -> (Vec<Candidate>, u32) {
     if !after_dashdash {
         for s in cur.get_subcommands().filter(|s| !s.is_hide_set()) {
             if s.get_name().starts_with(current) {
-                c.push((s.get_name().to_string(), first_line(s.get_about().map(|h| h.to_string()))));
+                c.push((
+                    s.get_name().to_string(),
+                    first_line(s.get_about().map(|h| h.to_string())),
+                ));
             }
         }
     }
@@ -271,7 +297,11 @@ pub fn complete(cmd: &mut Command, words: &[String]) -> (Vec<Candidate>, u32) {
         Some(a) => {
             let (v, d) = values_for(a, current, "", kc);
             c.extend(v);
-            let d = if cur.has_subcommands() { DIRECTIVE_NO_FILE_COMP } else { d };
+            let d = if cur.has_subcommands() {
+                DIRECTIVE_NO_FILE_COMP
+            } else {
+                d
+            };
             (c, d)
         }
         None => (c, DIRECTIVE_NO_FILE_COMP),
@@ -311,7 +341,11 @@ mod tests {
         assert_eq!(d, DIRECTIVE_NO_FILE_COMP);
         assert_eq!(names(&["version", "--output=j"]).0, ["--output=json"]);
         assert_eq!(names(&["completion", "ba"]).0, ["bash"]);
-        assert!(names(&["completion", ""]).0.contains(&"kubectl".to_string()));
+        assert!(
+            names(&["completion", ""])
+                .0
+                .contains(&"kubectl".to_string())
+        );
         // a value-taking flag's value is skipped, not taken for a subcommand
         assert_eq!(names(&["-o", "json", "ver"]).0, ["version"]);
         // --kubeconfig completes files
@@ -332,7 +366,10 @@ mod tests {
         .unwrap();
         let p = kc.display().to_string();
         assert_eq!(names(&["--kubeconfig", &p, "--context", "p"]).0, ["prod"]);
-        assert_eq!(names(&[&format!("--kubeconfig={p}"), "--user", ""]).0, ["u1"]);
+        assert_eq!(
+            names(&[&format!("--kubeconfig={p}"), "--user", ""]).0,
+            ["u1"]
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -155,7 +155,11 @@ enum Cmd {
         shell: clap_complete::Shell,
     },
     /// Print version, git commit and build date
-    Version,
+    Version {
+        /// Output format: text (one line), json or yaml (same keys as `kubectl gpu version -o json`)
+        #[arg(short = 'o', long, value_enum, default_value_t = rke2gpu::cli::OutputFormat::Table)]
+        output: rke2gpu::cli::OutputFormat,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -264,13 +268,14 @@ async fn run(cli: Cli) -> Result<i32, Failure> {
             );
             Ok(0)
         }
-        Cmd::Version => {
-            println!(
-                "helm-rke2gpu {} (commit {}, built {})",
+        Cmd::Version { output } => {
+            let info = rke2gpu::build_info::BuildInfo::new(
+                "helm-rke2gpu",
                 env!("CARGO_PKG_VERSION"),
-                option_env!("GIT_COMMIT").unwrap_or("unknown"),
-                env!("BUILD_DATE")
+                option_env!("GIT_COMMIT"),
+                env!("BUILD_DATE"),
             );
+            print!("{}", info.render(output)?);
             Ok(0)
         }
     }

@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod agent_host;
+pub mod build_info;
 pub mod checks;
 pub mod cli;
 pub mod client;

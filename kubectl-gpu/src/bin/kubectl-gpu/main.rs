@@ -3,9 +3,11 @@
 
 mod check_runtime;
 mod cleanup;
+mod completion;
 mod patch_containerd;
 mod report;
 mod verify;
+mod version;
 
 use clap::{Parser, Subcommand};
 use rke2gpu::cli::{KubeOpts, OutputOpts};
@@ -21,9 +23,13 @@ Exit codes:
 Examples:
   kubectl gpu check-runtime                 # will GPU pods work, node by node?
   kubectl gpu check-runtime --deep          # also read each GPU node's containerd and RKE2 files
-  kubectl gpu --context prod check-runtime -o json";
+  kubectl gpu patch-containerd --node gpu-1 # the fix for a node, as a diff (--apply to write it)
+  kubectl gpu verify                        # prove every GPU node runs a GPU pod
+  kubectl gpu report                        # GPUs, allocation and operator health
+  kubectl gpu --context prod check-runtime -o json
+  source <(kubectl gpu completion bash)     # shell completion";
 
-/// Take an RKE2 cluster from \"nodes with NVIDIA GPUs\" to \"pods that provably use them\".
+/// Take an RKE2 cluster from "nodes with NVIDIA GPUs" to "pods that provably use them".
 #[derive(Debug, Parser)]
 #[command(name = "kubectl gpu", bin_name = "kubectl gpu", version, after_help = AFTER_HELP, propagate_version = true)]
 struct Cli {
@@ -47,9 +53,16 @@ enum Command {
     PatchContainerd(Box<patch_containerd::Args>),
     /// GPU nodes (allocatable, allocated, free), GPU pods, the operator; --bundle for support
     Report(report::Args),
+    /// Print a shell completion script (or the kubectl_complete-gpu helper)
+    Completion(completion::Args),
+    /// Print version, git commit and build date (-o json|yaml for scripts)
+    Version,
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = completion::intercept() {
+        return code;
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -78,6 +91,8 @@ fn main() -> ExitCode {
                 patch_containerd::run(&cli.kube, &cli.out, *args).await
             }
             Command::Report(args) => report::run(&cli.kube, &cli.out, args).await,
+            Command::Completion(args) => completion::run(&args),
+            Command::Version => version::run(&cli.out),
         }
     });
     match result {

@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -793,6 +794,17 @@ async fn delete_registered(client: kube::Client, created: &Registry) -> CleanupR
     };
     let t = Duration::from_secs(10);
     if let Some(ns) = namespace {
+        // Remove the pods first without grace: the namespace controller
+        // deletes them gracefully, which never ends on a node whose kubelet
+        // is gone (the namespace would stay Terminating). One request, also
+        // covering a pod whose create had not returned yet (Ctrl-C).
+        let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        let lp = ListParams::default().labels(&format!("{LABEL_MANAGED_BY}={APP_NAME}"));
+        match tokio::time::timeout(t, api.delete_collection(&delete_params(), &lp)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::debug!("delete pods in {ns}: {e}"),
+            Err(_) => tracing::debug!("delete pods in {ns}: timed out"),
+        }
         let api: Api<Namespace> = Api::all(client.clone());
         match tokio::time::timeout(t, api.delete(&ns, &DeleteParams::default())).await {
             Ok(Ok(_)) => out.deleted_namespace = Some(ns),
@@ -814,6 +826,13 @@ async fn delete_registered(client: kube::Client, created: &Registry) -> CleanupR
         }
     }
     out
+}
+
+/// Never returns once Ctrl-C was seen: the signal task cleans up and exits 130.
+async fn wait_if_interrupted(flag: &AtomicBool) {
+    if flag.load(Ordering::SeqCst) {
+        std::future::pending::<()>().await;
+    }
 }
 
 fn keep_command(namespace: &str, created_ns: bool, run_id: &str) -> String {
@@ -893,6 +912,14 @@ struct Target {
     gpu_facts: NodeGpuFacts,
     placement: Vec<PlacementIssue>,
     rc: RuntimeClassDecision,
+    /// `status.allocatable[--resource]` (`None`: not advertised or not a plain integer).
+    allocatable: Option<u64>,
+}
+
+/// The node's allocatable count of `resource`, when it advertises one.
+fn allocatable_units(node: &Node, resource: &str) -> Option<u64> {
+    let q = node.status.as_ref()?.allocatable.as_ref()?.get(resource)?;
+    q.0.trim().parse().ok()
 }
 
 fn spec_input(ctx: &Ctx, t: &Target) -> VerifySpecInput {
@@ -980,6 +1007,29 @@ async fn verify_node(ctx: &Ctx, t: Target) -> NodeResult {
             return r;
         }
     };
+    // More than the node has can never be admitted: a kubelet rejects the pod
+    // (`OutOfnvidia.com/gpu`), a simulated one may run it anyway. Say so
+    // without creating it.
+    if let Some(have) = t.allocatable
+        && have < u64::from(input.gpus)
+    {
+        let res = &input.resource_name;
+        r.diagnoses = vec![Diagnosis {
+            kind: DiagnosisKind::InsufficientGpuResource,
+            summary: format!(
+                "{node} has {have} allocatable {res}; the verify pod requests {}",
+                input.gpus
+            ),
+            evidence: format!("status.allocatable[{res}] = {have}"),
+            source: "node status".into(),
+            fix: format!("request at most {have} (--gpus {have}), or pick nodes with more {res}"),
+            next_command: Some(format!(
+                "kubectl get node {node} -o jsonpath='{{.status.allocatable}}'"
+            )),
+        }];
+        r.duration_ms = ms(started);
+        return r;
+    }
     let api: Api<Pod> = Api::namespaced(ctx.kube.client.clone(), &ctx.namespace);
     let mut requests = 0u32;
 
@@ -1063,7 +1113,14 @@ async fn verify_node(ctx: &Ctx, t: Target) -> NodeResult {
             };
             match api.logs(&input.pod_name, &lp).await {
                 Ok(l) => log = Some(l),
-                Err(e) => tracing::debug!(node = %node, "reading the log: {e}"),
+                // Without the log nothing can be checked: say why (e.g. the
+                // apiserver cannot reach the kubelet's log endpoint).
+                Err(e) => {
+                    tracing::debug!(node = %node, "reading the log: {e}");
+                    if r.error.is_none() {
+                        r.error = Some(format!("cannot read the verify pod's log: {e}"));
+                    }
+                }
             }
         }
     }
@@ -1093,6 +1150,11 @@ async fn verify_node(ctx: &Ctx, t: Target) -> NodeResult {
             log.as_deref(),
             create_error.as_deref(),
         );
+        // A pod that succeeded but failed a check: the check is the
+        // explanation, not an "unrecognised reason".
+        if r.phase.as_deref() == Some("Succeeded") && r.checks.iter().any(Check::is_fail) {
+            r.diagnoses.retain(|d| d.kind != DiagnosisKind::Unknown);
+        }
     }
 
     // Delete the pod now unless the namespace goes away at the end anyway.
@@ -1293,6 +1355,7 @@ pub async fn verify(
             Target {
                 gpu_facts: NodeGpuFacts::from_node(n),
                 placement: placement_issues(n),
+                allocatable: allocatable_units(n, &opts.resource),
                 facts,
                 rc,
             }
@@ -1335,8 +1398,14 @@ pub async fn verify(
     let on_signal = registry.clone();
     let client = kube.client.clone();
     let keep_cmd = keep_command(&namespace, create_ns, &run_id);
+    // Set first thing on Ctrl-C. The handler's deletes make the in-flight
+    // watches end, so the run could otherwise finish, print a report and
+    // exit 1 before the handler's exit(130).
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let on_signal_flag = interrupted.clone();
     let signal_task = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
+            on_signal_flag.store(true, Ordering::SeqCst);
             if keep {
                 eprintln!("interrupted: keeping the verify pods (--keep); remove with: {keep_cmd}");
             } else {
@@ -1431,6 +1500,7 @@ pub async fn verify(
             .await;
         progress.end();
     }
+    wait_if_interrupted(&interrupted).await;
 
     let (cluster_checks, summary) = finalize(&mut nodes);
     let cleanup = if opts.keep {
@@ -1442,6 +1512,7 @@ pub async fn verify(
     } else {
         delete_registered(kube.client.clone(), &registry).await
     };
+    wait_if_interrupted(&interrupted).await;
     signal_task.abort();
     let total_requests: u32 = nodes.iter().map(|n| n.api_requests).sum();
     tracing::debug!(

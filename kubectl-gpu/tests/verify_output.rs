@@ -5,38 +5,12 @@
 //! the markers the verify script prints, plus the failure texts of the
 //! reference (§7.1 item 5) and public issues.
 
-use std::fs;
-use std::path::Path;
-
 use rke2gpu::nvidia_smi::{QUERY_GPU_ARG, SmiFailure};
 use rke2gpu::verify::output::{SectionName, split_marked_log};
 use rke2gpu::verify::{parse_smi_log, parse_vectoradd_log, verify_script};
 
-fn fixture(rel: &str) -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures")
-        .join(rel);
-    fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-fn section(name: &str, body: &str, rc: i32) -> String {
-    format!(
-        "### kubectl-gpu begin {name}\n{}\n### kubectl-gpu end {name} rc={rc}\n",
-        body.trim_end()
-    )
-}
-
-fn success_log() -> String {
-    section(
-        "list",
-        &fixture("nvidia-smi/h200-580-container/nvidia-smi-L.txt"),
-        0,
-    ) + &section(
-        "query",
-        &fixture("nvidia-smi/h200-580-container/query-gpu-noheader.csv"),
-        0,
-    ) + &section("version", &fixture("nvidia-smi/h200-580/version.txt"), 0)
-}
+mod verify_common;
+use verify_common::{fixture, h200_log as success_log, section};
 
 const UUID: &str = "GPU-5ede5d59-c949-3aca-4b28-11bd00045ab5";
 

@@ -7,8 +7,6 @@
 //! shaped like RKE2 GPU nodes (labels as GPU Feature Discovery writes them).
 
 use std::collections::BTreeSet;
-use std::fs;
-use std::path::Path;
 
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use k8s_openapi::api::node::v1::RuntimeClass;
@@ -26,31 +24,8 @@ use rke2gpu::verify::run::{
 use rke2gpu::verify::{DiagnosisKind, NodeGpuFacts, Workload};
 use rke2gpu::version::Triple;
 
-fn fixture(rel: &str) -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures")
-        .join(rel);
-    fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-fn section(name: &str, body: &str, rc: i32) -> String {
-    format!(
-        "### kubectl-gpu begin {name}\n{}\n### kubectl-gpu end {name} rc={rc}\n",
-        body.trim_end()
-    )
-}
-
-fn h200_log() -> String {
-    section(
-        "list",
-        &fixture("nvidia-smi/h200-580-container/nvidia-smi-L.txt"),
-        0,
-    ) + &section(
-        "query",
-        &fixture("nvidia-smi/h200-580-container/query-gpu-noheader.csv"),
-        0,
-    ) + &section("version", &fixture("nvidia-smi/h200-580/version.txt"), 0)
-}
+mod verify_common;
+use verify_common::{h200_log, section};
 
 fn driver_not_loaded_log() -> String {
     let msg = "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.";

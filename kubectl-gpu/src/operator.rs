@@ -88,6 +88,19 @@ fn env_at(v: &serde_json::Value, ptr: &str) -> Vec<EnvVar> {
         .unwrap_or_default()
 }
 
+/// An operand DaemonSet's `app` label (from its pod template, as the operand
+/// pods carry it), else its name.
+pub fn daemonset_app(ds: &k8s_openapi::api::apps::v1::DaemonSet) -> String {
+    ds.spec
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.as_ref())
+        .and_then(|l| l.get("app").cloned())
+        .or_else(|| ds.metadata.name.clone())
+        .unwrap_or_default()
+}
+
 /// The `helm.sh/chart: gpu-operator-v26.7.0` label's version.
 pub fn chart_label_version(label: &str) -> Option<&str> {
     label.strip_prefix("gpu-operator-")

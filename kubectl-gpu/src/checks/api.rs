@@ -30,14 +30,7 @@ impl ClusterView {
         let mut operand_tolerations = BTreeMap::new();
         if let Some(ops) = &snap.operator {
             for ds in &ops.daemonsets {
-                let app = ds
-                    .spec
-                    .template
-                    .metadata
-                    .as_ref()
-                    .and_then(|m| m.labels.as_ref())
-                    .and_then(|l| l.get("app").cloned())
-                    .or_else(|| ds.metadata.name.clone());
+                let app = Some(crate::operator::daemonset_app(ds)).filter(|a| !a.is_empty());
                 let tolerations = ds
                     .spec
                     .template

@@ -241,14 +241,7 @@ pub fn build(snap: &Snapshot, view: &ClusterView) -> OperatorView {
     }
     for ds in &objects.daemonsets {
         let name = ds.metadata.name.clone().unwrap_or_default();
-        let app = ds
-            .spec
-            .template
-            .metadata
-            .as_ref()
-            .and_then(|m| m.labels.as_ref())
-            .and_then(|l| l.get("app").cloned())
-            .unwrap_or_else(|| name.clone());
+        let app = crate::operator::daemonset_app(ds);
         let st = ds.status.clone().unwrap_or_default();
         let row = DaemonSetRow {
             name,

@@ -718,7 +718,7 @@ pub fn rke2_chart_values(version: Triple) -> impl Iterator<Item = &'static Rke2C
 /// the 2021-era recipe; `CONTAINERD_CONFIG` is the node's `config.toml.tmpl`
 /// ([`NodePaths::template_v2`]) and `CONTAINERD_SOCKET` the RKE2 socket.
 /// They make the toolkit write a static template that freezes RKE2's config
-/// (reference section 6 row 4): only behind an explicit opt-in.
+/// (gpu-operator#992, #623): only behind an explicit opt-in.
 pub const LEGACY_2021_TOOLKIT_ENV: &[EnvVar] = &[
     EnvVar {
         name: "CONTAINERD_RUNTIME_CLASS",
@@ -742,7 +742,7 @@ pub const LEGACY_2021_DEFAULT_RUNTIME: &str = "containerd";
 pub const PSA_PRIVILEGED: &str = "privileged";
 
 /// Where [`PSA_PRIVILEGED`] comes from.
-pub const PSA_CIS_SOURCE: &str = "rancher/rke2 pkg/rke2/psa.go (profile: cis enforces restricted except kube-system, cis-operator-system, tigera-operator); reference section 6 row 14";
+pub const PSA_CIS_SOURCE: &str = "rancher/rke2 pkg/rke2/psa.go (profile: cis enforces restricted except kube-system, compliance-operator-system, tigera-operator)";
 
 /// The NRI plugin's status: NVIDIA calls it experimental.
 pub const NRI_SOURCE: &str = "gpu-operator release-notes.rst 26.3.0 (NRI plugin; containerd v1.7.30+, 2.1.x, 2.2.x), commit 5745476d (\"not yet GA, and not recommended for production use\"); rke2-docs gpu_operators.md tab v26.3.x with NRI";

@@ -343,12 +343,12 @@ pub async fn run(req: &OfflineRequest) -> Result<PatchReport> {
     {
         Ok(x) => x,
         Err(e) => {
-            return Ok(PatchReport::Offline(OfflineReport {
+            return Ok(PatchReport::Offline(Box::new(OfflineReport {
                 report: NodeReport::failed(&target.node, &e),
                 files: Vec::new(),
                 rendered_config: None,
                 written: Vec::new(),
-            }));
+            })));
         }
     };
     let mut report = NodeReport::new(&target.node).with_plan(&plan, &target.unit);
@@ -384,12 +384,12 @@ pub async fn run(req: &OfflineRequest) -> Result<PatchReport> {
             report.outcome = Outcome::Written;
         }
     }
-    Ok(PatchReport::Offline(OfflineReport {
+    Ok(PatchReport::Offline(Box::new(OfflineReport {
         report,
         files,
         rendered_config: rendered,
         written,
-    }))
+    })))
 }
 
 #[cfg(test)]

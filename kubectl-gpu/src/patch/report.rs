@@ -157,7 +157,7 @@ impl NodeReport {
 #[serde(untagged)]
 pub enum PatchReport {
     Cluster(ClusterReport),
-    Offline(OfflineReport),
+    Offline(Box<OfflineReport>),
 }
 
 /// How much of a cluster report the table shows.

@@ -43,7 +43,7 @@ use generic::*;
 use template::*;
 
 /// RKE2's default data dir.
-pub const DEFAULT_DATA_DIR: &str = "/var/lib/rancher/rke2";
+pub const DEFAULT_DATA_DIR: &str = matrix::RKE2_DATA_DIR;
 /// RKE2's main config file.
 pub const RKE2_CONFIG: &str = "/etc/rancher/rke2/config.yaml";
 /// RKE2's config drop-in dir.
@@ -53,7 +53,7 @@ pub const GPU_RKE2_CONFIG_NAME: &str = "99-gpu.yaml";
 /// The containerd drop-in this tool writes.
 pub const DROP_IN_NAME: &str = "99-nvidia.toml";
 /// Where the GPU Operator's toolkit installs the runtime binaries.
-pub const TOOLKIT_DIR: &str = "/usr/local/nvidia/toolkit";
+pub const TOOLKIT_DIR: &str = matrix::TOOLKIT_DIR;
 /// A plain containerd's config (generic mode).
 pub const GENERIC_CONFIG: &str = "/etc/containerd/config.toml";
 /// Mode of every file the planner writes.
@@ -401,7 +401,7 @@ enum Unavailable {
     Fatal(Error),
 }
 
-struct TemplateTarget {
+struct TemplateChoice {
     path: String,
     version: i64,
     existing: Option<String>,
@@ -412,7 +412,7 @@ struct Ctx<'a> {
     input: &'a PlanInput,
     paths: Rke2Paths,
     generated: ContainerdConfig,
-    in_use: Option<TemplateTarget>,
+    in_use: Option<TemplateChoice>,
     desired: Desired,
     rke2_default: Option<(String, String)>,
     reasons: Vec<String>,

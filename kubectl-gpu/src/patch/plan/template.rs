@@ -9,11 +9,11 @@ pub(super) fn template_in_use(
     input: &PlanInput,
     paths: &Rke2Paths,
     reasons: &mut Vec<String>,
-) -> Option<TemplateTarget> {
+) -> Option<TemplateChoice> {
     let s = &input.state;
     let mk = |version: i64, text: &String| {
         let path = paths.template(version);
-        TemplateTarget {
+        TemplateChoice {
             analysis: Some(TemplateAnalysis::analyze(&path, text)),
             path,
             version,
@@ -41,7 +41,7 @@ pub(super) fn template_in_use(
     s.template_v2.as_ref().map(|t| mk(2, t))
 }
 
-pub(super) fn template_available(ctx: &Ctx) -> std::result::Result<TemplateTarget, Unavailable> {
+pub(super) fn template_available(ctx: &Ctx) -> std::result::Result<TemplateChoice, Unavailable> {
     if !ctx.input.caps.base_templates {
         return Err(Unavailable::Why(format!(
             "this RKE2 predates base templates (`{{{{ template \"base\" . }}}}`, {})",
@@ -57,7 +57,7 @@ pub(super) fn template_available(ctx: &Ctx) -> std::result::Result<TemplateTarge
                 reason: a.reason.clone(),
             }));
         }
-        return Ok(TemplateTarget {
+        return Ok(TemplateChoice {
             path: t.path.clone(),
             version: t.version,
             existing: t.existing.clone(),
@@ -71,7 +71,7 @@ pub(super) fn template_available(ctx: &Ctx) -> std::result::Result<TemplateTarge
             ctx.generated.path()
         )));
     }
-    Ok(TemplateTarget {
+    Ok(TemplateChoice {
         path: ctx.paths.template(v),
         version: v,
         existing: None,
@@ -79,7 +79,7 @@ pub(super) fn template_available(ctx: &Ctx) -> std::result::Result<TemplateTarge
     })
 }
 
-pub(super) fn plan_template(mut ctx: Ctx, t: TemplateTarget) -> Result<Plan> {
+pub(super) fn plan_template(mut ctx: Ctx, t: TemplateChoice) -> Result<Plan> {
     let v = t.version;
     let cri = cri_runtime_plugin(v);
     let d = &ctx.desired;

@@ -27,7 +27,7 @@ pub(super) fn cri_header(version: i64) -> String {
     }
 }
 
-/// The runtime tables, in the style k3s renders them (reference §4.2).
+/// The runtime tables, in the style k3s renders them (k3s@2a1e2e8cf:pkg/agent/templates/templates_linux.go).
 pub(super) fn runtime_snippet(
     version: i64,
     name: &str,

@@ -7,7 +7,6 @@
 //! edge, through [`host`] (node files) and [`agent`] (node-agent pods).
 
 pub mod agent;
-pub mod agent_host;
 pub mod build_info;
 pub mod checks;
 pub mod cli;
@@ -16,9 +15,9 @@ pub mod containerd;
 pub mod error;
 pub mod facts;
 pub mod helm;
-pub mod host;
 pub mod labels;
 pub mod matrix;
+pub mod node;
 pub mod nvidia_smi;
 pub mod operator;
 pub mod patch;

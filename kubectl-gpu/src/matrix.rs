@@ -747,6 +747,63 @@ pub const PSA_CIS_SOURCE: &str = "rancher/rke2 pkg/rke2/psa.go (profile: cis enf
 /// The NRI plugin's status: NVIDIA calls it experimental.
 pub const NRI_SOURCE: &str = "gpu-operator release-notes.rst 26.3.0 (NRI plugin; containerd v1.7.30+, 2.1.x, 2.2.x), commit 5745476d (\"not yet GA, and not recommended for production use\"); rke2-docs gpu_operators.md tab v26.3.x with NRI";
 
+// ---------------------------------------------------------------------------
+// patch-containerd: containerd schema support, the containerd assumed
+// offline, and the release lists the planner's messages name
+// ---------------------------------------------------------------------------
+
+impl FeatureRow {
+    /// The first release of each line, as RKE2 names them, joined by `sep`:
+    /// `v1.32.13+rke2r2, v1.33.10+rke2r1` (for messages).
+    pub fn release_names(&self, sep: &str) -> String {
+        self.first_releases
+            .iter()
+            .map(|r| format!("v{}+rke2r{}", r.kubernetes, r.release))
+            .collect::<Vec<_>>()
+            .join(sep)
+    }
+
+    /// The first Kubernetes version of each line, joined by `sep`:
+    /// `v1.26.12/v1.27.9/v1.28.5` (for messages).
+    pub fn line_versions(&self, sep: &str) -> String {
+        self.first_releases
+            .iter()
+            .map(|r| format!("v{}", r.kubernetes))
+            .collect::<Vec<_>>()
+            .join(sep)
+    }
+}
+
+/// Whether a containerd release loads a config of this schema `version`:
+/// 1.x reads v1 and v2; 2.0 removed v1 and added v3; 2.3 added v4 and still
+/// reads v2/v3 (containerd RELEASES.md, "Daemon configuration"; containerd
+/// v2.0.0 release notes; containerd v2.3.0 `version = 4`).
+pub fn containerd_loads_schema(containerd: Triple, version: i64) -> bool {
+    match containerd.major {
+        0 | 1 => matches!(version, 1 | 2),
+        2 if containerd.minor < 3 => matches!(version, 2 | 3),
+        _ => matches!(version, 2..=4),
+    }
+}
+
+/// Whether imported drop-ins merge plugin tables (containerd v2.0.0 and
+/// later, containerd PR #9982) instead of replacing them (1.7 and earlier).
+pub fn containerd_merges_drop_ins(containerd: Triple) -> bool {
+    containerd.major >= 2
+}
+
+/// The containerd assumed for a node whose version is not known (offline
+/// `patch-containerd` without `--containerd-version`): the oldest release
+/// that renders a config of this schema on RKE2 (`containerd-2.0-v3` for
+/// version 3, `containerd-1.7-v2` otherwise; see [`RKE2_ROWS`]).
+pub fn assumed_containerd(schema_version: i64) -> Triple {
+    if schema_version >= 3 {
+        Triple::new(2, 0, 0)
+    } else {
+        Triple::new(1, 7, 0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

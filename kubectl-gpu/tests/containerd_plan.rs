@@ -8,10 +8,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use rke2gpu::Error;
-use rke2gpu::containerd::{
-    Capabilities, ContainerdConfig, ContainerdVersion, Method, NodeState, PatchOptions, Plan,
-    PlanInput, Restart, TemplateAnalysis, TemplateKind, effective_config, plan, plan_rollback,
+use rke2gpu::containerd::{ContainerdConfig, TemplateAnalysis, TemplateKind, effective_config};
+use rke2gpu::patch::plan::{
+    Capabilities, Method, NodeState, PatchOptions, Plan, PlanInput, Restart, plan,
 };
+use rke2gpu::patch::rollback::plan_rollback;
+use rke2gpu::version::Triple;
 
 const DD: &str = "/var/lib/rancher/rke2";
 const CFG: &str = "/var/lib/rancher/rke2/agent/etc/containerd/config.toml";
@@ -169,7 +171,7 @@ fn detect(bins: &BTreeSet<String>) -> BTreeMap<String, String> {
 }
 
 /// Simulate an RKE2 restart: render the user template in use (or the base).
-fn rke2_restart(r: &Render, state: &NodeState, containerd: ContainerdVersion) -> String {
+fn rke2_restart(r: &Render, state: &NodeState, containerd: Triple) -> String {
     let tmpl = if containerd.major >= 2 && state.template_v3.is_some() {
         state.template_v3.as_deref()
     } else {
@@ -234,7 +236,7 @@ fn caps(major: u32, minor: u32) -> Capabilities {
     Capabilities {
         default_runtime_flag: true,
         base_templates: true,
-        containerd: ContainerdVersion::new(major, minor),
+        containerd: Triple::new(major.into(), minor.into(), 0),
     }
 }
 

@@ -15,10 +15,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 use rke2gpu::Error;
-use rke2gpu::containerd::{
-    Capabilities, ContainerdConfig, ContainerdVersion, NodeState, PatchOptions, Plan, PlanInput,
-    TemplateAnalysis, TemplateKind, plan, plan_rollback,
-};
+use rke2gpu::containerd::{ContainerdConfig, TemplateAnalysis, TemplateKind};
+use rke2gpu::patch::plan::{Capabilities, NodeState, PatchOptions, Plan, PlanInput, plan};
+use rke2gpu::patch::rollback::plan_rollback;
+use rke2gpu::version::Triple;
 
 const DD: &str = "/var/lib/rancher/rke2";
 const TK: &str = "/usr/local/nvidia/toolkit";
@@ -345,11 +345,11 @@ fn build(c: &Case) -> PlanInput {
     };
     let generated = mutate(&rendered, c.seed, c.swap, &c.comments, c.runc);
     let containerd = if c.version >= 3 {
-        ContainerdVersion::new(2, c.cd_minor)
+        Triple::new(2, c.cd_minor.into(), 0)
     } else if c.cd_minor.is_multiple_of(2) {
-        ContainerdVersion::new(1, 7)
+        Triple::new(1, 7, 0)
     } else {
-        ContainerdVersion::new(2, c.cd_minor)
+        Triple::new(2, c.cd_minor.into(), 0)
     };
     let mut state = NodeState {
         generated_config: generated,

@@ -6,7 +6,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rke2gpu::host::{Host, LocalRoot};
+use rke2gpu::node::{Host, LocalRoot};
 
 const ENV_ROOT: &str = "RKE2GPU_CRASH_CHILD_ROOT";
 const TARGET: &str = "/var/lib/rancher/rke2/agent/etc/containerd/config-v3.toml.tmpl";

@@ -13,11 +13,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
-use rke2gpu::containerd::{ContainerdVersion, Method, PatchOptions};
-use rke2gpu::host::{BackupStamp, Host, LocalRoot};
 use rke2gpu::matrix::NodePaths;
-use rke2gpu::patch::{self, Target};
-use rke2gpu::version::{Distribution, KubeletVersion};
+use rke2gpu::node::{BackupStamp, Host, LocalRoot};
+use rke2gpu::patch::plan::{Method, PatchOptions};
+use rke2gpu::patch::{self, PatchTarget};
+use rke2gpu::version::{Distribution, KubeletVersion, Triple};
 
 const CTD: &str = "/var/lib/rancher/rke2/agent/etc/containerd";
 
@@ -57,13 +57,13 @@ fn v2_config() -> String {
         + "\n"
 }
 
-fn target(v3: bool) -> Target {
+fn target(v3: bool) -> PatchTarget {
     let (k, c) = if v3 {
-        ("v1.33.10+rke2r1", ContainerdVersion::new(2, 2))
+        ("v1.33.10+rke2r1", Triple::new(2, 2, 0))
     } else {
-        ("v1.30.14+rke2r1", ContainerdVersion::new(1, 7))
+        ("v1.30.14+rke2r1", Triple::new(1, 7, 0))
     };
-    Target {
+    PatchTarget {
         node: "n".into(),
         distribution: Distribution::Rke2,
         paths: NodePaths::new(Distribution::Rke2, None),
@@ -252,7 +252,7 @@ fn run_case(c: &Case) -> Result<(), TestCaseError> {
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
             prop_assert_eq!(now.as_deref(), ch.new.as_deref().map(str::as_bytes));
             if let Some(old) = &ch.old {
-                let b = rke2gpu::host::backup_path(&ch.path, &stamp);
+                let b = rke2gpu::node::backup_path(&ch.path, &stamp);
                 prop_assert!(applied.backups.contains(&b), "no backup of {}", ch.path);
                 let bb = host
                     .read(&b)
@@ -318,7 +318,7 @@ fn run_case(c: &Case) -> Result<(), TestCaseError> {
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         let after: BTreeMap<String, Vec<u8>> = snapshot(root)
             .into_iter()
-            .filter(|(k, _)| !k.contains(rke2gpu::host::BACKUP_INFIX))
+            .filter(|(k, _)| !k.contains(rke2gpu::node::BACKUP_INFIX))
             .collect();
         prop_assert_eq!(&after, &before, "rollback is not byte-identical");
         let rb2 = patch::plan_rollbacks(&host, &t.managed_files())

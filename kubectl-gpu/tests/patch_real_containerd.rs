@@ -40,10 +40,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rke2gpu::containerd::{
-    Capabilities, ContainerdConfig, ContainerdVersion, Method, NodeState, PatchOptions, PlanInput,
-};
+use rke2gpu::containerd::ContainerdConfig;
 use rke2gpu::patch;
+use rke2gpu::patch::plan::{Capabilities, Method, NodeState, PatchOptions, PlanInput};
+use rke2gpu::version::Triple;
 
 const DD: &str = "/var/lib/rancher/rke2";
 const TK: &str = "/usr/local/nvidia/toolkit";
@@ -244,8 +244,8 @@ fn cases() -> Vec<Case> {
     let mut out = Vec::new();
     for s in &srcs {
         let c = match s.version {
-            2 => ContainerdVersion::new(1, 7),
-            _ => ContainerdVersion::new(2, 2),
+            2 => Triple::new(1, 7, 0),
+            _ => Triple::new(2, 2, 0),
         };
         let caps = Capabilities {
             default_runtime_flag: true,
@@ -369,7 +369,7 @@ fn build_load(c: &Case) -> Result<Option<(Load, String)>, String> {
         data_dir: DD.into(),
         options: c.options.clone(),
     };
-    let p = match rke2gpu::containerd::plan(&input) {
+    let p = match rke2gpu::patch::plan::plan(&input) {
         Ok(p) => p,
         Err(_) => return Ok(None), // refusals are tested elsewhere
     };

@@ -1,7 +1,7 @@
 //! The real-GPU proof (docs/real-gpu.md, tests/gpu/): what `verify`'s parser,
 //! checks and diagnosis make of logs captured on an H200 host, where the
 //! container ran through containerd's CRI with the `nvidia` runtime that
-//! `rke2gpu::containerd::plan` added to an RKE2 v3 config.
+//! `rke2gpu::patch::plan` added to an RKE2 v3 config.
 //!
 //! The tests read committed fixtures only (tests/fixtures/real-gpu/); CI never
 //! runs on a GPU host. `stage_device_inputs` (ignored) is how tests/gpu/stage
@@ -11,12 +11,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use rke2gpu::containerd::model::ContainerdVersion;
-use rke2gpu::containerd::plan::{Capabilities, Method, NodeState, PatchOptions, PlanInput, plan};
 use rke2gpu::nvidia_smi::{Gpu, SmiFailure, classify_failure, parse_query_csv};
+use rke2gpu::patch::plan::{Capabilities, Method, NodeState, PatchOptions, PlanInput, plan};
 use rke2gpu::verify::checks::{CheckId, CheckStatus, GpuRequest, NodeGpuFacts, run_checks};
 use rke2gpu::verify::diagnosis::{DiagnosisKind, diagnose_smi_failure};
 use rke2gpu::verify::output::{SectionName, parse_smi_log, verify_script};
+use rke2gpu::version::Triple;
 
 /// Where the device run maps RKE2's data dir (see the base config's .source).
 const DATA_DIR: &str = "/tmp/gpu/rke2";
@@ -50,7 +50,7 @@ fn device_plan_input() -> PlanInput {
     let caps = Capabilities {
         default_runtime_flag: true,
         base_templates: true,
-        containerd: ContainerdVersion::parse("2.2.2").expect("version"),
+        containerd: Triple::new(2, 2, 2),
     };
     let mut input = PlanInput::new(state, caps);
     input.data_dir = DATA_DIR.to_string();

@@ -850,3 +850,79 @@ fn offline_out_dir_needs_no_cluster() {
     assert!(text.lines().any(|l| l.trim() == "version = 3"), "{text}");
     assert!(out.join("rendered/effective-config.toml").is_file());
 }
+
+/// `kubectl-gpu patch-containerd --node-root DIR ARGS... -o json` (offline, no cluster).
+fn patch_offline(c: &Cluster, root: &Path, args: &[&str]) -> Run {
+    let out: Output = c
+        .cmd("kubectl-gpu")
+        .env("KUBECONFIG", "/nonexistent")
+        .args(["patch-containerd", "--node-root"])
+        .arg(root)
+        .args(args)
+        .output()
+        .expect("run kubectl-gpu patch-containerd --node-root");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// What both modes must agree on in a node report (the unit and node name
+/// differ by design: offline knows neither the node's role nor its name).
+fn plan_fields(node: &Value) -> Value {
+    serde_json::json!({
+        "outcome": node["outcome"],
+        "method": node["method"],
+        "reasons": node["reasons"],
+        "files": node["files"],
+        "error": node["error"],
+    })
+}
+
+/// Offline mode over a node's tree plans what cluster mode plans through the node-agent pod
+/// whose `/host` is that tree: `--node N -o json` (dry run) equals `--node-root
+/// tests/node-trees/N -o json` with the node's RKE2 and containerd versions.
+#[test]
+fn offline_node_root_plans_what_the_cluster_plans() {
+    let c = Cluster::shared();
+    let _l = lock();
+    for node in [H200, A100, K3S, WORKER] {
+        let info: Value =
+            serde_json::from_str(&c.run_ok(c.kubectl().args(["get", "node", node, "-o", "json"])))
+                .unwrap();
+        let ni = &info["status"]["nodeInfo"];
+        let kubelet = ni["kubeletVersion"].as_str().unwrap().to_owned();
+        let containerd = ni["containerRuntimeVersion"].as_str().unwrap().to_owned();
+        let tree = c.repo_root().join("tests/node-trees").join(node);
+        for extra in [&[][..], &["--set-as-default"][..]] {
+            let mut args = vec!["--node", node, "-o", "json"];
+            args.extend_from_slice(extra);
+            let cluster = patch(c, &args);
+            let mut off_args = vec![
+                "--rke2-version",
+                kubelet.as_str(),
+                "--containerd-version",
+                containerd.as_str(),
+                "-o",
+                "json",
+            ];
+            off_args.extend_from_slice(extra);
+            let offline = patch_offline(c, &tree, &off_args);
+            assert_eq!(
+                cluster.code,
+                offline.code,
+                "{node} {extra:?}: exit codes\ncluster:\n{}\noffline:\n{}",
+                cluster.show(),
+                offline.show()
+            );
+            assert_eq!(
+                plan_fields(&cluster.node()),
+                plan_fields(&offline.json()["report"]),
+                "{node} {extra:?}\ncluster:\n{}\noffline:\n{}",
+                cluster.show(),
+                offline.show()
+            );
+        }
+    }
+}

@@ -5,7 +5,6 @@
 //! headers, dotted keys, inline tables) all read the same.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use toml_edit::{DocumentMut, Item, Table, TableLike};
 
@@ -13,53 +12,6 @@ use crate::error::{Error, Result};
 
 /// The runtime type every runc-compatible runtime (nvidia included) needs.
 pub const RUNC_V2: &str = "io.containerd.runc.v2";
-
-/// containerd `major.minor`, e.g. from `containerd://2.1.4-k3s2`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ContainerdVersion {
-    pub major: u32,
-    pub minor: u32,
-}
-
-impl ContainerdVersion {
-    pub const fn new(major: u32, minor: u32) -> Self {
-        Self { major, minor }
-    }
-
-    /// Parse `2.1.4-k3s2`, `v1.7.23-k3s2` or a node's
-    /// `containerRuntimeVersion` (`containerd://2.1.4-k3s2`).
-    pub fn parse(s: &str) -> Option<Self> {
-        let s = s.trim();
-        let s = s.strip_prefix("containerd://").unwrap_or(s);
-        let s = s.strip_prefix('v').unwrap_or(s);
-        let mut it = s.split(|c: char| !c.is_ascii_digit());
-        let major = it.next()?.parse().ok()?;
-        let minor = it.next()?.parse().ok()?;
-        Some(Self { major, minor })
-    }
-
-    /// Config schema versions this containerd loads: 1.x reads v1 and v2;
-    /// 2.0 removed v1 and added v3; 2.3 added v4 (and still reads v2/v3).
-    pub fn supports_schema(self, version: i64) -> bool {
-        match self.major {
-            0 | 1 => matches!(version, 1 | 2),
-            2 if self.minor < 3 => matches!(version, 2 | 3),
-            _ => matches!(version, 2..=4),
-        }
-    }
-
-    /// Whether imported drop-ins merge plugin tables (containerd ≥ 2.0,
-    /// PR #9982) instead of replacing them (1.7 and earlier).
-    pub fn merges_drop_ins(self) -> bool {
-        self.major >= 2
-    }
-}
-
-impl fmt::Display for ContainerdVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.major, self.minor)
-    }
-}
 
 /// The CRI runtime plugin key for a config schema version:
 /// v1 `cri`, v2 `io.containerd.grpc.v1.cri`, v3+ `io.containerd.cri.v1.runtime`.
@@ -328,24 +280,6 @@ fn runtime_entry(name: &str, t: &dyn TableLike) -> RuntimeEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn versions() {
-        assert_eq!(
-            ContainerdVersion::parse("containerd://2.1.4-k3s2"),
-            Some(ContainerdVersion::new(2, 1))
-        );
-        assert_eq!(
-            ContainerdVersion::parse("v1.7.23-k3s2"),
-            Some(ContainerdVersion::new(1, 7))
-        );
-        assert_eq!(ContainerdVersion::parse("garbage"), None);
-        let c17 = ContainerdVersion::new(1, 7);
-        assert!(c17.supports_schema(2) && !c17.supports_schema(3));
-        let c20 = ContainerdVersion::new(2, 0);
-        assert!(c20.supports_schema(3) && !c20.supports_schema(1) && !c20.supports_schema(4));
-        assert!(ContainerdVersion::new(2, 3).supports_schema(4));
-    }
 
     #[test]
     fn version_rule() -> Result<()> {

@@ -1,16 +1,32 @@
-//! Splits `install`/`upgrade`/`uninstall` arguments into ours and Helm's.
+//! The Helm command lines `helm rke2gpu` runs, as pure functions: the
+//! split of the user's `install`/`upgrade`/`uninstall` arguments into ours
+//! and Helm's, the release, chart and namespace they name, and the argv with
+//! the computed values first (`-f computed.yaml`) so the user's own
+//! `-f`/`--set` win.
 //!
-//! Our flags are consumed; every other argument reaches `$HELM_BIN` verbatim
-//! and in order. Helm flags that take a value in the next argument are listed
-//! in [`HELM_VALUE_FLAGS`] so their values are not mistaken for NAME/CHART; an
-//! unknown flag is taken as boolean, so give unknown value flags as
-//! `--flag=value`. Everything after `--` passes through untouched.
+//! Our flags are consumed, recognised from their one clap definition
+//! ([`PluginFlags`], which `helm rke2gpu values` parses directly); every
+//! other argument reaches `$HELM_BIN` verbatim and in order. Helm flags that
+//! take a value in the next argument are listed in [`HELM_VALUE_FLAGS`] so
+//! their values are not mistaken for NAME/CHART; an unknown flag is taken as
+//! boolean, so give unknown value flags as `--flag=value`. Everything after
+//! `--` passes through untouched.
 //!
 //! `--version` is both read (to pick the matrix row) and passed to Helm.
 //! On `upgrade`, `--force` is Helm's own flag and passes through; use
 //! `--rke2gpu-force` there (it works everywhere).
 
-use std::path::Path;
+use super::chart::DEFAULT_CHART_REF;
+use super::values::{ValuesOptions, parse_bool_flag};
+use crate::labels::PSA_ENFORCE;
+use crate::matrix::PSA_PRIVILEGED;
+use clap::{Args, FromArgMatches};
+use std::path::{Path, PathBuf};
+
+/// The release name used when none is given.
+pub const DEFAULT_RELEASE: &str = "gpu-operator";
+/// The namespace used when Helm's is the `default` fallback.
+pub const DEFAULT_NAMESPACE: &str = "gpu-operator";
 
 /// Which wrapped Helm command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +34,17 @@ pub enum Mode {
     Install,
     Upgrade,
     Uninstall,
+}
+
+impl Mode {
+    /// The Helm subcommand.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Mode::Install => "install",
+            Mode::Upgrade => "upgrade",
+            Mode::Uninstall => "uninstall",
+        }
+    }
 }
 
 /// Helm (3 and 4) install/upgrade/uninstall flags that take a separate value.
@@ -83,25 +110,34 @@ pub const CHART_LOCATING_FLAGS: &[&str] = &[
     "--pass-credentials",
 ];
 
-/// Our flags, as parsed from a passthrough command line.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Ours {
-    pub nri: bool,
-    pub legacy_2021: bool,
-    pub force: bool,
-    pub allow_generic: bool,
-    pub cdi: Option<bool>,
-    pub print_command: bool,
-    pub output_helmchart: bool,
+/// Our flags shared by `values`, `install` and `upgrade`: the one
+/// definition, parsed by clap for `values` and recognised by [`split`] in a
+/// passthrough command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+pub struct PluginFlags {
+    #[command(flatten)]
+    pub values: ValuesOptions,
+    /// Treat the cluster as RKE2 `profile: cis` (label the namespace PSA-privileged).
+    #[arg(long, help = "Treat the cluster as RKE2 `profile: cis`")]
     pub cis: bool,
-    pub nodes_file: Option<String>,
+    /// Read nodes from `kubectl get nodes -o json` output, not the cluster.
+    #[arg(
+        long,
+        help = "Read nodes from `kubectl get nodes -o json` output instead of the cluster"
+    )]
+    pub nodes_file: Option<PathBuf>,
 }
 
 /// A split command line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Split {
     pub positionals: Vec<String>,
-    pub ours: Ours,
+    /// Our flags.
+    pub ours: PluginFlags,
+    /// `--print-command`: print the plain helm command and exit.
+    pub print_command: bool,
+    /// `--output helmchart` / `-o helmchart`: print an RKE2 HelmChart and exit.
+    pub output_helmchart: bool,
     /// `--version` (also kept in `helm`).
     pub version: Option<String>,
     /// `-n/--namespace` if it reached us (Helm normally strips it).
@@ -147,6 +183,20 @@ impl Split {
     pub fn repo(&self) -> Option<String> {
         flag_value(&self.helm, "--repo")
     }
+
+    /// The release name and chart reference: defaults `gpu-operator` and
+    /// `nvidia/gpu-operator`; a lone argument that looks like a chart (or
+    /// any lone argument with `--generate-name`) is the chart.
+    pub fn release_and_chart(&self) -> (String, String) {
+        match self.positionals.as_slice() {
+            [] => (DEFAULT_RELEASE.to_string(), DEFAULT_CHART_REF.to_string()),
+            [one] if self.generate_name || looks_like_chart(one) => {
+                (DEFAULT_RELEASE.to_string(), one.clone())
+            }
+            [one] => (one.clone(), DEFAULT_CHART_REF.to_string()),
+            [name, chart, ..] => (name.clone(), chart.clone()),
+        }
+    }
 }
 
 /// The value of `--flag V` / `--flag=V`.
@@ -163,16 +213,35 @@ pub fn flag_value(args: &[String], flag: &str) -> Option<String> {
     None
 }
 
-fn parse_bool(flag: &str, v: &str) -> Result<bool, String> {
-    match v {
-        "true" | "1" | "yes" => Ok(true),
-        "false" | "0" | "no" => Ok(false),
-        other => Err(format!("{flag}: expected true or false, got `{other}`")),
-    }
+/// The clap command holding our flags (their one definition).
+fn our_command() -> clap::Command {
+    PluginFlags::augment_args(
+        clap::Command::new("rke2gpu")
+            .no_binary_name(true)
+            .args_override_self(true),
+    )
+}
+
+/// Our flag named `--name` (or an alias): its canonical `--long` and whether
+/// it takes a value.
+fn our_flag(cmd: &clap::Command, name: &str) -> Option<(String, bool)> {
+    let long = name.strip_prefix("--")?;
+    cmd.get_arguments()
+        .find(|a| {
+            a.get_long() == Some(long)
+                || a.get_all_aliases()
+                    .is_some_and(|aliases| aliases.contains(&long))
+        })
+        .and_then(|a| {
+            a.get_long()
+                .map(|l| (format!("--{l}"), a.get_action().takes_values()))
+        })
 }
 
 /// Splits arguments (after the subcommand name).
 pub fn split(args: &[String], mode: Mode) -> Result<Split, String> {
+    let cmd = our_command();
+    let mut ours: Vec<String> = Vec::new();
     let mut s = Split::default();
     let mut i = 0;
     let next = |i: &mut usize, flag: &str| -> Result<String, String> {
@@ -187,32 +256,33 @@ pub fn split(args: &[String], mode: Mode) -> Result<Split, String> {
             Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
             _ => (a, None),
         };
+        let mine = match name {
+            // On upgrade `--force` is Helm's; `--rke2gpu-force` stays ours.
+            "--force" if mode == Mode::Upgrade => None,
+            _ => our_flag(&cmd, name),
+        };
+        if let Some((long, takes_value)) = mine {
+            ours.push(long.clone());
+            if takes_value {
+                let v = match inline {
+                    Some(v) => v,
+                    None => next(&mut i, name)?,
+                };
+                if long == "--cdi" {
+                    parse_bool_flag(&v).map_err(|e| format!("{long}: {e}"))?;
+                }
+                ours.push(v);
+            }
+            i += 1;
+            continue;
+        }
         match name {
             "--" => {
                 s.helm.extend(args[i + 1..].iter().cloned());
                 break;
             }
             "-h" | "--help" => s.help = true,
-            "--nri" => s.ours.nri = true,
-            "--legacy-2021" => s.ours.legacy_2021 = true,
-            "--allow-generic" => s.ours.allow_generic = true,
-            "--print-command" => s.ours.print_command = true,
-            "--cis" => s.ours.cis = true,
-            "--rke2gpu-force" => s.ours.force = true,
-            "--force" if mode != Mode::Upgrade => s.ours.force = true,
-            "--cdi" => {
-                let v = match inline {
-                    Some(v) => v,
-                    None => next(&mut i, "--cdi")?,
-                };
-                s.ours.cdi = Some(parse_bool("--cdi", &v)?);
-            }
-            "--nodes-file" => {
-                s.ours.nodes_file = Some(match inline {
-                    Some(v) => v,
-                    None => next(&mut i, "--nodes-file")?,
-                });
-            }
+            "--print-command" => s.print_command = true,
             "-n" | "--namespace" => {
                 s.namespace = Some(match inline {
                     Some(v) => v,
@@ -225,7 +295,7 @@ pub fn split(args: &[String], mode: Mode) -> Result<Split, String> {
                     None => next(&mut i, name)?,
                 };
                 if v == "helmchart" {
-                    s.ours.output_helmchart = true;
+                    s.output_helmchart = true;
                 } else {
                     s.helm.push(name.to_string());
                     s.helm.push(v);
@@ -269,6 +339,8 @@ pub fn split(args: &[String], mode: Mode) -> Result<Split, String> {
             s.positionals
         ));
     }
+    let matches = cmd.try_get_matches_from(ours).map_err(|e| e.to_string())?;
+    s.ours = PluginFlags::from_arg_matches(&matches).map_err(|e| e.to_string())?;
     Ok(s)
 }
 
@@ -291,6 +363,112 @@ pub fn shell_quote(s: &str) -> String {
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
     }
+}
+
+/// The operator namespace: `-n` if it reached us, else `HELM_NAMESPACE`
+/// unless it is Helm's `default` fallback, else `gpu-operator`.
+pub fn namespace(flag: Option<&str>, helm_namespace: Option<&str>) -> String {
+    flag.map(str::to_string)
+        .or_else(|| {
+            helm_namespace
+                .filter(|n| !n.is_empty() && *n != "default")
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.into())
+}
+
+/// A `helm install|upgrade` command line around the computed values: `head`
+/// goes before them, `tail` (our `--version` pin, then the user's flags)
+/// after, so the user's `-f`/`--set` win.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrapArgv {
+    pub head: Vec<String>,
+    pub tail: Vec<String>,
+}
+
+impl WrapArgv {
+    /// `head`, then `-n NS` and `--create-namespace` on install (or
+    /// `upgrade --install`) unless given; `tail` gets `--version PIN` when
+    /// the user gave none and the chart came from a repository.
+    pub fn new(
+        mode: Mode,
+        split: &Split,
+        release: &str,
+        chart_ref: &str,
+        namespace: &str,
+        pin_version: Option<&str>,
+    ) -> Self {
+        let mut head: Vec<String> = vec![mode.verb().into()];
+        if !split.generate_name {
+            head.push(release.to_string());
+        }
+        head.push(chart_ref.to_string());
+        head.extend(["-n".to_string(), namespace.to_string()]);
+        let wants_create_ns =
+            mode == Mode::Install || split.helm_has("--install") || split.helm_has("-i");
+        if wants_create_ns && !split.helm_has("--create-namespace") {
+            head.push("--create-namespace".into());
+        }
+        let mut tail: Vec<String> = Vec::new();
+        if let Some(v) = pin_version {
+            tail.extend(["--version".to_string(), v.to_string()]);
+        }
+        tail.extend(split.helm.iter().cloned());
+        Self { head, tail }
+    }
+
+    /// The argv with the computed values file first.
+    pub fn with_values_file(&self, path: &str) -> Vec<String> {
+        let mut argv = self.head.clone();
+        argv.extend(["-f".to_string(), path.to_string()]);
+        argv.extend(self.tail.iter().cloned());
+        argv
+    }
+
+    /// The argv with the computed values as `--set` flags first.
+    pub fn with_set_flags(&self, set_flags: Vec<String>) -> Vec<String> {
+        let mut argv = self.head.clone();
+        argv.extend(set_flags);
+        argv.extend(self.tail.iter().cloned());
+        argv
+    }
+}
+
+/// What `--print-command` prints: the namespace labelling (CIS) and the
+/// plain `helm` command, one per line.
+pub fn print_command(argv: &[String], namespace: &str, needs_privileged: bool) -> String {
+    let mut out = String::new();
+    if needs_privileged {
+        out.push_str(&format!(
+            "kubectl create namespace {namespace} --dry-run=client -o yaml | kubectl apply -f - && kubectl label ns {namespace} {PSA_ENFORCE}={PSA_PRIVILEGED} --overwrite\n"
+        ));
+    }
+    out.push_str(&display_cmd("helm", argv));
+    out.push('\n');
+    out
+}
+
+/// `helm uninstall` releases (default `gpu-operator`) in a namespace, with
+/// the user's flags after.
+pub fn uninstall_argv(split: &Split, namespace: &str) -> (Vec<String>, Vec<String>) {
+    let releases = if split.positionals.is_empty() {
+        vec![DEFAULT_RELEASE.to_string()]
+    } else {
+        split.positionals.clone()
+    };
+    let mut argv = vec!["uninstall".to_string()];
+    argv.extend(releases.iter().cloned());
+    argv.extend(["-n".to_string(), namespace.to_string()]);
+    argv.extend(split.helm.iter().cloned());
+    (releases, argv)
+}
+
+/// A command line for messages, each argument shell-quoted.
+pub fn display_cmd(bin: &str, args: &[String]) -> String {
+    std::iter::once(bin.to_string())
+        .chain(args.iter().map(|a| shell_quote(a)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -326,8 +504,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.positionals, v(&["my-gpu", "nvidia/gpu-operator"]));
-        assert!(s.ours.nri && s.ours.output_helmchart);
-        assert_eq!(s.ours.cdi, Some(false));
+        assert!(s.ours.values.nri && s.output_helmchart);
+        assert_eq!(s.ours.values.cdi, Some(false));
         assert_eq!(s.version.as_deref(), Some("v26.7.0"));
         assert!(s.dry_run);
         assert_eq!(
@@ -350,12 +528,12 @@ mod tests {
     #[test]
     fn force_belongs_to_helm_on_upgrade() {
         let s = split(&v(&["--force"]), Mode::Upgrade).unwrap();
-        assert!(!s.ours.force);
+        assert!(!s.ours.values.force);
         assert_eq!(s.helm, v(&["--force"]));
         let s = split(&v(&["--force"]), Mode::Install).unwrap();
-        assert!(s.ours.force && s.helm.is_empty());
+        assert!(s.ours.values.force && s.helm.is_empty());
         let s = split(&v(&["--rke2gpu-force"]), Mode::Upgrade).unwrap();
-        assert!(s.ours.force);
+        assert!(s.ours.values.force);
     }
 
     #[test]

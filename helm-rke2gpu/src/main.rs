@@ -17,6 +17,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 mod help;
+mod logging;
 use help::{ABOUT, EXAMPLES, LONG_ABOUT, PASSTHROUGH_HELP};
 
 #[derive(Parser)]
@@ -91,7 +92,7 @@ struct ValuesArgs {
 }
 
 fn main() -> ExitCode {
-    init_logging();
+    logging::init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -122,22 +123,6 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
-}
-
-fn init_logging() {
-    let debug = std::env::var("HELM_DEBUG")
-        .map(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "True"))
-        .unwrap_or(false);
-    let filter = if debug {
-        "helm_rke2gpu=debug,rke2gpu=debug"
-    } else {
-        // Our own warnings only: kube's connection errors are reported by us.
-        "helm_rke2gpu=warn,rke2gpu=warn"
-    };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 fn notify(n: Notice) {

@@ -140,3 +140,120 @@ pub fn manifest(
     yaml.push_str(&serde_saphyr::to_string(&hc).map_err(err)?);
     Ok(Manifest { yaml, notes })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::helm::chart::ChartMeta;
+    use crate::helm::values::{ComputedValue, PodGpuAccess};
+    use serde_json::{Value, json};
+
+    fn chart() -> Chart {
+        Chart {
+            origin: "nvidia/gpu-operator".into(),
+            meta: ChartMeta {
+                name: "gpu-operator".into(),
+                version: "v25.10.1".into(),
+                app_version: None,
+            },
+            values: json!({"toolkit": {"env": []}}),
+        }
+    }
+
+    fn computed(cis: bool) -> ComputedValues {
+        ComputedValues {
+            chart_version: "v25.10.1".into(),
+            chart_row: "v25.10.x",
+            values: vec![ComputedValue {
+                path: "toolkit.env".into(),
+                value: json!([{"name": "CONTAINERD_SOCKET", "value": "/run/k3s/containerd/containerd.sock"}]),
+                reason: "RKE2 nodes".into(),
+                source: "rke2-docs".into(),
+            }],
+            dropped: Vec::new(),
+            warnings: Vec::new(),
+            hints: Vec::new(),
+            pod_access: PodGpuAccess::Cdi,
+            namespace_needs_privileged: cis,
+        }
+    }
+
+    #[test]
+    fn helmchart_parses_back_with_the_computed_values() {
+        let c = computed(false);
+        let m = manifest(
+            "gpu-operator",
+            "gpu-operator",
+            &chart(),
+            &ChartSource::Remote("nvidia/gpu-operator".into()),
+            None,
+            &c,
+        )
+        .unwrap();
+        assert!(m.notes.is_empty(), "{:?}", m.notes);
+        let v: Value = serde_saphyr::from_str(&m.yaml).unwrap();
+        assert_eq!(v["apiVersion"], "helm.cattle.io/v1");
+        assert_eq!(v["kind"], "HelmChart");
+        assert_eq!(v["metadata"]["name"], "gpu-operator");
+        assert_eq!(v["metadata"]["namespace"], "kube-system");
+        let spec = &v["spec"];
+        assert_eq!(spec["repo"], NVIDIA_HELM_REPO);
+        assert_eq!(spec["chart"], "gpu-operator");
+        assert_eq!(spec["version"], "v25.10.1");
+        assert_eq!(spec["targetNamespace"], "gpu-operator");
+        assert_eq!(spec["createNamespace"], true);
+        let values_content = spec["valuesContent"].as_str().unwrap();
+        assert_eq!(values_content, c.to_yaml().trim_end());
+        let values: Value = serde_saphyr::from_str(values_content).unwrap();
+        assert_eq!(values, c.tree());
+        // The layout the format!-built manifest had: quoted strings, a `|-` block.
+        assert!(m.yaml.starts_with(
+            "apiVersion: helm.cattle.io/v1\nkind: HelmChart\nmetadata:\n  name: \"gpu-operator\"\n  namespace: kube-system\nspec:\n  repo: \"https://helm.ngc.nvidia.com/nvidia\"\n  chart: \"gpu-operator\"\n  version: \"v25.10.1\"\n  targetNamespace: \"gpu-operator\"\n  createNamespace: true\n  valuesContent: |-\n    # GPU Operator values"
+        ), "{}", m.yaml);
+        assert!(
+            m.yaml
+                .ends_with("        value: \"/run/k3s/containerd/containerd.sock\"\n"),
+            "{}",
+            m.yaml
+        );
+    }
+
+    #[test]
+    fn cis_adds_a_privileged_namespace_and_local_charts_note_the_repo() {
+        let m = manifest(
+            "gpu",
+            "gpu-ops",
+            &chart(),
+            &ChartSource::Archive("/tmp/gpu-operator-v25.10.1.tgz".into()),
+            None,
+            &computed(true),
+        )
+        .unwrap();
+        assert!(m.yaml.starts_with(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: \"gpu-ops\"\n  labels:\n    pod-security.kubernetes.io/enforce: privileged\n---\napiVersion: helm.cattle.io/v1\n"
+        ), "{}", m.yaml);
+        let docs: Vec<&str> = m.yaml.split("---\n").collect();
+        let ns: Value = serde_saphyr::from_str(docs[0]).unwrap();
+        assert_eq!(ns["metadata"]["labels"][PSA_ENFORCE], PSA_PRIVILEGED);
+        let hc: Value = serde_saphyr::from_str(docs[1]).unwrap();
+        assert_eq!(hc["metadata"]["name"], "gpu");
+        assert_eq!(hc["spec"]["targetNamespace"], "gpu-ops");
+        assert_eq!(m.notes.len(), 1);
+        assert!(
+            m.notes[0].contains("points at https://helm.ngc.nvidia.com/nvidia version v25.10.1")
+        );
+        // OCI references go to spec.chart as they are, without spec.repo.
+        let m = manifest(
+            "gpu",
+            "gpu-ops",
+            &chart(),
+            &ChartSource::Remote("oci://ghcr.io/nvidia/gpu-operator".into()),
+            None,
+            &computed(false),
+        )
+        .unwrap();
+        let hc: Value = serde_saphyr::from_str(&m.yaml).unwrap();
+        assert_eq!(hc["spec"]["chart"], "oci://ghcr.io/nvidia/gpu-operator");
+        assert!(hc["spec"].get("repo").is_none());
+    }
+}

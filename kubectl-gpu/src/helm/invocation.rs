@@ -556,4 +556,152 @@ mod tests {
         );
         assert_eq!(shell_quote("--wait"), "--wait");
     }
+
+    #[test]
+    fn computed_values_go_first_user_flags_after() {
+        let s = split(
+            &v(&["my-gpu", "--set", "a=b", "-f", "mine.yaml", "--wait"]),
+            Mode::Install,
+        )
+        .unwrap();
+        let (release, chart) = s.release_and_chart();
+        assert_eq!(
+            (release.as_str(), chart.as_str()),
+            ("my-gpu", DEFAULT_CHART_REF)
+        );
+        let argv = WrapArgv::new(
+            Mode::Install,
+            &s,
+            &release,
+            &chart,
+            "gpu-operator",
+            Some("v26.7.0"),
+        );
+        assert_eq!(
+            argv.with_values_file("/tmp/computed.yaml"),
+            v(&[
+                "install",
+                "my-gpu",
+                "nvidia/gpu-operator",
+                "-n",
+                "gpu-operator",
+                "--create-namespace",
+                "-f",
+                "/tmp/computed.yaml",
+                "--version",
+                "v26.7.0",
+                "--set",
+                "a=b",
+                "-f",
+                "mine.yaml",
+                "--wait",
+            ])
+        );
+        assert_eq!(
+            argv.with_set_flags(v(&["--set", "cdi.enabled=false"])),
+            v(&[
+                "install",
+                "my-gpu",
+                "nvidia/gpu-operator",
+                "-n",
+                "gpu-operator",
+                "--create-namespace",
+                "--set",
+                "cdi.enabled=false",
+                "--version",
+                "v26.7.0",
+                "--set",
+                "a=b",
+                "-f",
+                "mine.yaml",
+                "--wait",
+            ])
+        );
+    }
+
+    #[test]
+    fn upgrade_creates_the_namespace_only_with_install() {
+        let s = split(&v(&["gpu-operator", "./chart.tgz"]), Mode::Upgrade).unwrap();
+        let argv = WrapArgv::new(Mode::Upgrade, &s, "gpu-operator", "./chart.tgz", "ns", None);
+        assert_eq!(
+            argv.head,
+            v(&["upgrade", "gpu-operator", "./chart.tgz", "-n", "ns"])
+        );
+        assert!(argv.tail.is_empty());
+        let s = split(&v(&["--install", "--create-namespace"]), Mode::Upgrade).unwrap();
+        let argv = WrapArgv::new(Mode::Upgrade, &s, "r", "c", "ns", None);
+        assert_eq!(
+            argv.head
+                .iter()
+                .filter(|a| *a == "--create-namespace")
+                .count(),
+            0
+        );
+        assert_eq!(argv.tail, v(&["--install", "--create-namespace"]));
+        let s = split(&v(&["--install"]), Mode::Upgrade).unwrap();
+        let argv = WrapArgv::new(Mode::Upgrade, &s, "r", "c", "ns", None);
+        assert_eq!(
+            argv.head.last().map(String::as_str),
+            Some("--create-namespace")
+        );
+        // --generate-name: no release name, the lone argument is the chart
+        let s = split(&v(&["--generate-name", "gpu-operator"]), Mode::Install).unwrap();
+        let (_, chart) = s.release_and_chart();
+        assert_eq!(chart, "gpu-operator");
+        let argv = WrapArgv::new(Mode::Install, &s, DEFAULT_RELEASE, &chart, "ns", None);
+        assert_eq!(&argv.head[..2], &v(&["install", "gpu-operator"])[..]);
+    }
+
+    #[test]
+    fn our_flags_come_from_the_one_definition() {
+        let s = split(
+            &v(&[
+                "--nri",
+                "--cis",
+                "--nodes-file=n.json",
+                "--allow-generic",
+                "--legacy-2021",
+                "--cdi",
+                "yes",
+                "--nri",
+            ]),
+            Mode::Install,
+        )
+        .unwrap();
+        assert!(s.ours.values.nri && s.ours.values.allow_generic && s.ours.values.legacy_2021);
+        assert!(s.ours.cis);
+        assert_eq!(s.ours.values.cdi, Some(true));
+        assert_eq!(s.ours.nodes_file, Some(PathBuf::from("n.json")));
+        assert!(s.helm.is_empty(), "{:?}", s.helm);
+        assert_eq!(
+            split(&v(&["--cdi", "maybe"]), Mode::Install).unwrap_err(),
+            "--cdi: expected true or false, got `maybe`"
+        );
+    }
+
+    #[test]
+    fn namespace_print_command_and_uninstall() {
+        assert_eq!(namespace(Some("x"), Some("y")), "x");
+        assert_eq!(namespace(None, Some("y")), "y");
+        assert_eq!(namespace(None, Some("default")), DEFAULT_NAMESPACE);
+        assert_eq!(namespace(None, None), DEFAULT_NAMESPACE);
+        let out = print_command(
+            &v(&["install", "--set-string", "a=b c"]),
+            "gpu-operator",
+            true,
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].contains("kubectl label ns gpu-operator pod-security.kubernetes.io/enforce=privileged --overwrite"));
+        assert_eq!(lines[1], "helm install --set-string 'a=b c'");
+        let s = split(&v(&["a", "b", "--wait"]), Mode::Uninstall).unwrap();
+        let (releases, argv) = uninstall_argv(&s, "ns");
+        assert_eq!(releases, v(&["a", "b"]));
+        assert_eq!(argv, v(&["uninstall", "a", "b", "-n", "ns", "--wait"]));
+        let s = split(&[], Mode::Uninstall).unwrap();
+        assert_eq!(
+            uninstall_argv(&s, "ns").1,
+            v(&["uninstall", DEFAULT_RELEASE, "-n", "ns"])
+        );
+    }
 }

@@ -269,9 +269,12 @@ pub fn split(args: &[String], mode: Mode) -> Result<Split, String> {
                     None => next(&mut i, name)?,
                 };
                 if long == "--cdi" {
-                    parse_bool_flag(&v).map_err(|e| format!("{long}: {e}"))?;
+                    // Normalised for clap's `true|false` parser.
+                    let b = parse_bool_flag(&v).map_err(|e| format!("{long}: {e}"))?;
+                    ours.push(b.to_string());
+                } else {
+                    ours.push(v);
                 }
-                ours.push(v);
             }
             i += 1;
             continue;

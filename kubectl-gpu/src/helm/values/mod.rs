@@ -88,14 +88,15 @@ pub struct ValuesOptions {
     #[arg(
         long,
         value_name = "true|false",
-        value_parser = parse_bool_flag,
+        value_parser = clap::value_parser!(bool),
         help = "Override cdi.enabled"
     )]
     pub cdi: Option<bool>,
 }
 
-/// Parses the value of a boolean flag such as `--cdi`: `true`/`1`/`yes` or
-/// `false`/`0`/`no`.
+/// Parses the value of `--cdi` in an install/upgrade passthrough command
+/// line: `true`/`1`/`yes` or `false`/`0`/`no` (`helm rke2gpu values` takes
+/// clap's `true`/`false`).
 pub fn parse_bool_flag(v: &str) -> std::result::Result<bool, String> {
     match v {
         "true" | "1" | "yes" => Ok(true),

@@ -666,3 +666,80 @@ fn warns_when_user_set_clobbers_the_computed_list() {
     );
     assert!(w[2].contains("index 1"), "{}", w[2]);
 }
+
+#[test]
+fn messages_built_from_the_matrix_read_as_before() {
+    // The versions in these messages come from matrix.rs; the text is unchanged.
+    let e = compute_values(
+        &one("v1.33.0+rke2r1", "2.0.4"),
+        &chart_at("v26.7.0"),
+        &ValuesOptions {
+            nri: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("--nri needs containerd 1.7.30+ or ≥ 2.1 on every GPU node")
+            && e.contains("(containerd 2.1 ships from v1.31.13, v1.32.9, v1.33.5, v1.34.1)"),
+        "{e}"
+    );
+    let e = compute_values(
+        &one("v1.30.14+rke2r1", "1.7.27"),
+        &chart_at("v26.7.0"),
+        &ValuesOptions {
+            cdi: Some(true),
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("upgrade RKE2 to ≥ v1.31.6/v1.32.2 or drop --cdi"),
+        "{e}"
+    );
+    let e = compute_values(
+        &one("v1.33.0+rke2r1", "2.0.4"),
+        &chart_at("v25.10.1"),
+        &ValuesOptions {
+            nri: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("(cdi.nriPluginEnabled arrived in chart v26.3.0)"),
+        "{e}"
+    );
+    let got = compute_values(
+        &one("v1.34.6+rke2r1", "2.2.2"),
+        &chart_at("v24.9.2"),
+        &ValuesOptions::default(),
+    )
+    .unwrap();
+    assert!(
+        got.warnings
+            .iter()
+            .any(|w| w.contains("predates containerd 2.0 support (chart v25.3.0)")),
+        "{:?}",
+        got.warnings
+    );
+    let got = compute_values(
+        &one("v1.34.6+rke2r1", "2.2.2"),
+        &chart_at("v26.7.0"),
+        &ValuesOptions {
+            legacy_2021: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(
+        got.hints
+            .iter()
+            .any(|h| h.contains("has no operator.defaultRuntime (removed in v25.3.0)")),
+        "{:?}",
+        got.hints
+    );
+}

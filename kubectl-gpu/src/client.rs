@@ -135,3 +135,39 @@ impl Kube {
         move |e| Error::from_kube(e, &action, &self.server)
     }
 }
+
+/// How long one page of a list may take before the server counts as unreachable.
+pub const LIST_PAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Lists every object `params` selects, following continue tokens (set
+/// `params.limit` for the page size); `action` (`list nodes`) names the call
+/// in errors. Each page must arrive within [`LIST_PAGE_TIMEOUT`].
+pub async fn list_all<K>(
+    kube: &Kube,
+    api: &kube::Api<K>,
+    mut params: kube::api::ListParams,
+    action: &str,
+) -> Result<Vec<K>>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut items = Vec::new();
+    loop {
+        let page = tokio::time::timeout(LIST_PAGE_TIMEOUT, api.list(&params))
+            .await
+            .map_err(|_| Error::Unreachable {
+                server: kube.server.clone(),
+                message: format!(
+                    "timed out after {}s trying to {action}",
+                    LIST_PAGE_TIMEOUT.as_secs()
+                ),
+            })?
+            .map_err(kube.err(action))?;
+        items.extend(page.items);
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params.continue_token = Some(token),
+            None => break,
+        }
+    }
+    Ok(items)
+}

@@ -265,6 +265,27 @@ pub enum Error {
     /// A watch on nodes or pods ended with an error.
     #[error("watching {what} failed: {reason}")]
     Watch { what: String, reason: String },
+
+    // ---- helm rke2gpu (`helm`) ----
+    /// The `helm` binary (`HELM_BIN`) could not be started.
+    #[error("cannot run `{bin}` (HELM_BIN): {reason}; install Helm or set HELM_BIN")]
+    HelmNotRunnable { bin: String, reason: String },
+
+    /// `helm` ran and failed; its own exit code is passed on.
+    #[error("{message}")]
+    HelmFailed { message: String, code: u8 },
+
+    /// The operator namespace could not be created or labelled PSA-privileged.
+    #[error(
+        "{action} namespace {namespace} with {label} on {server}: {message}; label it by hand: kubectl label ns {namespace} {label}"
+    )]
+    PrivilegedNamespace {
+        action: &'static str,
+        namespace: String,
+        label: String,
+        server: String,
+        message: String,
+    },
 }
 
 impl Error {
@@ -272,6 +293,14 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Node { .. } | Error::Other(_) | Error::NoGpuNodes(_) => EXIT_FAILED,
+            // helm rke2gpu: refusals are 1 (helm-rke2gpu/README.md), a failed
+            // helm passes its own code on.
+            Error::KnownBadChart { .. }
+            | Error::ValuesRefused { .. }
+            | Error::NotGpuOperatorChart { .. }
+            | Error::NotRke2 { .. }
+            | Error::HelmNotRunnable { .. } => EXIT_FAILED,
+            Error::HelmFailed { code, .. } => *code,
             _ => EXIT_USAGE,
         }
     }

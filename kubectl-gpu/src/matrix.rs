@@ -804,6 +804,59 @@ pub fn assumed_containerd(schema_version: i64) -> Triple {
     }
 }
 
+// ---------------------------------------------------------------------------
+// helm (`helm::values`, `helm rke2gpu`): facts the values computation and
+// its messages cite
+// ---------------------------------------------------------------------------
+
+/// The containerd assumed for an RKE2/K3s node that reports none, by the
+/// generation its release ships: [`Rke2Feature::Containerd21`] → 2.1.0,
+/// [`Rke2Feature::Containerd2`] → 2.0.0, else 1.7.0 (rancher/rke2
+/// `Dockerfile` `rancher/hardened-containerd` tags: v1.30.x/≤ v1.31.5 ship
+/// 1.7.x, v1.31.6/v1.32.2 ship 2.0.2, v1.31.13/v1.32.9/v1.33.5/v1.34.1 ship
+/// 2.1.4).
+pub const ASSUMED_CONTAINERD_21: Triple = t(2, 1, 0);
+/// See [`ASSUMED_CONTAINERD_21`].
+pub const ASSUMED_CONTAINERD_2: Triple = t(2, 0, 0);
+/// See [`ASSUMED_CONTAINERD_21`].
+pub const ASSUMED_CONTAINERD_1: Triple = t(1, 7, 0);
+
+/// The containerd versions the NRI plugin accepts, as [`nri_supported`]
+/// checks them (gpu-operator release-notes.rst 26.3.0).
+pub const NRI_CONTAINERD_TEXT: &str = "1.7.30+ or ≥ 2.1";
+/// The containerd line RKE2 ships with NRI support ([`Rke2Feature::Containerd21`]).
+pub const NRI_CONTAINERD_RKE2: &str = "2.1";
+
+/// Why `CONTAINERD_CONFIG=…config.toml.tmpl` freezes RKE2's config: nodes
+/// that do not come back after a reboot, registries that stop working.
+pub const LEGACY_2021_FREEZE_SOURCE: &str = "gpu-operator#992, #623";
+
+/// Why `cdi.enabled=false` on CDI-by-default charts (≥ v25.10.0) when a GPU
+/// node runs containerd 1.7: CDI there needs `enable_cdi`, on by default only
+/// from containerd 2.0.
+pub const CDI_OFF_ON_CONTAINERD1_SOURCE: &str = "containerd docs/cri/config.md (enable_cdi, default on from 2.0); rke2-docs add-ons/gpu_operators.md tab v25.10.x (containerd 2.x); GPU Operator ≥ 25.10 on containerd 1.7: cdi.enabled=false";
+
+/// The first chart version whose row has a property (`has_nri`,
+/// `supports_containerd2`, …), for messages; the first row when none has it.
+pub fn first_chart_with(has: impl Fn(&ChartRow) -> bool) -> Triple {
+    CHART_ROWS
+        .iter()
+        .find(|r| has(r))
+        .unwrap_or(&CHART_ROWS[0])
+        .since
+}
+
+/// The first RKE2 release of each line that carries a feature, as
+/// `v1.31.13, v1.32.9, …` (joined by `sep`), for messages.
+pub fn first_releases_text(f: Rke2Feature, sep: &str) -> String {
+    feature(f)
+        .first_releases
+        .iter()
+        .map(|r| format!("v{}", r.kubernetes))
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

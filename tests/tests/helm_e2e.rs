@@ -3,8 +3,9 @@
 //! HELM_CONFIG_HOME / HELM_CACHE_HOME), driving real releases of the stand-in gpu-operator chart
 //! (tests/charts/dist) on the local test cluster.
 //!
-//! What the rendered `ClusterPolicy` must carry is written from the reference rules
-//! (reference §2.2 / §2.4 / §3.1), not from the tool's output:
+//! What the rendered `ClusterPolicy` must carry is written from the upstream rules
+//! (rke2-docs add-ons/gpu_operators.md tabs, the rancher/rke2 Dockerfile containerd tags,
+//! NVIDIA/gpu-operator values.yaml at each tag), not from the tool's output:
 //! - every version: toolkit env `CONTAINERD_SOCKET=/run/k3s/containerd/containerd.sock` and no
 //!   `CONTAINERD_CONFIG` (that is the 2021 `--legacy-2021` value that freezes RKE2's config);
 //! - v25.3.x: also `ACCEPT_NVIDIA_VISIBLE_DEVICES_ENVVAR_WHEN_UNPRIVILEGED=false`,

@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 pub const GPU_OPERATOR_CHART: &str = "gpu-operator";
 /// The chart reference used when none is given.
 pub const DEFAULT_CHART_REF: &str = "nvidia/gpu-operator";
-/// NVIDIA's current Helm repository (reference section 3.1).
+/// NVIDIA's current Helm repository (NVIDIA cloud-native-docs gpu-operator/getting-started.rst;
+/// the 2021 docs used https://nvidia.github.io/gpu-operator).
 pub const NVIDIA_HELM_REPO: &str = "https://helm.ngc.nvidia.com/nvidia";
 
 /// `Chart.yaml` fields we use.
@@ -287,7 +288,7 @@ pub(crate) mod tests {
     #[test]
     fn reads_the_real_values_file() {
         let v = parse_values_yaml("fixture", VALUES_26_7).unwrap();
-        // values.yaml @v26.7.0 (reference section 3.1)
+        // NVIDIA/gpu-operator deployments/gpu-operator/values.yaml @v26.7.0
         assert!(has_path(&v, "toolkit.env"));
         assert!(has_path(&v, "devicePlugin.env"));
         assert!(has_path(&v, "cdi.enabled"));

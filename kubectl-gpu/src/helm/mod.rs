@@ -1,12 +1,18 @@
 //! Everything Helm: reading the GPU Operator chart ([`chart`]), computing the
 //! values RKE2/K3s needs ([`values`], fed by [`cluster`] from Node objects),
-//! and decoding Helm's release Secrets ([`release`]) to find what is
-//! installed. Pure functions over texts and objects; the `helm-rke2gpu`
-//! binary does the process and API I/O.
+//! decoding Helm's release Secrets ([`release`]) to find what is installed,
+//! and `helm rke2gpu`'s commands ([`plugin`]): the Helm command lines
+//! ([`invocation`]), the `--output helmchart` manifest ([`helmchart`]) and
+//! the uninstall notes ([`uninstall`]). Pure functions over texts and
+//! objects, except [`plugin`], which runs `helm` and talks to the cluster.
 
 pub mod chart;
 pub mod cluster;
+pub mod helmchart;
+pub mod invocation;
+pub mod plugin;
 pub mod release;
+pub mod uninstall;
 pub mod values;
 
 pub use chart::{Chart, ChartMeta, ChartSource, ChartTexts};

@@ -1,0 +1,297 @@
+//! Computes the GPU Operator values an RKE2/K3s cluster needs, from the
+//! nodes' RKE2 and containerd versions, the chart version and the chart's own
+//! `values.yaml`. Every value carries the reason it was chosen (which nodes,
+//! which chart version, which matrix row and its source); the YAML rendering
+//! ([`render`]) puts that reason in a `# why` comment above the value.
+//!
+//! The versioned facts come from [`crate::matrix`]; this module only combines
+//! them, one concern per submodule, in this order: the chart version and
+//! known-bad refusals ([`known_bad`]), the nodes the values are for
+//! ([`nodes`]), the NRI plugin ([`nri`]), the toolkit env and per-version
+//! toolkit/device-plugin values ([`toolkit`]), `cdi.enabled` ([`cdi`]), how
+//! pods reach their GPU ([`runtime_class`]) and the namespace's Pod Security
+//! label ([`namespace`]). User values are not merged here: the binary passes
+//! the computed file first (`-f computed.yaml`) and the user's flags after
+//! it, so Helm's own precedence makes user values win ([`user_set_conflicts`]
+//! warns when a user `--set` would clobber a computed list).
+
+mod cdi;
+mod conflicts;
+mod known_bad;
+mod namespace;
+mod nodes;
+mod nri;
+mod render;
+mod runtime_class;
+mod toolkit;
+
+pub use conflicts::user_set_conflicts;
+
+use super::chart::{Chart, GPU_OPERATOR_CHART};
+use crate::matrix::{self, ChartRow, Rke2ChartValues};
+use crate::version::{KubeletVersion, Triple};
+use crate::{Error, Result};
+use nodes::Target;
+use serde::Serialize;
+use serde_json::Value;
+
+/// One node as the value computation sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeInput {
+    pub name: String,
+    pub kubelet: KubeletVersion,
+    /// The containerd version, when the node runs containerd.
+    pub containerd: Option<Triple>,
+    /// Whether the node has an NVIDIA GPU (labels or capacity).
+    pub gpu: bool,
+}
+
+/// What the value computation needs to know about the cluster.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ClusterInputs {
+    pub nodes: Vec<NodeInput>,
+    /// RKE2 `profile: cis` seen on any server (PSA `restricted` enforced).
+    pub cis_profile: bool,
+    /// RKE2 `data-dir`, when a node says it is not the default.
+    pub data_dir: Option<String>,
+}
+
+/// Options of `helm rke2gpu values|install|upgrade` that shape the values.
+/// The one definition of these flags: `helm rke2gpu values` parses them with
+/// clap, and the install/upgrade passthrough recognises them from the same
+/// definition ([`crate::helm::invocation`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, clap::Args)]
+pub struct ValuesOptions {
+    /// Use the operator's NRI plugin (`cdi.nriPluginEnabled=true`, no toolkit env).
+    #[arg(
+        long,
+        help = "Use the operator's NRI plugin instead of the toolkit env"
+    )]
+    pub nri: bool,
+    /// Emit the 2021-era `CONTAINERD_CONFIG=…config.toml.tmpl` values.
+    #[arg(
+        long = "legacy-2021",
+        help = "Emit the 2021-era CONTAINERD_CONFIG values (freezes RKE2's config)"
+    )]
+    pub legacy_2021: bool,
+    /// Go on despite a known-bad chart or an unworkable CDI request.
+    #[arg(
+        long,
+        alias = "rke2gpu-force",
+        help = "Go on with a known-bad chart or an unworkable CDI request"
+    )]
+    pub force: bool,
+    /// Allow clusters without RKE2/K3s nodes (generic values only).
+    #[arg(long, help = "Allow clusters without RKE2/K3s nodes")]
+    pub allow_generic: bool,
+    /// Override `cdi.enabled`.
+    #[arg(
+        long,
+        value_name = "true|false",
+        value_parser = clap::value_parser!(bool),
+        help = "Override cdi.enabled"
+    )]
+    pub cdi: Option<bool>,
+}
+
+/// Parses the value of `--cdi` in an install/upgrade passthrough command
+/// line: `true`/`1`/`yes` or `false`/`0`/`no` (`helm rke2gpu values` takes
+/// clap's `true`/`false`).
+pub fn parse_bool_flag(v: &str) -> std::result::Result<bool, String> {
+    match v {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        other => Err(format!("expected true or false, got `{other}`")),
+    }
+}
+
+/// A value to set, with why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComputedValue {
+    /// Dotted key path (`toolkit.env`).
+    pub path: String,
+    pub value: Value,
+    /// Which nodes and which chart version led to it.
+    pub reason: String,
+    /// Where the fact comes from (matrix row source).
+    pub source: String,
+}
+
+/// How GPU pods get their GPU with the computed values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PodGpuAccess {
+    /// `runtimeClassName: nvidia` (or RKE2 `default-runtime: nvidia`).
+    RuntimeClass,
+    /// CDI through containerd: no runtime class needed.
+    Cdi,
+    /// The operator's NRI plugin: no runtime class, containerd config untouched.
+    Nri,
+}
+
+/// The result of [`compute_values`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComputedValues {
+    /// `Chart.yaml` version as written (`v26.7.0`).
+    pub chart_version: String,
+    /// The matrix row used (`v26.3.x – v26.7.x`).
+    pub chart_row: &'static str,
+    pub values: Vec<ComputedValue>,
+    /// Values we wanted but the chart has no key for.
+    pub dropped: Vec<ComputedValue>,
+    pub warnings: Vec<String>,
+    pub hints: Vec<String>,
+    pub pod_access: PodGpuAccess,
+    /// The operator namespace must be PSA-privileged before install (CIS).
+    pub namespace_needs_privileged: bool,
+}
+
+/// What every concern reads: the inputs, the matrix row and the nodes.
+struct Ctx<'a> {
+    chart: &'a Chart,
+    opts: &'a ValuesOptions,
+    cluster: &'a ClusterInputs,
+    /// `Chart.yaml` version as written.
+    vs: &'a str,
+    /// The version rows are looked up by.
+    version: Triple,
+    row: &'static ChartRow,
+    /// `chart v26.7.0 (matrix row …)`, for reasons and messages.
+    chart_desc: String,
+    /// No RKE2/K3s node: only distribution-neutral values.
+    generic: bool,
+    targets: Vec<Target<'a>>,
+    /// The targets, described for reasons.
+    nodes_desc: String,
+    /// The RKE2 value rows for this chart version (none when generic).
+    fixes: Vec<&'static Rke2ChartValues>,
+}
+
+impl<'a> Ctx<'a> {
+    /// Targets on containerd 1.x.
+    fn old_containerd(&self) -> Vec<&Target<'a>> {
+        self.targets
+            .iter()
+            .filter(|t| t.containerd.major < 2)
+            .collect()
+    }
+
+    /// Targets on containerd 2.x or later.
+    fn new_containerd(&self) -> Vec<&Target<'a>> {
+        self.targets
+            .iter()
+            .filter(|t| t.containerd.major >= 2)
+            .collect()
+    }
+}
+
+/// The values, warnings and hints collected so far.
+struct Out<'c> {
+    chart: &'c Chart,
+    values: Vec<ComputedValue>,
+    dropped: Vec<ComputedValue>,
+    warnings: Vec<String>,
+    hints: Vec<String>,
+}
+
+impl Out<'_> {
+    /// Sets a value the chart has a key for; otherwise drops it with a warning.
+    fn set(&mut self, path: &str, value: Value, reason: String, source: &str) {
+        let cv = ComputedValue {
+            path: path.to_string(),
+            value,
+            reason,
+            source: source.to_string(),
+        };
+        if self.chart.has_value(path) {
+            self.values.push(cv);
+        } else {
+            self.warnings.push(format!(
+                "chart {} has no key `{path}` in its values.yaml: not setting {path}={} ({})",
+                self.chart.meta.version, cv.value, cv.reason
+            ));
+            self.dropped.push(cv);
+        }
+    }
+}
+
+fn refuse(reason: String) -> Error {
+    Error::ValuesRefused { reason }
+}
+
+/// Computes the values for a cluster, a chart and options.
+pub fn compute_values(
+    cluster: &ClusterInputs,
+    chart: &Chart,
+    opts: &ValuesOptions,
+) -> Result<ComputedValues> {
+    if chart.meta.name != GPU_OPERATOR_CHART {
+        return Err(Error::NotGpuOperatorChart {
+            chart: chart.origin.clone(),
+            name: chart.meta.name.clone(),
+        });
+    }
+    let vs = chart.meta.version.as_str();
+    let (version, version_warning) = known_bad::resolve_version(vs);
+    let row: &ChartRow = matrix::chart_row(version);
+    let mut out = Out {
+        chart,
+        values: Vec::new(),
+        dropped: Vec::new(),
+        warnings: version_warning.into_iter().collect(),
+        hints: Vec::new(),
+    };
+    known_bad::check_options(opts)?;
+    let selected = nodes::select(cluster, opts, &mut out)?;
+    let fixes = if selected.generic {
+        Vec::new()
+    } else {
+        matrix::rke2_chart_values(version).collect()
+    };
+    let ctx = Ctx {
+        chart,
+        opts,
+        cluster,
+        vs,
+        version,
+        row,
+        chart_desc: format!("chart {vs} (matrix row {})", row.label),
+        generic: selected.generic,
+        nodes_desc: selected.describe(),
+        targets: selected.targets,
+        fixes,
+    };
+
+    known_bad::known_defects(&ctx, &mut out)?;
+    nri::nri(&ctx, &mut out)?;
+    toolkit::toolkit_env(&ctx, &mut out);
+    toolkit::per_version_extras(&ctx, &mut out);
+    let cdi_effective = cdi::cdi_enabled(&ctx, &mut out)?;
+    let pod_access = runtime_class::pod_access(&ctx, cdi_effective, &mut out);
+    known_bad::old_chart_on_containerd2(&ctx, &mut out);
+    if ctx.generic {
+        out.warnings.push(
+            "--allow-generic: no RKE2/K3s node, so no containerd socket or other RKE2 values are set".into(),
+        );
+        if opts.legacy_2021 {
+            return Err(refuse(
+                "--legacy-2021 is an RKE2 recipe and this cluster has no RKE2/K3s node".into(),
+            ));
+        }
+    }
+    let namespace_needs_privileged = namespace::needs_privileged(&ctx, &mut out);
+
+    Ok(ComputedValues {
+        chart_version: vs.to_string(),
+        chart_row: row.label,
+        values: out.values,
+        dropped: out.dropped,
+        warnings: out.warnings,
+        hints: out.hints,
+        pod_access,
+        namespace_needs_privileged,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,54 @@
+//! The GPU Operator's NRI plugin (`--nri`): `cdi.nriPluginEnabled=true`
+//! instead of the toolkit env, only where the chart has the plugin and every
+//! GPU node's containerd supports it.
+
+use super::nodes::{Target, describe_all};
+use super::{Ctx, Out, refuse};
+use crate::Result;
+use crate::matrix::{self, NRI_SOURCE, Rke2Feature};
+use serde_json::Value;
+
+pub(super) fn nri(ctx: &Ctx<'_>, out: &mut Out<'_>) -> Result<()> {
+    if !ctx.opts.nri {
+        return Ok(());
+    }
+    if !ctx.row.has_nri {
+        return Err(refuse(format!(
+            "--nri: {} has no NRI plugin (cdi.nriPluginEnabled arrived in chart v{})",
+            ctx.chart_desc,
+            matrix::first_chart_with(|r| r.has_nri)
+        )));
+    }
+    let bad: Vec<&Target<'_>> = ctx
+        .targets
+        .iter()
+        .filter(|t| !matrix::nri_supported(ctx.version, Some(t.containerd)))
+        .collect();
+    if !bad.is_empty() {
+        return Err(refuse(format!(
+            "--nri needs containerd {} on every GPU node, but {} do not have it; upgrade RKE2 (containerd {} ships from {}) or drop --nri",
+            matrix::NRI_CONTAINERD_TEXT,
+            describe_all(&bad),
+            matrix::NRI_CONTAINERD_RKE2,
+            matrix::first_releases_text(Rke2Feature::Containerd21, ", ")
+        )));
+    }
+    if ctx.targets.is_empty() {
+        return Err(refuse(
+            "--nri: no node to check containerd's NRI support on".into(),
+        ));
+    }
+    out.set(
+        "cdi.nriPluginEnabled",
+        Value::Bool(true),
+        format!(
+            "--nri: every GPU node runs a containerd with NRI ({}); {}; no toolkit env is needed",
+            ctx.nodes_desc, ctx.chart_desc
+        ),
+        NRI_SOURCE,
+    );
+    out.warnings.push(
+        "NRI mode: NVIDIA calls the NRI plugin experimental (not GA, not recommended for production)".into(),
+    );
+    Ok(())
+}

@@ -747,6 +747,17 @@ pub const PSA_CIS_SOURCE: &str = "rancher/rke2 pkg/rke2/psa.go (profile: cis enf
 /// The NRI plugin's status: NVIDIA calls it experimental.
 pub const NRI_SOURCE: &str = "gpu-operator release-notes.rst 26.3.0 (NRI plugin; containerd v1.7.30+, 2.1.x, 2.2.x), commit 5745476d (\"not yet GA, and not recommended for production use\"); rke2-docs gpu_operators.md tab v26.3.x with NRI";
 
+// ---------------------------------------------------------------------------
+// check-runtime (area: check)
+// ---------------------------------------------------------------------------
+
+/// First chart with CDI on by default (`cdi.enabled=true`): from it on, CDI
+/// pods on containerd 1.x need containerd's `enable_cdi`. Source:
+/// gpu-operator release-notes.rst 25.10.0 (CDI on by default, `cdi.default`
+/// ignored); rke2-docs add-ons/gpu_operators.md tab v25.10.x ("It requires
+/// containerd 2.0").
+pub const CDI_BY_DEFAULT_CHART: Triple = t(25, 10, 0);
+
 #[cfg(test)]
 mod tests {
     use super::*;

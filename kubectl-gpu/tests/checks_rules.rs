@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use kube::api::DynamicObject;
 use rke2gpu::agent::ProbeResult;
-use rke2gpu::checks::{Finding, Status, api, host};
+use rke2gpu::check_runtime::{Finding, Status, api, host};
 use rke2gpu::facts::NodeFacts;
 use rke2gpu::matrix::NodePaths;
 use rke2gpu::snapshot::{OperatorObjects, Snapshot};
@@ -139,7 +139,7 @@ impl World {
     }
 
     fn findings(&self) -> Vec<Finding> {
-        api::run(&api::ClusterView::from_snapshot(&self.snap))
+        api::run(&rke2gpu::facts::ClusterView::from_snapshot(&self.snap))
     }
 }
 

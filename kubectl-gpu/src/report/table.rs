@@ -1,10 +1,28 @@
-//! Tables of the three views, kubectl style (see [`crate::render::table`]).
+//! The report's human-readable output: tables of the three views, kubectl
+//! style (see [`crate::render::table`]), and [`render`], which picks the
+//! table or the JSON/YAML document of a view.
 
 use super::nodes::{NodeRow, ResourceCount, mig_summary, shared_summary};
 use super::pods::human_age;
-use super::{PodsView, Report};
+use super::{GpuReport, PodsView, View};
+use crate::cli::OutputFormat;
+use crate::error::Result;
 use crate::render::{paint, table};
 use owo_colors::OwoColorize;
+
+/// One view in an output format: its table (`table`/`wide`), else the
+/// view's document ([`GpuReport::doc`]) as JSON or YAML.
+pub fn render(report: &GpuReport, view: View, format: OutputFormat, color: bool) -> Result<String> {
+    let wide = format == OutputFormat::Wide;
+    Ok(match format {
+        OutputFormat::Table | OutputFormat::Wide => match view {
+            View::Nodes => nodes_table(report, wide, color),
+            View::Pods => pods_table(report, wide),
+            View::Operator => operator_text(report, wide, color),
+        },
+        format => crate::render::structured(&report.doc(view), format)?,
+    })
+}
 
 fn opt(v: Option<i64>) -> String {
     v.map(|n| n.to_string()).unwrap_or_else(|| "-".into())
@@ -53,7 +71,7 @@ fn operator_cell(row: &NodeRow, color: bool) -> String {
 }
 
 /// The nodes table (`-o wide` adds MIG, SHARED, TAINTS, MATRIX).
-pub fn nodes_table(report: &Report, wide: bool, color: bool) -> String {
+pub fn nodes_table(report: &GpuReport, wide: bool, color: bool) -> String {
     let view = &report.nodes;
     let known = report.allocation_known;
     let mut headers = vec![
@@ -197,7 +215,7 @@ pub fn nodes_table(report: &Report, wide: bool, color: bool) -> String {
 }
 
 /// Problems and unreadable objects, after a table.
-pub fn footer(report: &Report) -> String {
+pub fn footer(report: &GpuReport) -> String {
     let mut s = String::new();
     if !report.problems.is_empty() {
         s.push_str("\nProblems:\n");
@@ -221,7 +239,7 @@ pub fn footer(report: &Report) -> String {
 }
 
 /// The pods table.
-pub fn pods_table(report: &Report, wide: bool) -> String {
+pub fn pods_table(report: &GpuReport, wide: bool) -> String {
     let view: &PodsView = &report.pods;
     let all = view.namespace.is_none();
     let mut headers = Vec::new();
@@ -289,7 +307,7 @@ pub fn pods_table(report: &Report, wide: bool) -> String {
     s
 }
 
-fn footer_unreadable(report: &Report) -> String {
+fn footer_unreadable(report: &GpuReport) -> String {
     let mut s = String::new();
     if !report.unreadable.is_empty() {
         s.push_str("\nCould not read:\n");
@@ -310,7 +328,7 @@ fn yes_no(b: Option<bool>) -> String {
 
 /// The operator view as text: a header, the DaemonSets, operands per node,
 /// validator results and version warnings.
-pub fn operator_text(report: &Report, wide: bool, color: bool) -> String {
+pub fn operator_text(report: &GpuReport, wide: bool, color: bool) -> String {
     let op = &report.operator;
     let mut s = String::new();
     if !op.installed {

@@ -182,9 +182,9 @@ fn chart_version(view: &ClusterView) -> Vec<Finding> {
             Status::Fail
         };
         out.push(
-            Finding::new("operator-containerd2-support", None, status, format!("chart {version} predates containerd 2.0 support (added in v25.3.0); GPU nodes on containerd 2.x: {}", c2.join(", ")))
+            Finding::new("operator-containerd2-support", None, status, format!("chart {version} predates containerd 2.0 support (added in v{}); GPU nodes on containerd 2.x: {}", matrix::CONTAINERD2_SUPPORT_CHART, c2.join(", ")))
                 .evidence(format!("toolkit {} reads v3 configs: {}", row.toolkit_version, row.toolkit_reads_v3))
-                .fix("upgrade the GPU Operator: helm rke2gpu upgrade --version v25.10.1 (or newer)"),
+                .fix(format!("upgrade the GPU Operator: helm rke2gpu upgrade --version {} (or newer)", matrix::UPGRADE_CHART)),
         );
     }
     out
@@ -320,7 +320,7 @@ fn cdi_mode(view: &ClusterView) -> Vec<Finding> {
         out.push(
             Finding::fail("cdi-mode", None, format!("cdi.enabled=true on chart {version}: \"GPU Operator in CDI mode is not operational with RKE2\"; pods fail with `unresolvable CDI devices`"))
                 .evidence("source: gpu-operator release notes 25.3.1/25.3.2 known issues; nvidia-container-toolkit#1239")
-                .fix("set cdi.enabled=false (helm rke2gpu upgrade --version <25.3.x>), or upgrade to ≥ v25.10 on containerd ≥ 2.0"),
+                .fix(format!("set cdi.enabled=false (helm rke2gpu upgrade --version <{}.{}.x>), or upgrade to ≥ v{}.{} on containerd ≥ 2.0", version.major, version.minor, matrix::CDI_BY_DEFAULT_CHART.major, matrix::CDI_BY_DEFAULT_CHART.minor)),
         );
     }
     if cdi && version >= matrix::CDI_BY_DEFAULT_CHART {
@@ -332,7 +332,7 @@ fn cdi_mode(view: &ClusterView) -> Vec<Finding> {
         if !old.is_empty() {
             out.push(
                 Finding::warn("cdi-mode", None, format!("CDI is on (chart {version}) but GPU nodes run containerd 1.x, whose CDI support needs enable_cdi: {}", old.join(", ")))
-                    .fix("upgrade those nodes to RKE2 ≥ v1.31.6 / v1.32.2 (containerd 2), or set cdi.enabled=false and use runtimeClassName: nvidia"),
+                    .fix(format!("upgrade those nodes to RKE2 ≥ {} (containerd 2), or set cdi.enabled=false and use runtimeClassName: nvidia", matrix::CONTAINERD2_RKE2_RELEASES)),
             );
         }
     }

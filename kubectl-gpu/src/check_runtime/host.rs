@@ -303,7 +303,7 @@ fn default_runtime_name(h: &Host, cfg: &ContainerdConfig) -> Option<Finding> {
 }
 
 /// `drop-in-version`: drop-in versions must not exceed the root's
-/// (NVIDIA/aicr#1688: containerd 2.3 refuses a drop-in above the root).
+/// (containerd PR #12891, NVIDIA/aicr#1688).
 fn drop_in_versions(h: &Host, cfg: &ContainerdConfig) -> Vec<Finding> {
     let (n, unit) = (h.n(), h.unit);
     let mut out = Vec::new();
@@ -315,7 +315,7 @@ fn drop_in_versions(h: &Host, cfg: &ContainerdConfig) -> Vec<Finding> {
             };
             match ContainerdConfig::parse(&path, text) {
                 Ok(d) if d.version() > cfg.version() => out.push(
-                    Finding::fail("drop-in-version", n, format!("{path} has version = {} above the root config's {}: containerd 2.3.0–2.3.4 refuse to start, others silently skip migration", d.version(), cfg.version()))
+                    Finding::fail("drop-in-version", n, format!("{path} has version = {} above the root config's {}: containerd {} refuse to start, others silently skip migration", d.version(), cfg.version(), matrix::DROP_IN_VERSION_REJECTED_BY))
                         .fix(format!("set version = {} in {path}", cfg.version())),
                 ),
                 Ok(_) => {}

@@ -6,8 +6,8 @@
 use super::finding::{Finding, Status};
 use crate::facts::{ClusterView, NodeFacts, tolerates};
 use crate::matrix::{self, GpuInjection, Rke2Feature, Severity};
-use crate::operator::{DEVICE_PLUGIN_APP, EXPECTED_OPERANDS, TOOLKIT_APP};
-use crate::version::{ContainerRuntime, Distribution};
+use crate::operator::{DEVICE_PLUGIN_APP, EXPECTED_OPERANDS, OperatorFacts, TOOLKIT_APP};
+use crate::version::{ContainerRuntime, Distribution, Triple};
 
 const FIX_INSTALL: &str =
     "helm rke2gpu install   # installs the GPU Operator with values computed for this cluster";
@@ -104,6 +104,9 @@ fn rke2_nodes(view: &ClusterView) -> impl Iterator<Item = &NodeFacts> {
     view.nodes.iter().filter(|n| n.is_rke2_like())
 }
 
+/// `operator-chart-version` (and `operator-containerd2-support`): the chart
+/// version is known, has no known defect on RKE2, and supports the GPU
+/// nodes' containerd.
 fn chart_version(view: &ClusterView) -> Vec<Finding> {
     let Some(op) = &view.operator else {
         return vec![];
@@ -112,36 +115,44 @@ fn chart_version(view: &ClusterView) -> Vec<Finding> {
         return vec![Finding::warn("operator-chart-version", None, "could not tell the GPU Operator chart version (no readable Helm release, no helm.sh/chart label)")
             .fix("grant get/list on secrets in the operator namespace, or label the Deployment")];
     };
-    let mut out = Vec::new();
-    if let Some(e) = &op.release_error {
-        out.push(
-            Finding::warn(
-                "operator-chart-version",
-                None,
-                format!(
-                    "the Helm release could not be decoded; version taken from {}",
-                    op.chart_version_source.as_deref().unwrap_or("labels")
-                ),
-            )
-            .evidence(e.clone()),
-        );
+    let mut out: Vec<Finding> = release_undecodable(op).into_iter().collect();
+    let defects = chart_defects(view, version);
+    let bad = !defects.is_empty();
+    out.extend(defects);
+    out.extend(chart_known(version, bad));
+    out.extend(containerd2_support(view, version));
+    out
+}
+
+/// The Helm release could not be decoded: the version came from labels.
+fn release_undecodable(op: &OperatorFacts) -> Option<Finding> {
+    let e = op.release_error.as_ref()?;
+    Some(
+        Finding::warn(
+            "operator-chart-version",
+            None,
+            format!(
+                "the Helm release could not be decoded; version taken from {}",
+                op.chart_version_source.as_deref().unwrap_or("labels")
+            ),
+        )
+        .evidence(e.clone()),
+    )
+}
+
+/// The matrix's known defects of this chart version, on RKE2/K3s nodes.
+fn chart_defects(view: &ClusterView, version: Triple) -> Vec<Finding> {
+    if rke2_nodes(view).next().is_none() {
+        return vec![];
     }
-    let on_rke2 = rke2_nodes(view).next().is_some();
-    let mut bad = false;
-    for defect in matrix::chart_defects(version) {
-        if !on_rke2 {
-            continue;
-        }
-        let status = match defect.severity {
-            Severity::Fail => Status::Fail,
-            Severity::Warn => Status::Warn,
-        };
+    matrix::chart_defects(version)
         // 25.3.x CDI: only a problem when CDI is on (checked by cdi_mode).
-        if defect.id == "cdi-not-operational-on-rke2" {
-            continue;
-        }
-        bad = true;
-        out.push(
+        .filter(|defect| defect.id != "cdi-not-operational-on-rke2")
+        .map(|defect| {
+            let status = match defect.severity {
+                Severity::Fail => Status::Fail,
+                Severity::Warn => Status::Warn,
+            };
             Finding::new(
                 "operator-chart-version",
                 None,
@@ -149,45 +160,59 @@ fn chart_version(view: &ClusterView) -> Vec<Finding> {
                 format!("chart {version}: {}", defect.summary),
             )
             .evidence(format!("source: {}", defect.source))
-            .fix(defect.fix),
-        );
-    }
+            .fix(defect.fix)
+        })
+        .collect()
+}
+
+/// A chart outside the matrix (warn), or a known one without defects (ok).
+fn chart_known(version: Triple, has_defects: bool) -> Option<Finding> {
     if !matrix::chart_is_known(version) {
-        out.push(Finding::warn(
+        Some(Finding::warn(
             "operator-chart-version",
             None,
-            format!("chart {version} is outside the versions this tool knows (up to {}); rules of {} applied", matrix::NEWEST_KNOWN_CHART, matrix::chart_row(version).label),
-        ));
-    } else if !bad {
-        out.push(Finding::ok(
+            format!(
+                "chart {version} is outside the versions this tool knows (up to {}); rules of {} applied",
+                matrix::NEWEST_KNOWN_CHART,
+                matrix::chart_row(version).label
+            ),
+        ))
+    } else if !has_defects {
+        Some(Finding::ok(
             "operator-chart-version",
             None,
             format!(
                 "chart {version} ({}) has no known defect on RKE2",
                 matrix::chart_row(version).label
             ),
-        ));
+        ))
+    } else {
+        None
     }
-    // containerd 2 on a chart that predates its support.
+}
+
+/// `operator-containerd2-support`: containerd 2 on a chart that predates
+/// its support.
+fn containerd2_support(view: &ClusterView, version: Triple) -> Option<Finding> {
     let row = matrix::chart_row(version);
     let c2: Vec<_> = view
         .gpu_nodes()
         .filter(|n| n.containerd().is_some_and(|c| c.major >= 2))
         .map(|n| n.name.clone())
         .collect();
-    if !row.supports_containerd2 && !c2.is_empty() {
-        let status = if row.toolkit_reads_v3 {
-            Status::Warn
-        } else {
-            Status::Fail
-        };
-        out.push(
-            Finding::new("operator-containerd2-support", None, status, format!("chart {version} predates containerd 2.0 support (added in v{}); GPU nodes on containerd 2.x: {}", matrix::CONTAINERD2_SUPPORT_CHART, c2.join(", ")))
-                .evidence(format!("toolkit {} reads v3 configs: {}", row.toolkit_version, row.toolkit_reads_v3))
-                .fix(format!("upgrade the GPU Operator: helm rke2gpu upgrade --version {} (or newer)", matrix::UPGRADE_CHART)),
-        );
+    if row.supports_containerd2 || c2.is_empty() {
+        return None;
     }
-    out
+    let status = if row.toolkit_reads_v3 {
+        Status::Warn
+    } else {
+        Status::Fail
+    };
+    Some(
+        Finding::new("operator-containerd2-support", None, status, format!("chart {version} predates containerd 2.0 support (added in v{}); GPU nodes on containerd 2.x: {}", matrix::CONTAINERD2_SUPPORT_CHART, c2.join(", ")))
+            .evidence(format!("toolkit {} reads v3 configs: {}", row.toolkit_version, row.toolkit_reads_v3))
+            .fix(format!("upgrade the GPU Operator: helm rke2gpu upgrade --version {} (or newer)", matrix::UPGRADE_CHART)),
+    )
 }
 
 fn cluster_policy(view: &ClusterView) -> Vec<Finding> {

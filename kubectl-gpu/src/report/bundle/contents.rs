@@ -65,6 +65,19 @@ pub fn log_targets(snap: &Snapshot) -> Vec<(String, String, String, bool, String
 /// the Helm release Secrets).
 pub fn assemble(snap: &Snapshot, report: &GpuReport, collected: &Collected) -> Bundle {
     let mut b = Bundle::default();
+    add_reports(&mut b, report, collected);
+    add_gpu_nodes(&mut b, snap, report);
+    add_gpu_pods(&mut b, collected);
+    add_operator(&mut b, snap);
+    add_cluster_policies(&mut b, snap);
+    add_events(&mut b, collected);
+    add_logs(&mut b, collected);
+    add_node_files(&mut b, collected);
+    b
+}
+
+/// report.json and check-runtime.json.
+fn add_reports(b: &mut Bundle, report: &GpuReport, collected: &Collected) {
     b.add_json(
         "report.json".into(),
         "kubectl gpu report (every view)",
@@ -78,6 +91,10 @@ pub fn assemble(snap: &Snapshot, report: &GpuReport, collected: &Collected) -> B
         ),
         None => b.not_collected.push("check-runtime.json: not run".into()),
     }
+}
+
+/// The GPU nodes (the report's node rows).
+fn add_gpu_nodes(b: &mut Bundle, snap: &Snapshot, report: &GpuReport) {
     let gpu_nodes: std::collections::BTreeSet<&str> =
         report.nodes.nodes.iter().map(|n| n.name.as_str()).collect();
     for n in &snap.nodes {
@@ -86,6 +103,10 @@ pub fn assemble(snap: &Snapshot, report: &GpuReport, collected: &Collected) -> B
             b.add_yaml(format!("nodes/{}.yaml", safe(&name)), "Node", n);
         }
     }
+}
+
+/// The full GPU pod objects.
+fn add_gpu_pods(b: &mut Bundle, collected: &Collected) {
     match &collected.gpu_pods {
         Some(Ok(pods)) => {
             for p in pods {
@@ -103,6 +124,11 @@ pub fn assemble(snap: &Snapshot, report: &GpuReport, collected: &Collected) -> B
         Some(Err(e)) => b.not_collected.push(format!("GPU pods: {e}")),
         None => b.not_collected.push("GPU pods: not read".into()),
     }
+}
+
+/// The operator's Deployments, DaemonSets, pods and Helm release
+/// (user values, redacted; metadata). Never the release Secret itself.
+fn add_operator(b: &mut Bundle, snap: &Snapshot) {
     if let Some(ops) = &snap.operator {
         let ns = safe(&ops.namespace);
         for d in &ops.deployments {
@@ -145,6 +171,10 @@ pub fn assemble(snap: &Snapshot, report: &GpuReport, collected: &Collected) -> B
             Err(e) => b.not_collected.push(format!("Helm values: {e}")),
         }
     }
+}
+
+/// The ClusterPolicies.
+fn add_cluster_policies(b: &mut Bundle, snap: &Snapshot) {
     for cp in snap.cluster_policies.iter().flatten() {
         let n = safe(cp.metadata.name.as_deref().unwrap_or_default());
         b.add_yaml(
@@ -153,6 +183,10 @@ pub fn assemble(snap: &Snapshot, report: &GpuReport, collected: &Collected) -> B
             cp,
         );
     }
+}
+
+/// Events, sorted by time and name.
+fn add_events(b: &mut Bundle, collected: &Collected) {
     for (path, ev) in &collected.events {
         match ev {
             Ok(list) => {
@@ -166,6 +200,10 @@ pub fn assemble(snap: &Snapshot, report: &GpuReport, collected: &Collected) -> B
             Err(e) => b.not_collected.push(format!("{path}: {e}")),
         }
     }
+}
+
+/// Operand log tails.
+fn add_logs(b: &mut Bundle, collected: &Collected) {
     for (path, log) in &collected.logs {
         match log {
             Ok((text, cut)) => b.add(
@@ -177,6 +215,10 @@ pub fn assemble(snap: &Snapshot, report: &GpuReport, collected: &Collected) -> B
             Err(e) => b.not_collected.push(format!("{path}: {e}")),
         }
     }
+}
+
+/// `--deep`: host files (redacted) and what the probe saw.
+fn add_node_files(b: &mut Bundle, collected: &Collected) {
     for (node, probe) in &collected.node_files {
         let base = format!("node-files/{}", safe(node));
         match probe {
@@ -205,5 +247,4 @@ pub fn assemble(snap: &Snapshot, report: &GpuReport, collected: &Collected) -> B
             Err(e) => b.not_collected.push(format!("{base}: {e}")),
         }
     }
-    b
 }

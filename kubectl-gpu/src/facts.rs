@@ -1,11 +1,15 @@
 //! Typed views over raw Kubernetes objects: what kind of node this is
 //! (RKE2, K3s, other containerd, unsupported runtime), its versions and
 //! role, its GPUs as GPU Feature Discovery and the device plugin describe
-//! them, and what RKE2 itself recorded about its configuration.
+//! them, and what RKE2 itself recorded about its configuration; and
+//! [`ClusterView`], those facts for a whole cluster snapshot.
 
 use crate::labels;
+use crate::operator::OperatorFacts;
+use crate::snapshot::{Snapshot, Unreadable};
 use crate::version::{ContainerRuntime, Distribution, KubeletVersion, Triple};
-use k8s_openapi::api::core::v1::{Node, Taint};
+use k8s_openapi::api::core::v1::{Node, Taint, Toleration};
+use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -333,6 +337,69 @@ impl NodeFacts {
             ready.to_string()
         }
     }
+}
+
+/// The pure input of check-runtime's API rules and of the report views,
+/// built from a [`Snapshot`]: node facts, RuntimeClasses, the operator.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterView {
+    pub nodes: Vec<NodeFacts>,
+    pub runtime_classes: Option<Vec<RuntimeClass>>,
+    pub operator: Option<OperatorFacts>,
+    pub crd_present: Option<bool>,
+    /// Tolerations of each operand DaemonSet's pod template, by `app` label.
+    pub operand_tolerations: BTreeMap<String, Vec<Toleration>>,
+    pub unreadable: Vec<Unreadable>,
+}
+
+impl ClusterView {
+    pub fn from_snapshot(snap: &Snapshot) -> Self {
+        let mut operand_tolerations = BTreeMap::new();
+        if let Some(ops) = &snap.operator {
+            for ds in &ops.daemonsets {
+                let app = Some(crate::operator::daemonset_app(ds)).filter(|a| !a.is_empty());
+                let tolerations = ds
+                    .spec
+                    .template
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.tolerations.clone())
+                    .unwrap_or_default();
+                if let Some(app) = app {
+                    operand_tolerations.insert(app, tolerations);
+                }
+            }
+        }
+        ClusterView {
+            nodes: snap.nodes.iter().map(NodeFacts::from_node).collect(),
+            runtime_classes: snap.runtime_classes.clone(),
+            operator: OperatorFacts::from_snapshot(snap),
+            crd_present: snap.crd_present,
+            operand_tolerations,
+            unreadable: snap.unreadable.clone(),
+        }
+    }
+
+    pub fn gpu_nodes(&self) -> impl Iterator<Item = &NodeFacts> {
+        self.nodes.iter().filter(|n| n.gpu.present)
+    }
+}
+
+/// Whether a toleration list tolerates a taint (Kubernetes' matching rules).
+pub fn tolerates(tolerations: &[Toleration], key: &str, value: Option<&str>, effect: &str) -> bool {
+    tolerations.iter().any(|t| {
+        let effect_ok = t
+            .effect
+            .as_deref()
+            .is_none_or(|e| e.is_empty() || e == effect);
+        let op = t.operator.as_deref().unwrap_or("Equal");
+        let key_ok = match t.key.as_deref() {
+            None | Some("") => op == "Exists",
+            Some(k) => k == key,
+        };
+        let value_ok = op == "Exists" || t.value.as_deref().unwrap_or("") == value.unwrap_or("");
+        effect_ok && key_ok && value_ok
+    })
 }
 
 #[cfg(test)]

@@ -2,13 +2,13 @@
 //!
 //! Data flows one way: command-line options → a Kubernetes client → one
 //! [`snapshot`] of the cluster (the only read I/O) → pure analysis
-//! ([`facts`], [`matrix`], [`checks`], [`containerd`], [`verify`], [`report`],
+//! ([`facts`], [`matrix`], [`check_runtime`], [`containerd`], [`verify`], [`report`],
 //! [`helm`]) → findings, plans and reports → [`render`]. Writes happen at the
 //! edge, through [`host`] (node files) and [`agent`] (node-agent pods).
 
 pub mod agent;
 pub mod build_info;
-pub mod checks;
+pub mod check_runtime;
 pub mod cli;
 pub mod client;
 pub mod containerd;

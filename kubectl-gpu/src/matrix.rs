@@ -857,6 +857,34 @@ pub fn first_releases_text(f: Rke2Feature, sep: &str) -> String {
         .join(sep)
 }
 
+// ---------------------------------------------------------------------------
+// check-runtime (area: check)
+// ---------------------------------------------------------------------------
+
+/// First chart with CDI on by default (`cdi.enabled=true`): from it on, CDI
+/// pods on containerd 1.x need containerd's `enable_cdi`. Source:
+/// gpu-operator release-notes.rst 25.10.0 (CDI on by default, `cdi.default`
+/// ignored); rke2-docs add-ons/gpu_operators.md tab v25.10.x ("It requires
+/// containerd 2.0").
+pub const CDI_BY_DEFAULT_CHART: Triple = t(25, 10, 0);
+
+/// First chart that officially supports containerd 2.0. Source:
+/// gpu-operator release-notes.rst 25.3.0.
+pub const CONTAINERD2_SUPPORT_CHART: Triple = t(25, 3, 0);
+
+/// The chart check-runtime recommends upgrading to: the version of
+/// rke2-docs add-ons/gpu_operators.md tab v25.10.x (`version: v25.10.1`).
+pub const UPGRADE_CHART: &str = "v25.10.1";
+
+/// The first RKE2 releases on containerd 2 (2.0.2), per line. Source: RKE2
+/// release notes v1.31.6+rke2r1 and v1.32.2+rke2r1 (see [`RKE2_ROWS`]).
+pub const CONTAINERD2_RKE2_RELEASES: &str = "v1.31.6 / v1.32.2";
+
+/// The containerd releases that refuse a drop-in whose `version` is above
+/// the root config's. Source: containerd PR #12891 (added), reverted by
+/// containerd PR #13939; NVIDIA/aicr#1688.
+pub const DROP_IN_VERSION_REJECTED_BY: &str = "2.3.0–2.3.4";
+
 #[cfg(test)]
 mod tests {
     use super::*;

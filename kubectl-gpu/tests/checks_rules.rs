@@ -7,7 +7,8 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use kube::api::DynamicObject;
 use rke2gpu::agent::ProbeResult;
-use rke2gpu::checks::{Finding, Status, api, host};
+use rke2gpu::check_runtime::{Finding, Status, api, host};
+use rke2gpu::cli::OutputFormat;
 use rke2gpu::facts::NodeFacts;
 use rke2gpu::matrix::NodePaths;
 use rke2gpu::snapshot::{OperatorObjects, Snapshot};
@@ -139,7 +140,7 @@ impl World {
     }
 
     fn findings(&self) -> Vec<Finding> {
-        api::run(&api::ClusterView::from_snapshot(&self.snap))
+        api::run(&rke2gpu::facts::ClusterView::from_snapshot(&self.snap))
     }
 }
 
@@ -516,4 +517,66 @@ fn drop_in_above_root_version_fails() {
     );
     let f = host::rules(&node_facts(), None, &paths, &probe);
     assert_eq!(worst(&f, "drop-in-version"), Status::Fail);
+}
+
+/// The command's pure core: `--node` selection, the `gpu-node` finding for a
+/// named node without GPUs, sorting, the summary and the exit code.
+#[test]
+fn evaluate_selects_nodes_and_flags_non_gpu_nodes() {
+    use rke2gpu::check_runtime::{self, CheckReport};
+    let mut w = World::healthy();
+    let mut worker = gpu_node(
+        "worker-1",
+        "v1.33.10+rke2r1",
+        "containerd://2.2.2-k3s1",
+        "0",
+    );
+    if let Some(l) = worker.metadata.labels.as_mut() {
+        l.retain(|k, _| k == "kubernetes.io/hostname");
+    }
+    worker.status.as_mut().unwrap().capacity = None;
+    worker.status.as_mut().unwrap().allocatable = None;
+    w.snap.nodes.push(worker);
+
+    let all = check_runtime::evaluate(&w.snap, &[], None).unwrap();
+    assert_eq!(all, check_runtime::evaluate_all(&w.snap, None));
+    assert_eq!(all.exit_code(), 0, "{:#?}", all.findings);
+    assert_eq!(all.server, w.snap.server);
+    // Cluster-wide findings first, then by node; worst first within a node.
+    let nodes: Vec<Option<&str>> = all.findings.iter().map(|f| f.node.as_deref()).collect();
+    let mut sorted = nodes.clone();
+    sorted.sort();
+    assert_eq!(nodes, sorted);
+
+    let one = check_runtime::evaluate(&w.snap, &["worker-1".to_string()], None).unwrap();
+    let gpu_node: Vec<_> = one.findings.iter().filter(|f| f.id == "gpu-node").collect();
+    assert_eq!(gpu_node.len(), 1);
+    assert_eq!(gpu_node[0].status, Status::Fail);
+    assert!(
+        one.findings
+            .iter()
+            .all(|f| f.node.as_deref() != Some("gpu-1"))
+    );
+    assert_eq!(one.summary.fail, 1);
+    assert_eq!(one.exit_code(), 1);
+
+    let text = check_runtime::table::table(&one, false, false);
+    assert!(text.starts_with("CLUSTER\n"), "{text}");
+    assert!(text.contains("NODE worker-1\n"), "{text}");
+    assert!(text.contains("fix:  pick a GPU node"), "{text}");
+    assert!(text.ends_with(&format!(
+        "Summary: {} ok, {} warn, 1 fail, {} skipped\n",
+        one.summary.ok, one.summary.warn, one.summary.skipped
+    )));
+    // `-o json`: the document's fields in their documented order.
+    let json = check_runtime::table::render(&one, OutputFormat::Json, false).unwrap();
+    let at = |k: &str| json.find(&format!("\n  \"{k}\":")).unwrap();
+    assert!(
+        at("server") < at("summary") && at("summary") < at("findings"),
+        "{json}"
+    );
+    let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, serde_json::to_value::<&CheckReport>(&one).unwrap());
+
+    assert!(check_runtime::evaluate(&w.snap, &["nope".to_string()], None).is_err());
 }

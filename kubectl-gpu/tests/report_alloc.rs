@@ -7,7 +7,7 @@ mod common;
 
 use k8s_openapi::api::core::v1::Pod;
 use rke2gpu::report::pods::{PodLite, effective_request};
-use rke2gpu::report::{Report, quantity};
+use rke2gpu::report::{GpuReport, quantity};
 use serde_json::json;
 
 fn lite(spec: serde_json::Value, phase: &str, node: Option<&str>) -> PodLite {
@@ -142,7 +142,7 @@ fn slim_pod_reads_a_full_pod() {
 fn node_totals_of_the_fixture_cluster() {
     let snap = common::snapshot();
     let pods = common::pods_read();
-    let r = Report::build(&snap, Some(&pods), None, common::now());
+    let r = GpuReport::build(&snap, Some(&pods), None, common::now());
     let n = |name: &str| r.nodes.nodes.iter().find(|n| n.name == name).unwrap();
 
     // worker-0 has no GPU: not a row.
@@ -236,13 +236,13 @@ fn node_totals_of_the_fixture_cluster() {
 fn namespace_scope_and_missing_pods() {
     let snap = common::snapshot();
     let pods = common::pods_read();
-    let r = Report::build(&snap, Some(&pods), Some("inference"), common::now());
+    let r = GpuReport::build(&snap, Some(&pods), Some("inference"), common::now());
     assert_eq!(r.pods.pods.len(), 4);
     assert_eq!(r.pods.other_namespaces, 5);
     // Allocation is still cluster-wide.
     assert_eq!(r.nodes.totals.gpu.allocated, 8);
 
-    let r = Report::build(&snap, None, None, common::now());
+    let r = GpuReport::build(&snap, None, None, common::now());
     assert!(!r.allocation_known);
     assert_eq!(r.nodes.totals.gpu.allocated, 0);
 }
@@ -259,7 +259,7 @@ fn no_operator_no_crd_no_gpu_labels() {
     for n in &mut snap.nodes {
         n.metadata.labels = None;
     }
-    let r = Report::build(&snap, Some(&common::pods_read()), None, common::now());
+    let r = GpuReport::build(&snap, Some(&common::pods_read()), None, common::now());
     assert_eq!(
         r.nodes.nodes.len(),
         4,

@@ -8,8 +8,12 @@ use base64::Engine as _;
 use flate2::read::GzDecoder;
 use k8s_openapi::api::core::v1::Pod;
 use rke2gpu::agent::ProbeResult;
-use rke2gpu::report::Report;
+use rke2gpu::check_runtime::{self, host};
+use rke2gpu::cli::OutputFormat;
+use rke2gpu::matrix::NodePaths;
+use rke2gpu::report::GpuReport;
 use rke2gpu::report::bundle::{self, Collected};
+use rke2gpu::version::Distribution;
 use std::collections::BTreeMap;
 use std::io::Read as _;
 
@@ -53,14 +57,14 @@ fn collected() -> Collected {
                 Err("previous terminated container not found (400)".to_string()),
             ),
         ]),
-        check_runtime: Some(serde_json::json!({"summary": {"ok": 1}, "findings": []})),
+        check_runtime: Some(check_runtime::evaluate_all(&common::snapshot(), None)),
         node_files: BTreeMap::from([("gpu-h200-0".to_string(), Ok(probe))]),
     }
 }
 
 fn build() -> (Vec<u8>, bundle::BundleSummary) {
     let snap = common::snapshot();
-    let report = Report::build(&snap, Some(&common::pods_read()), None, common::now());
+    let report = GpuReport::build(&snap, Some(&common::pods_read()), None, common::now());
     let b = bundle::assemble(&snap, &report, &collected());
     let mut out = Vec::new();
     let summary = b.write(&report, &mut out, 1_700_000_000).unwrap();
@@ -212,4 +216,67 @@ fn no_secret_data_in_the_archive() {
     .unwrap();
     assert!(cfg.contains("write-kubeconfig-mode"));
     assert!(cfg.contains("token: \"<redacted>\""));
+}
+
+/// `check-runtime.json` in the bundle is `check-runtime -o json` on the same
+/// snapshot (and the same `--deep` read): one [`check_runtime::CheckReport`],
+/// serialised once. Fails if the bundle's copy drifts from the command's.
+#[test]
+fn bundle_check_runtime_is_the_check_runtime_report() {
+    let snap = common::snapshot();
+    let mut probe = ProbeResult::default();
+    probe.files.insert(
+        "/var/lib/rancher/rke2/agent/etc/containerd/config.toml".into(),
+        Some("version = 3\n".into()),
+    );
+    probe
+        .files
+        .insert("/proc/driver/nvidia/version".into(), None);
+    let deep = host::DeepRead {
+        image: "registry.local/busybox:1.37".into(),
+        nodes: BTreeMap::from([
+            (
+                "gpu-h200-0".to_string(),
+                Ok((NodePaths::new(Distribution::Rke2, None), probe)),
+            ),
+            (
+                "gpu-mig-0".to_string(),
+                Err("pod did not start".to_string()),
+            ),
+        ]),
+    };
+    // What `kubectl gpu check-runtime --deep -o json` prints (no --node).
+    let command = check_runtime::evaluate(&snap, &[], Some(&deep)).unwrap();
+    let printed: serde_json::Value = serde_json::from_str(
+        &check_runtime::table::render(&command, OutputFormat::Json, false).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(printed, serde_json::to_value(&command).unwrap());
+    assert!(
+        command
+            .findings
+            .iter()
+            .any(|f| f.id == "generated-config" && f.node.as_deref() == Some("gpu-h200-0")),
+        "host rules ran"
+    );
+    assert!(
+        command
+            .findings
+            .iter()
+            .any(|f| f.id == "node-agent" && f.node.as_deref() == Some("gpu-mig-0")),
+        "unreadable node reported"
+    );
+
+    // What the bundle computes and writes.
+    let mut c = collected();
+    c.check_runtime = Some(check_runtime::evaluate_all(&snap, Some(&deep)));
+    let report = GpuReport::build(&snap, Some(&common::pods_read()), None, common::now());
+    let b = bundle::assemble(&snap, &report, &c);
+    let mut out = Vec::new();
+    b.write(&report, &mut out, 0).unwrap();
+    let es = entries(&out);
+    let entry = &es.iter().find(|e| e.0 == "check-runtime.json").unwrap().2;
+    let in_bundle: serde_json::Value = serde_json::from_slice(entry).unwrap();
+    assert_eq!(in_bundle, serde_json::to_value(&command).unwrap());
+    assert_eq!(in_bundle, printed);
 }

@@ -5,11 +5,11 @@
 mod common;
 
 use rke2gpu::cli::OutputFormat;
-use rke2gpu::report::render::{nodes_table, operator_text, pods_table};
-use rke2gpu::report::{Report, View};
+use rke2gpu::report::table::{nodes_table, operator_text, pods_table};
+use rke2gpu::report::{GpuReport, View};
 
-fn report() -> Report {
-    Report::build(
+fn report() -> GpuReport {
+    GpuReport::build(
         &common::snapshot(),
         Some(&common::pods_read()),
         None,
@@ -34,7 +34,7 @@ fn pods_table_all_namespaces() {
 
 #[test]
 fn pods_table_one_namespace_wide() {
-    let r = Report::build(
+    let r = GpuReport::build(
         &common::snapshot(),
         Some(&common::pods_read()),
         Some("ml"),
@@ -64,7 +64,7 @@ fn partial_rbac_and_no_operator() {
         what: "pods (all namespaces)".into(),
         reason: "forbidden: cannot list pods at the cluster scope".into(),
     });
-    let r = Report::build(&snap, None, None, common::now());
+    let r = GpuReport::build(&snap, None, None, common::now());
     insta::assert_snapshot!(format!(
         "{}\n---\n{}",
         nodes_table(&r, false, false),

@@ -5,30 +5,36 @@
 //!   the GPU, operand health; totals.
 //! - [`pods`]: the pods holding GPU resources, and the scheduler's
 //!   effective-request arithmetic ([`pods::effective_request`]).
-//! - [`operator`]: chart and operator version, `ClusterPolicy` state,
+//! - [`operator_view`]: chart and operator version, `ClusterPolicy` state,
 //!   operand DaemonSets per node, validator results, known-bad versions.
 //! - [`read`]: the one extra list call (pods, paginated, field-selected).
-//! - [`render`]: kubectl-style tables; JSON/YAML come from the same structs.
+//! - [`table`]: kubectl-style tables; JSON/YAML come from the same structs.
 //! - [`bundle`]: the support bundle (`--bundle FILE.tar.gz`), [`redact`]ed.
 //! - [`watch`]: `--watch`, driven by watchers on nodes and pods.
+//!
+//! [`run`] reads the cluster and builds the [`GpuReport`]; [`table::render`]
+//! renders a view; [`watch::run`] with [`watch::Frames`] is `--watch`;
+//! [`bundle::write_file`] is `--bundle`.
 //!
 //! The JSON schema (`apiVersion: kubectl-gpu.rke2.io/v1`) is documented in
 //! `docs/report.md`; field names are stable, new fields may be added.
 
 pub mod bundle;
 pub mod nodes;
-pub mod operator;
+pub mod operator_view;
 pub mod pods;
 pub mod quantity;
 pub mod read;
 pub mod redact;
-pub mod render;
+pub mod table;
 pub mod watch;
 
-use crate::checks::api::ClusterView;
+use crate::client::Kube;
+use crate::error::Result;
+use crate::facts::ClusterView;
 use crate::snapshot::{Snapshot, Unreadable};
 use nodes::NodesView;
-use operator::OperatorView;
+use operator_view::OperatorView;
 use pods::{GpuPod, jiff_now::Now};
 use read::PodsRead;
 use serde::Serialize;
@@ -61,7 +67,7 @@ pub struct Problem {
 
 /// Everything the report knows: every view.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Report {
+pub struct GpuReport {
     pub api_version: &'static str,
     pub kind: &'static str,
     pub server: String,
@@ -106,7 +112,7 @@ pub struct ViewDoc<'a> {
     pub operator: Option<&'a OperatorView>,
 }
 
-impl Report {
+impl GpuReport {
     /// Builds every view from a snapshot and the cluster-wide GPU pods
     /// (None: pods could not be listed). `namespace` scopes the pods view.
     pub fn build(
@@ -114,11 +120,11 @@ impl Report {
         pods: Option<&PodsRead>,
         namespace: Option<&str>,
         now: Now,
-    ) -> Report {
+    ) -> GpuReport {
         let view = ClusterView::from_snapshot(snap);
         let all: &[GpuPod] = pods.map(|p| p.pods.as_slice()).unwrap_or_default();
         let nodes = nodes::build(snap, &view, all);
-        let operator = operator::build(snap, &view);
+        let operator = operator_view::build(snap, &view);
         // Terminal pods hold nothing (and a real list never returns them).
         let (in_scope, other): (Vec<&GpuPod>, Vec<&GpuPod>) = all
             .iter()
@@ -159,7 +165,7 @@ impl Report {
                     message: format!("known-bad chart version: {}", w.summary),
                 }),
         );
-        Report {
+        GpuReport {
             api_version: API_VERSION,
             kind: "GpuReport",
             server: snap.server.clone(),
@@ -194,4 +200,41 @@ impl Report {
             operator: (view == View::Operator).then_some(&self.operator),
         }
     }
+}
+
+/// What `report` shows.
+#[derive(Debug, Clone)]
+pub struct ReportOptions {
+    pub view: View,
+    /// Namespace of the pods view; None: every namespace (`-A`).
+    pub namespace: Option<String>,
+}
+
+/// The report and the snapshot it was built from (the base of `--watch`
+/// and of the bundle).
+#[derive(Debug, Clone)]
+pub struct ReportRun {
+    pub snapshot: Snapshot,
+    pub report: GpuReport,
+}
+
+/// Reads the cluster once (snapshot and GPU pods; the pods of
+/// `opts.namespace` when a cluster-wide list is forbidden and the pods view
+/// is shown) and builds every view.
+pub async fn run(kube: &Kube, opts: &ReportOptions) -> Result<ReportRun> {
+    let mut snap = Snapshot::read(kube).await?;
+    let now = Now::system();
+    let mut pods = read::gpu_pods_or_note(kube, None, now, &mut snap.unreadable).await;
+    if pods.is_none()
+        && opts.view == View::Pods
+        && let Some(ns) = &opts.namespace
+    {
+        // Cluster-wide list forbidden: the namespace may still be readable.
+        pods = read::gpu_pods_or_note(kube, Some(ns), now, &mut snap.unreadable).await;
+    }
+    let report = GpuReport::build(&snap, pods.as_ref(), opts.namespace.as_deref(), now);
+    Ok(ReportRun {
+        snapshot: snap,
+        report,
+    })
 }

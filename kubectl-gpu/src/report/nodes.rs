@@ -5,7 +5,7 @@
 //! nodes are always rows.
 
 use super::pods::{GpuKind, GpuPod, gpu_kind, is_gpu_resource};
-use crate::checks::api::ClusterView;
+use crate::facts::ClusterView;
 use crate::facts::{NodeFacts, quantity_count};
 use crate::labels;
 use crate::matrix::{self, GpuInjection};

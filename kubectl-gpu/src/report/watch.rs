@@ -1,10 +1,13 @@
 //! `--watch`: watchers (list + watch, resumed on errors) on nodes, on
 //! non-terminal pods and on the operator's pods keep in-memory stores; every
 //! burst of events is debounced into one re-render. No polling.
+//! [`Frames`] turns each report into what to print, or nothing when
+//! nothing shown changed.
 
-use super::Report;
 use super::pods::{GpuPod, PodLite, jiff_now::Now};
 use super::read::{NON_TERMINAL, PodsRead};
+use super::{GpuReport, View};
+use crate::cli::OutputFormat;
 use crate::client::Kube;
 use crate::error::{Error, Result};
 use crate::snapshot::{PAGE, Snapshot};
@@ -43,7 +46,7 @@ fn report_from(
     pods: &Store<PodLite>,
     operands: Option<&Store<Pod>>,
     namespace: Option<&str>,
-) -> Report {
+) -> GpuReport {
     let mut snap = base.clone();
     let mut node_list: Vec<Node> = nodes.state().iter().map(|n| (**n).clone()).collect();
     node_list.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
@@ -65,7 +68,7 @@ fn report_from(
         scanned: state.len(),
         calls: 0,
     };
-    Report::build(&snap, Some(&read), namespace, now)
+    GpuReport::build(&snap, Some(&read), namespace, now)
 }
 
 /// Watches until interrupted, calling `render` once the stores are filled
@@ -75,7 +78,7 @@ pub async fn run(
     base: Snapshot,
     namespace: Option<String>,
     debounce: Duration,
-    mut render: impl FnMut(&Report) -> Result<()>,
+    mut render: impl FnMut(&GpuReport) -> Result<()>,
 ) -> Result<()> {
     let client = kube.client.clone();
     let (node_store, node_writer) = reflector::store::<Node>();
@@ -155,5 +158,92 @@ pub async fn run(
             namespace.as_deref(),
         );
         render(&report)?;
+    }
+}
+
+/// What `--watch` prints for each report: the full view again (JSON: one
+/// document per line; YAML: `---`-separated; tables: the screen cleared on
+/// a terminal), only when something shown changed.
+#[derive(Debug, Clone)]
+pub struct Frames {
+    view: View,
+    format: OutputFormat,
+    color: bool,
+    /// stdout is a terminal: clear the screen before each table.
+    tty: bool,
+    first: bool,
+    last: String,
+}
+
+impl Frames {
+    pub fn new(view: View, format: OutputFormat, color: bool, tty: bool) -> Self {
+        Frames {
+            view,
+            format,
+            color,
+            tty,
+            first: true,
+            last: String::new(),
+        }
+    }
+
+    /// The text to print for this report; None when only heartbeats,
+    /// ages or `generated_at` changed since the last one.
+    pub fn next(&mut self, r: &GpuReport) -> Result<Option<String>> {
+        let (view, format) = (self.view, self.format);
+        let body = match format {
+            OutputFormat::Json | OutputFormat::Yaml => {
+                let mut v =
+                    serde_json::to_value(r.doc(view)).map_err(|e| Error::Other(e.to_string()))?;
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("generated_at");
+                }
+                strip_ages(&mut v);
+                v.to_string()
+            }
+            _ => super::table::render(r, view, format, self.color)?,
+        };
+        if body == self.last {
+            return Ok(None);
+        }
+        self.last = body;
+        let text = match format {
+            OutputFormat::Json => {
+                let mut s = serde_json::to_string(&r.doc(view))
+                    .map_err(|e| Error::Other(format!("cannot render JSON: {e}")))?;
+                s.push('\n');
+                s
+            }
+            OutputFormat::Yaml => {
+                format!("---\n{}", crate::render::structured(&r.doc(view), format)?)
+            }
+            _ => {
+                let body = super::table::render(r, view, format, self.color)?;
+                if self.tty {
+                    format!(
+                        "\x1b[2J\x1b[H{}  (watching; Ctrl-C to stop)\n\n{body}",
+                        r.generated_at
+                    )
+                } else if self.first {
+                    body
+                } else {
+                    format!("\n{body}")
+                }
+            }
+        };
+        self.first = false;
+        Ok(Some(text))
+    }
+}
+
+/// Ages tick every second; they are not a change worth a re-render.
+fn strip_ages(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            m.remove("age_seconds");
+            m.values_mut().for_each(strip_ages);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(strip_ages),
+        _ => {}
     }
 }

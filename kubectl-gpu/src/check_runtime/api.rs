@@ -3,77 +3,11 @@
 //! state, legacy toolkit values, CDI on the wrong versions, operand pods per
 //! node, PSA enforcement, cordoned and tainted GPU nodes.
 
-use super::{Finding, Status};
-use crate::facts::NodeFacts;
+use super::finding::{Finding, Status};
+use crate::facts::{ClusterView, NodeFacts, tolerates};
 use crate::matrix::{self, GpuInjection, Rke2Feature, Severity};
 use crate::operator::{DEVICE_PLUGIN_APP, EXPECTED_OPERANDS, OperatorFacts, TOOLKIT_APP};
-use crate::snapshot::{Snapshot, Unreadable};
-use crate::version::{ContainerRuntime, Distribution};
-use k8s_openapi::api::core::v1::Toleration;
-use k8s_openapi::api::node::v1::RuntimeClass;
-use std::collections::BTreeMap;
-
-/// The pure input of the API rules, built from a [`Snapshot`].
-#[derive(Debug, Clone, Default)]
-pub struct ClusterView {
-    pub nodes: Vec<NodeFacts>,
-    pub runtime_classes: Option<Vec<RuntimeClass>>,
-    pub operator: Option<OperatorFacts>,
-    pub crd_present: Option<bool>,
-    /// Tolerations of each operand DaemonSet's pod template, by `app` label.
-    pub operand_tolerations: BTreeMap<String, Vec<Toleration>>,
-    pub unreadable: Vec<Unreadable>,
-}
-
-impl ClusterView {
-    pub fn from_snapshot(snap: &Snapshot) -> Self {
-        let mut operand_tolerations = BTreeMap::new();
-        if let Some(ops) = &snap.operator {
-            for ds in &ops.daemonsets {
-                let app = Some(crate::operator::daemonset_app(ds)).filter(|a| !a.is_empty());
-                let tolerations = ds
-                    .spec
-                    .template
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.tolerations.clone())
-                    .unwrap_or_default();
-                if let Some(app) = app {
-                    operand_tolerations.insert(app, tolerations);
-                }
-            }
-        }
-        ClusterView {
-            nodes: snap.nodes.iter().map(NodeFacts::from_node).collect(),
-            runtime_classes: snap.runtime_classes.clone(),
-            operator: OperatorFacts::from_snapshot(snap),
-            crd_present: snap.crd_present,
-            operand_tolerations,
-            unreadable: snap.unreadable.clone(),
-        }
-    }
-
-    pub fn gpu_nodes(&self) -> impl Iterator<Item = &NodeFacts> {
-        self.nodes.iter().filter(|n| n.gpu.present)
-    }
-}
-
-/// Whether a toleration list tolerates a taint (Kubernetes' matching rules).
-pub fn tolerates(tolerations: &[Toleration], key: &str, value: Option<&str>, effect: &str) -> bool {
-    tolerations.iter().any(|t| {
-        let effect_ok = t
-            .effect
-            .as_deref()
-            .is_none_or(|e| e.is_empty() || e == effect);
-        let op = t.operator.as_deref().unwrap_or("Equal");
-        let key_ok = match t.key.as_deref() {
-            None | Some("") => op == "Exists",
-            Some(k) => k == key,
-        };
-        let value_ok = op == "Exists" || t.value.as_deref().unwrap_or("") == value.unwrap_or("");
-        effect_ok && key_ok && value_ok
-    })
-}
+use crate::version::{ContainerRuntime, Distribution, Triple};
 
 const FIX_INSTALL: &str =
     "helm rke2gpu install   # installs the GPU Operator with values computed for this cluster";
@@ -170,6 +104,9 @@ fn rke2_nodes(view: &ClusterView) -> impl Iterator<Item = &NodeFacts> {
     view.nodes.iter().filter(|n| n.is_rke2_like())
 }
 
+/// `operator-chart-version` (and `operator-containerd2-support`): the chart
+/// version is known, has no known defect on RKE2, and supports the GPU
+/// nodes' containerd.
 fn chart_version(view: &ClusterView) -> Vec<Finding> {
     let Some(op) = &view.operator else {
         return vec![];
@@ -178,36 +115,44 @@ fn chart_version(view: &ClusterView) -> Vec<Finding> {
         return vec![Finding::warn("operator-chart-version", None, "could not tell the GPU Operator chart version (no readable Helm release, no helm.sh/chart label)")
             .fix("grant get/list on secrets in the operator namespace, or label the Deployment")];
     };
-    let mut out = Vec::new();
-    if let Some(e) = &op.release_error {
-        out.push(
-            Finding::warn(
-                "operator-chart-version",
-                None,
-                format!(
-                    "the Helm release could not be decoded; version taken from {}",
-                    op.chart_version_source.as_deref().unwrap_or("labels")
-                ),
-            )
-            .evidence(e.clone()),
-        );
+    let mut out: Vec<Finding> = release_undecodable(op).into_iter().collect();
+    let defects = chart_defects(view, version);
+    let bad = !defects.is_empty();
+    out.extend(defects);
+    out.extend(chart_known(version, bad));
+    out.extend(containerd2_support(view, version));
+    out
+}
+
+/// The Helm release could not be decoded: the version came from labels.
+fn release_undecodable(op: &OperatorFacts) -> Option<Finding> {
+    let e = op.release_error.as_ref()?;
+    Some(
+        Finding::warn(
+            "operator-chart-version",
+            None,
+            format!(
+                "the Helm release could not be decoded; version taken from {}",
+                op.chart_version_source.as_deref().unwrap_or("labels")
+            ),
+        )
+        .evidence(e.clone()),
+    )
+}
+
+/// The matrix's known defects of this chart version, on RKE2/K3s nodes.
+fn chart_defects(view: &ClusterView, version: Triple) -> Vec<Finding> {
+    if rke2_nodes(view).next().is_none() {
+        return vec![];
     }
-    let on_rke2 = rke2_nodes(view).next().is_some();
-    let mut bad = false;
-    for defect in matrix::chart_defects(version) {
-        if !on_rke2 {
-            continue;
-        }
-        let status = match defect.severity {
-            Severity::Fail => Status::Fail,
-            Severity::Warn => Status::Warn,
-        };
+    matrix::chart_defects(version)
         // 25.3.x CDI: only a problem when CDI is on (checked by cdi_mode).
-        if defect.id == "cdi-not-operational-on-rke2" {
-            continue;
-        }
-        bad = true;
-        out.push(
+        .filter(|defect| defect.id != "cdi-not-operational-on-rke2")
+        .map(|defect| {
+            let status = match defect.severity {
+                Severity::Fail => Status::Fail,
+                Severity::Warn => Status::Warn,
+            };
             Finding::new(
                 "operator-chart-version",
                 None,
@@ -215,45 +160,59 @@ fn chart_version(view: &ClusterView) -> Vec<Finding> {
                 format!("chart {version}: {}", defect.summary),
             )
             .evidence(format!("source: {}", defect.source))
-            .fix(defect.fix),
-        );
-    }
+            .fix(defect.fix)
+        })
+        .collect()
+}
+
+/// A chart outside the matrix (warn), or a known one without defects (ok).
+fn chart_known(version: Triple, has_defects: bool) -> Option<Finding> {
     if !matrix::chart_is_known(version) {
-        out.push(Finding::warn(
+        Some(Finding::warn(
             "operator-chart-version",
             None,
-            format!("chart {version} is outside the versions this tool knows (up to {}); rules of {} applied", matrix::NEWEST_KNOWN_CHART, matrix::chart_row(version).label),
-        ));
-    } else if !bad {
-        out.push(Finding::ok(
+            format!(
+                "chart {version} is outside the versions this tool knows (up to {}); rules of {} applied",
+                matrix::NEWEST_KNOWN_CHART,
+                matrix::chart_row(version).label
+            ),
+        ))
+    } else if !has_defects {
+        Some(Finding::ok(
             "operator-chart-version",
             None,
             format!(
                 "chart {version} ({}) has no known defect on RKE2",
                 matrix::chart_row(version).label
             ),
-        ));
+        ))
+    } else {
+        None
     }
-    // containerd 2 on a chart that predates its support.
+}
+
+/// `operator-containerd2-support`: containerd 2 on a chart that predates
+/// its support.
+fn containerd2_support(view: &ClusterView, version: Triple) -> Option<Finding> {
     let row = matrix::chart_row(version);
     let c2: Vec<_> = view
         .gpu_nodes()
         .filter(|n| n.containerd().is_some_and(|c| c.major >= 2))
         .map(|n| n.name.clone())
         .collect();
-    if !row.supports_containerd2 && !c2.is_empty() {
-        let status = if row.toolkit_reads_v3 {
-            Status::Warn
-        } else {
-            Status::Fail
-        };
-        out.push(
-            Finding::new("operator-containerd2-support", None, status, format!("chart {version} predates containerd 2.0 support (added in v25.3.0); GPU nodes on containerd 2.x: {}", c2.join(", ")))
-                .evidence(format!("toolkit {} reads v3 configs: {}", row.toolkit_version, row.toolkit_reads_v3))
-                .fix("upgrade the GPU Operator: helm rke2gpu upgrade --version v25.10.1 (or newer)"),
-        );
+    if row.supports_containerd2 || c2.is_empty() {
+        return None;
     }
-    out
+    let status = if row.toolkit_reads_v3 {
+        Status::Warn
+    } else {
+        Status::Fail
+    };
+    Some(
+        Finding::new("operator-containerd2-support", None, status, format!("chart {version} predates containerd 2.0 support (added in v{}); GPU nodes on containerd 2.x: {}", matrix::CONTAINERD2_SUPPORT_CHART, c2.join(", ")))
+            .evidence(format!("toolkit {} reads v3 configs: {}", row.toolkit_version, row.toolkit_reads_v3))
+            .fix(format!("upgrade the GPU Operator: helm rke2gpu upgrade --version {} (or newer)", matrix::UPGRADE_CHART)),
+    )
 }
 
 fn cluster_policy(view: &ClusterView) -> Vec<Finding> {
@@ -333,7 +292,7 @@ fn toolkit_env(view: &ClusterView) -> Vec<Finding> {
             out.push(
                 Finding::fail("toolkit-env", None, format!("toolkit.env CONTAINERD_CONFIG points at an RKE2 template ({config}): the toolkit writes a static config there (RKE2 defaults frozen, node broken after reboot) or fails on Go template syntax"))
                     .evidence(format!("CONTAINERD_CONFIG={config}"))
-                    .evidence("reference: gpu-operator#992, #623, rancher/rke2#3385")
+                    .evidence("source: gpu-operator#992, #623, rancher/rke2#3385")
                     .fix("remove CONTAINERD_CONFIG from toolkit.env and keep only CONTAINERD_SOCKET=/run/k3s/containerd/containerd.sock: helm rke2gpu upgrade; then kubectl gpu check-runtime --deep to find the written template"),
             );
         } else if config.ends_with("/agent/etc/containerd/config.toml") {
@@ -386,10 +345,10 @@ fn cdi_mode(view: &ClusterView) -> Vec<Finding> {
         out.push(
             Finding::fail("cdi-mode", None, format!("cdi.enabled=true on chart {version}: \"GPU Operator in CDI mode is not operational with RKE2\"; pods fail with `unresolvable CDI devices`"))
                 .evidence("source: gpu-operator release notes 25.3.1/25.3.2 known issues; nvidia-container-toolkit#1239")
-                .fix("set cdi.enabled=false (helm rke2gpu upgrade --version <25.3.x>), or upgrade to ≥ v25.10 on containerd ≥ 2.0"),
+                .fix(format!("set cdi.enabled=false (helm rke2gpu upgrade --version <{}.{}.x>), or upgrade to ≥ v{}.{} on containerd ≥ 2.0", version.major, version.minor, matrix::CDI_BY_DEFAULT_CHART.major, matrix::CDI_BY_DEFAULT_CHART.minor)),
         );
     }
-    if cdi && version >= crate::version::Triple::new(25, 10, 0) {
+    if cdi && version >= matrix::CDI_BY_DEFAULT_CHART {
         let old: Vec<_> = view
             .gpu_nodes()
             .filter(|n| n.containerd().is_some_and(|c| c.major < 2))
@@ -398,7 +357,7 @@ fn cdi_mode(view: &ClusterView) -> Vec<Finding> {
         if !old.is_empty() {
             out.push(
                 Finding::warn("cdi-mode", None, format!("CDI is on (chart {version}) but GPU nodes run containerd 1.x, whose CDI support needs enable_cdi: {}", old.join(", ")))
-                    .fix("upgrade those nodes to RKE2 ≥ v1.31.6 / v1.32.2 (containerd 2), or set cdi.enabled=false and use runtimeClassName: nvidia"),
+                    .fix(format!("upgrade those nodes to RKE2 ≥ {} (containerd 2), or set cdi.enabled=false and use runtimeClassName: nvidia", matrix::CONTAINERD2_RKE2_RELEASES)),
             );
         }
     }
@@ -463,11 +422,26 @@ fn psa(view: &ClusterView) -> Vec<Finding> {
     }
 }
 
-/// Rules for one GPU node.
+/// Rules for one GPU node, one function per rule (in output order).
 pub fn node_rules(view: &ClusterView, node: &NodeFacts) -> Vec<Finding> {
-    let n = Some(node.name.as_str());
     let mut out = Vec::new();
-    // Flavour and versions.
+    let Some(flavour) = node_flavour(node) else {
+        return vec![unsupported_runtime(node)];
+    };
+    out.push(flavour);
+    out.extend(node_ready(node));
+    out.push(gpu_allocatable(view, node));
+    out.extend(node_schedulable(node));
+    out.extend(node_taints(view, node));
+    out.extend(operand_pods(view, node));
+    out.extend(default_runtime_without_operator(view, node));
+    out
+}
+
+/// `node-flavour`: RKE2/K3s on containerd (ok), other containerd (warn);
+/// None for a runtime this tool does not support.
+fn node_flavour(node: &NodeFacts) -> Option<Finding> {
+    let n = Some(node.name.as_str());
     match (&node.runtime, node.distribution) {
         (ContainerRuntime::Containerd { version, .. }, Distribution::Rke2 | Distribution::K3s) => {
             let kubelet = node.kubelet.as_ref();
@@ -487,32 +461,49 @@ pub fn node_rules(view: &ClusterView, node: &NodeFacts) -> Vec<Finding> {
             if let Some(k) = kubelet {
                 f = f.evidence(format!("default-runtime flag supported: {}", matrix::has(k, Rke2Feature::DefaultRuntimeFlag)));
             }
-            out.push(f);
+            Some(f)
         }
-        (ContainerRuntime::Containerd { version, .. }, _) => out.push(
+        (ContainerRuntime::Containerd { version, .. }, _) => Some(
             Finding::warn("node-flavour", n, format!("not RKE2/K3s ({} on containerd {version}): generic containerd rules apply, RKE2-only checks are skipped", node.kubelet_raw))
                 .fix("for generic containerd, use `nvidia-ctk runtime configure --runtime=containerd` on the node"),
         ),
-        (other, _) => {
-            out.push(
-                Finding::fail("node-flavour", n, format!("container runtime {} is not supported by this tool (RKE2 and K3s use containerd)", other.raw()))
-                    .fix("see NVIDIA's docs for CRI-O/Docker; this tool covers containerd"),
-            );
-            return out;
-        }
+        _ => None,
     }
-    if !node.ready {
-        out.push(
-            Finding::fail("node-ready", n, "node is NotReady: no pod will start there").fix(
-                format!(
-                    "kubectl describe node {}   # and on the node: journalctl -u {}",
-                    node.name,
-                    node.role.unit(node.distribution)
-                ),
-            ),
-        );
-    }
-    // Advertised GPUs.
+}
+
+/// `node-flavour` fail: the only finding of a node on CRI-O, Docker, ….
+fn unsupported_runtime(node: &NodeFacts) -> Finding {
+    Finding::fail(
+        "node-flavour",
+        Some(&node.name),
+        format!(
+            "container runtime {} is not supported by this tool (RKE2 and K3s use containerd)",
+            node.runtime.raw()
+        ),
+    )
+    .fix("see NVIDIA's docs for CRI-O/Docker; this tool covers containerd")
+}
+
+/// `node-ready`: a NotReady node starts no pod.
+fn node_ready(node: &NodeFacts) -> Option<Finding> {
+    (!node.ready).then(|| {
+        Finding::fail(
+            "node-ready",
+            Some(&node.name),
+            "node is NotReady: no pod will start there",
+        )
+        .fix(format!(
+            "kubectl describe node {}   # and on the node: journalctl -u {}",
+            node.name,
+            node.role.unit(node.distribution)
+        ))
+    })
+}
+
+/// `gpu-allocatable`: the node advertises full, MIG or shared GPUs, and
+/// as many as GPU Feature Discovery counted.
+fn gpu_allocatable(view: &ClusterView, node: &NodeFacts) -> Finding {
+    let n = Some(node.name.as_str());
     let mig: i64 = node
         .gpu
         .other_resources
@@ -544,13 +535,13 @@ pub fn node_rules(view: &ClusterView, node: &NodeFacts) -> Vec<Finding> {
                 f = Finding::warn("gpu-allocatable", n, format!("nvidia.com/gpu allocatable {a} differs from the {c} GPUs GPU Feature Discovery counted"))
                         .fix(format!("kubectl -n <operator-ns> logs -l app={DEVICE_PLUGIN_APP} --field-selector spec.nodeName={}  # unhealthy GPUs are withheld", node.name));
             }
-            out.push(f);
+            f
         }
-        _ if mig > 0 || shared > 0 => out.push(Finding::ok(
+        _ if mig > 0 || shared > 0 => Finding::ok(
             "gpu-allocatable",
             n,
             format!("GPUs advertised as MIG ({mig}) or shared ({shared}) resources"),
-        )),
+        ),
         other => {
             let cause = match view.operator.as_ref().map(|o| {
                 o.operands_on(&node.name)
@@ -562,98 +553,111 @@ pub fn node_rules(view: &ClusterView, node: &NodeFacts) -> Vec<Finding> {
                 Some(false) => "no ready device plugin pod on this node",
                 None => "no GPU Operator / device plugin installed",
             };
-            out.push(
-                Finding::fail(
-                    "gpu-allocatable",
-                    n,
-                    format!(
-                        "GPU node without nvidia.com/gpu allocatable ({}): {cause}",
-                        match other {
-                            Some(v) => v.to_string(),
-                            None => "missing".into(),
-                        }
-                    ),
-                )
-                .fix(format!(
-                    "kubectl gpu check-runtime --deep --node {}",
-                    node.name
-                )),
-            );
-        }
-    }
-    // Schedulability.
-    if node.cordoned {
-        out.push(
-            Finding::warn(
-                "node-schedulable",
+            Finding::fail(
+                "gpu-allocatable",
                 n,
-                "node is cordoned: new GPU pods will not be scheduled here",
-            )
-            .fix(format!("kubectl uncordon {}", node.name)),
-        );
-    }
-    for taint in node.blocking_taints() {
-        let untolerated: Vec<&str> = EXPECTED_OPERANDS
-            .iter()
-            .copied()
-            .filter(|app| {
-                view.operand_tolerations.get(*app).is_some_and(|t| {
-                    !tolerates(t, &taint.key, taint.value.as_deref(), &taint.effect)
-                })
-            })
-            .collect();
-        if untolerated.is_empty() {
-            out.push(Finding::ok(
-                "node-taints",
-                n,
-                format!("taint {taint}: tolerated by the operands"),
-            ));
-        } else {
-            out.push(
-                Finding::warn("node-taints", n, format!("taint {taint} is not tolerated by {}: they will not run here", untolerated.join(", ")))
-                    .fix(format!("add the toleration to the chart values (daemonsets.tolerations) or: kubectl taint node {} {}-", node.name, taint.key)),
-            );
-        }
-    }
-    // Operand pods.
-    if let Some(op) = &view.operator {
-        if op.toolkit_enabled == Some(false) {
-            out.push(Finding::skipped(
-                "operand-pods",
-                n,
-                "toolkit disabled in ClusterPolicy",
-            ));
-        }
-        for app in EXPECTED_OPERANDS {
-            if *app == TOOLKIT_APP && op.toolkit_enabled == Some(false) {
-                continue;
-            }
-            let pods: Vec<_> = op
-                .operands_on(&node.name)
-                .filter(|p| p.app == *app)
-                .collect();
-            match pods.first() {
-                None => out.push(
-                    Finding::fail("operand-pods", n, format!("no {app} pod on this node"))
-                        .fix(format!("kubectl get node {} --show-labels | tr , '\\n' | grep nvidia.com/gpu.deploy   # the operator schedules operands by these labels; check taints too", node.name)),
-                ),
-                Some(p) if p.ready => out.push(Finding::ok("operand-pods", n, format!("{} is ready", p.pod))),
-                Some(p) => {
-                    let mut f = Finding::fail("operand-pods", n, format!("{} is not ready ({}{})", p.pod, p.phase, if p.restarts > 0 { format!(", {} restarts", p.restarts) } else { String::new() }))
-                        .fix(format!("kubectl -n {} describe pod {}; kubectl -n {} logs {} --all-containers", op.namespace, p.pod, op.namespace, p.pod));
-                    if let Some(problem) = &p.problem {
-                        f = f.evidence(problem.clone());
+                format!(
+                    "GPU node without nvidia.com/gpu allocatable ({}): {cause}",
+                    match other {
+                        Some(v) => v.to_string(),
+                        None => "missing".into(),
                     }
-                    out.push(f);
-                }
-            }
+                ),
+            )
+            .fix(format!(
+                "kubectl gpu check-runtime --deep --node {}",
+                node.name
+            ))
         }
     }
-    if node.args.default_runtime.as_deref() == Some("nvidia") && view.operator.is_none() {
-        out.push(
-            Finding::warn("default-runtime", n, "RKE2 default-runtime is nvidia but no GPU Operator is installed: if no nvidia runtime binary exists on the node, RKE2 fails with `default runtime nvidia was not found`")
-                .fix(format!("kubectl gpu check-runtime --deep --node {}", node.name)),
-        );
+}
+
+/// `node-schedulable`: a cordoned node takes no new GPU pod.
+fn node_schedulable(node: &NodeFacts) -> Option<Finding> {
+    node.cordoned.then(|| {
+        Finding::warn(
+            "node-schedulable",
+            Some(&node.name),
+            "node is cordoned: new GPU pods will not be scheduled here",
+        )
+        .fix(format!("kubectl uncordon {}", node.name))
+    })
+}
+
+/// `node-taints`: every blocking taint is tolerated by the operands.
+fn node_taints(view: &ClusterView, node: &NodeFacts) -> Vec<Finding> {
+    let n = Some(node.name.as_str());
+    node.blocking_taints()
+        .map(|taint| {
+            let untolerated: Vec<&str> = EXPECTED_OPERANDS
+                .iter()
+                .copied()
+                .filter(|app| {
+                    view.operand_tolerations.get(*app).is_some_and(|t| {
+                        !tolerates(t, &taint.key, taint.value.as_deref(), &taint.effect)
+                    })
+                })
+                .collect();
+            if untolerated.is_empty() {
+                Finding::ok(
+                    "node-taints",
+                    n,
+                    format!("taint {taint}: tolerated by the operands"),
+                )
+            } else {
+                Finding::warn("node-taints", n, format!("taint {taint} is not tolerated by {}: they will not run here", untolerated.join(", ")))
+                    .fix(format!("add the toleration to the chart values (daemonsets.tolerations) or: kubectl taint node {} {}-", node.name, taint.key))
+            }
+        })
+        .collect()
+}
+
+/// `operand-pods`: one ready pod of each expected operand on the node.
+fn operand_pods(view: &ClusterView, node: &NodeFacts) -> Vec<Finding> {
+    let n = Some(node.name.as_str());
+    let Some(op) = &view.operator else {
+        return vec![];
+    };
+    let mut out = Vec::new();
+    if op.toolkit_enabled == Some(false) {
+        out.push(Finding::skipped(
+            "operand-pods",
+            n,
+            "toolkit disabled in ClusterPolicy",
+        ));
+    }
+    for app in EXPECTED_OPERANDS {
+        if *app == TOOLKIT_APP && op.toolkit_enabled == Some(false) {
+            continue;
+        }
+        let pods: Vec<_> = op
+            .operands_on(&node.name)
+            .filter(|p| p.app == *app)
+            .collect();
+        match pods.first() {
+            None => out.push(
+                Finding::fail("operand-pods", n, format!("no {app} pod on this node"))
+                    .fix(format!("kubectl get node {} --show-labels | tr , '\\n' | grep nvidia.com/gpu.deploy   # the operator schedules operands by these labels; check taints too", node.name)),
+            ),
+            Some(p) if p.ready => out.push(Finding::ok("operand-pods", n, format!("{} is ready", p.pod))),
+            Some(p) => {
+                let mut f = Finding::fail("operand-pods", n, format!("{} is not ready ({}{})", p.pod, p.phase, if p.restarts > 0 { format!(", {} restarts", p.restarts) } else { String::new() }))
+                    .fix(format!("kubectl -n {} describe pod {}; kubectl -n {} logs {} --all-containers", op.namespace, p.pod, op.namespace, p.pod));
+                if let Some(problem) = &p.problem {
+                    f = f.evidence(problem.clone());
+                }
+                out.push(f);
+            }
+        }
     }
     out
+}
+
+/// `default-runtime`: RKE2's `default-runtime: nvidia` without an operator
+/// to install the runtime it names.
+fn default_runtime_without_operator(view: &ClusterView, node: &NodeFacts) -> Option<Finding> {
+    (node.args.default_runtime.as_deref() == Some("nvidia") && view.operator.is_none()).then(|| {
+        Finding::warn("default-runtime", Some(&node.name), "RKE2 default-runtime is nvidia but no GPU Operator is installed: if no nvidia runtime binary exists on the node, RKE2 fails with `default runtime nvidia was not found`")
+            .fix(format!("kubectl gpu check-runtime --deep --node {}", node.name))
+    })
 }

@@ -1,10 +1,29 @@
-//! Tables of the three views, kubectl style (see [`crate::render::table`]).
+//! The report's human-readable output: tables of the three views, kubectl
+//! style (see [`crate::render::table`]), and [`render`], which picks the
+//! table or the JSON/YAML document of a view.
 
 use super::nodes::{NodeRow, ResourceCount, mig_summary, shared_summary};
+use super::operator_view::OperatorView;
 use super::pods::human_age;
-use super::{PodsView, Report};
+use super::{GpuReport, PodsView, View};
+use crate::cli::OutputFormat;
+use crate::error::Result;
 use crate::render::{paint, table};
 use owo_colors::OwoColorize;
+
+/// One view in an output format: its table (`table`/`wide`), else the
+/// view's document ([`GpuReport::doc`]) as JSON or YAML.
+pub fn render(report: &GpuReport, view: View, format: OutputFormat, color: bool) -> Result<String> {
+    let wide = format == OutputFormat::Wide;
+    Ok(match format {
+        OutputFormat::Table | OutputFormat::Wide => match view {
+            View::Nodes => nodes_table(report, wide, color),
+            View::Pods => pods_table(report, wide),
+            View::Operator => operator_text(report, wide, color),
+        },
+        format => crate::render::structured(&report.doc(view), format)?,
+    })
+}
 
 fn opt(v: Option<i64>) -> String {
     v.map(|n| n.to_string()).unwrap_or_else(|| "-".into())
@@ -53,7 +72,7 @@ fn operator_cell(row: &NodeRow, color: bool) -> String {
 }
 
 /// The nodes table (`-o wide` adds MIG, SHARED, TAINTS, MATRIX).
-pub fn nodes_table(report: &Report, wide: bool, color: bool) -> String {
+pub fn nodes_table(report: &GpuReport, wide: bool, color: bool) -> String {
     let view = &report.nodes;
     let known = report.allocation_known;
     let mut headers = vec![
@@ -197,7 +216,7 @@ pub fn nodes_table(report: &Report, wide: bool, color: bool) -> String {
 }
 
 /// Problems and unreadable objects, after a table.
-pub fn footer(report: &Report) -> String {
+pub fn footer(report: &GpuReport) -> String {
     let mut s = String::new();
     if !report.problems.is_empty() {
         s.push_str("\nProblems:\n");
@@ -221,7 +240,7 @@ pub fn footer(report: &Report) -> String {
 }
 
 /// The pods table.
-pub fn pods_table(report: &Report, wide: bool) -> String {
+pub fn pods_table(report: &GpuReport, wide: bool) -> String {
     let view: &PodsView = &report.pods;
     let all = view.namespace.is_none();
     let mut headers = Vec::new();
@@ -289,7 +308,7 @@ pub fn pods_table(report: &Report, wide: bool) -> String {
     s
 }
 
-fn footer_unreadable(report: &Report) -> String {
+fn footer_unreadable(report: &GpuReport) -> String {
     let mut s = String::new();
     if !report.unreadable.is_empty() {
         s.push_str("\nCould not read:\n");
@@ -310,27 +329,48 @@ fn yes_no(b: Option<bool>) -> String {
 
 /// The operator view as text: a header, the DaemonSets, operands per node,
 /// validator results and version warnings.
-pub fn operator_text(report: &Report, wide: bool, color: bool) -> String {
+pub fn operator_text(report: &GpuReport, wide: bool, color: bool) -> String {
     let op = &report.operator;
-    let mut s = String::new();
     if !op.installed {
-        s.push_str("GPU Operator: not installed");
-        match op.crd_present {
-            Some(true) => s.push_str(" (the ClusterPolicy CRD exists)"),
-            Some(false) => s.push_str(" (no ClusterPolicy CRD)"),
-            None => s.push_str(" (the ClusterPolicy CRD could not be read)"),
-        }
-        s.push('\n');
-        if let Some(cp) = &op.cluster_policy {
-            s.push_str(&format!(
-                "ClusterPolicy: {cp} ({})\n",
-                text(&op.cluster_policy_state)
-            ));
-        }
-        s.push_str("Install it with: helm rke2gpu install\n");
-        s.push_str(&footer_unreadable(report));
-        return s;
+        return format!(
+            "{}{}",
+            operator_not_installed(op),
+            footer_unreadable(report)
+        );
     }
+    let mut s = operator_header(op, color);
+    s.push_str(&operand_daemonsets(op, wide));
+    s.push_str(&operands_by_node(op, color));
+    s.push_str(&validators(op, wide));
+    s.push_str(&known_issues(op, color));
+    s.push_str(&operator_problems(op));
+    s.push_str(&footer_unreadable(report));
+    s
+}
+
+/// The operator view when no GPU Operator is installed.
+fn operator_not_installed(op: &OperatorView) -> String {
+    let mut s = String::new();
+    s.push_str("GPU Operator: not installed");
+    match op.crd_present {
+        Some(true) => s.push_str(" (the ClusterPolicy CRD exists)"),
+        Some(false) => s.push_str(" (no ClusterPolicy CRD)"),
+        None => s.push_str(" (the ClusterPolicy CRD could not be read)"),
+    }
+    s.push('\n');
+    if let Some(cp) = &op.cluster_policy {
+        s.push_str(&format!(
+            "ClusterPolicy: {cp} ({})\n",
+            text(&op.cluster_policy_state)
+        ));
+    }
+    s.push_str("Install it with: helm rke2gpu install\n");
+    s
+}
+
+/// Namespace, chart, release, operator image, ClusterPolicy state, settings.
+fn operator_header(op: &OperatorView, color: bool) -> String {
+    let mut s = String::new();
     let kv = |k: &str, v: String| format!("{k:<16}{v}\n");
     s.push_str(&kv("Namespace:", text(&op.namespace)));
     s.push_str(&kv(
@@ -389,6 +429,12 @@ pub fn operator_text(report: &Report, wide: bool, color: bool) -> String {
         s.push_str(&kv("Release error:", e.clone()));
     }
     s.push('\n');
+    s
+}
+
+/// The operand DaemonSets table.
+fn operand_daemonsets(op: &OperatorView, wide: bool) -> String {
+    let mut s = String::new();
     let mut ds_headers = vec![
         "daemonset",
         "desired",
@@ -428,7 +474,12 @@ pub fn operator_text(report: &Report, wide: bool, color: bool) -> String {
     } else {
         s.push_str(&table(&ds_headers, ds_rows));
     }
-    // Operands per node: one column per operand app.
+    s
+}
+
+/// Operands per node: one column per operand app.
+fn operands_by_node(op: &OperatorView, color: bool) -> String {
+    let mut s = String::new();
     let mut apps: Vec<&str> = op
         .daemonsets
         .iter()
@@ -488,6 +539,12 @@ pub fn operator_text(report: &Report, wide: bool, color: bool) -> String {
         s.push('\n');
         s.push_str(&table(&headers, rows));
     }
+    s
+}
+
+/// The validator's steps per node.
+fn validators(op: &OperatorView, wide: bool) -> String {
+    let mut s = String::new();
     if !op.validators.is_empty() {
         s.push_str("\nValidator:\n");
         let rows: Vec<Vec<String>> = op
@@ -520,6 +577,12 @@ pub fn operator_text(report: &Report, wide: bool, color: bool) -> String {
             .collect();
         s.push_str(&table(&["  node", "phase", "validations"], rows));
     }
+    s
+}
+
+/// The matrix's known issues of the installed chart.
+fn known_issues(op: &OperatorView, color: bool) -> String {
+    let mut s = String::new();
     if !op.warnings.is_empty() {
         s.push_str("\nKnown issues of this version:\n");
         for w in &op.warnings {
@@ -533,12 +596,17 @@ pub fn operator_text(report: &Report, wide: bool, color: bool) -> String {
             ));
         }
     }
+    s
+}
+
+/// The operator problems found.
+fn operator_problems(op: &OperatorView) -> String {
+    let mut s = String::new();
     if !op.problems.is_empty() {
         s.push_str("\nProblems:\n");
         for p in &op.problems {
             s.push_str(&format!("  {p}\n"));
         }
     }
-    s.push_str(&footer_unreadable(report));
     s
 }

@@ -1,12 +1,6 @@
-//! `check-runtime`'s rules: each known failure mode (reference section 6) as
-//! a small pure function from facts to findings. A finding has a status,
-//! the evidence it saw, and the fix as a command or a one-line instruction.
-//!
-//! - [`api`]: rules over the API snapshot (nodes, RuntimeClasses, operator).
-//! - [`host`]: rules over files read from a node (`--deep`).
-
-pub mod api;
-pub mod host;
+//! What a check-runtime rule returns: a [`Finding`] with its [`Status`],
+//! the evidence it saw and the fix as a command or a one-line instruction,
+//! and the [`Summary`] of a list of findings.
 
 use serde::Serialize;
 

@@ -3,7 +3,7 @@
 //! pod on every node, the validator's results per node, and the known-bad
 //! version warnings of the matrix.
 
-use crate::checks::api::ClusterView;
+use crate::facts::ClusterView;
 use crate::matrix;
 use crate::operator::{OperandPod, VALIDATOR_APP, operand_pod};
 use crate::snapshot::Snapshot;

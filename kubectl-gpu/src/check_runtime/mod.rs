@@ -1,0 +1,165 @@
+//! `kubectl gpu check-runtime` as a library command: read the cluster once,
+//! run every rule, optionally read each GPU node's host files (`--deep`),
+//! and return one [`CheckReport`] — the `-o json|yaml` document, the table
+//! ([`table`]) and the support bundle's `check-runtime.json` all come from it.
+//!
+//! Each known RKE2/K3s failure mode is a small pure function from facts to
+//! [`Finding`]s (sources: the gpu-operator, k3s and rke2 issues each rule
+//! names). The rules live under this command (they were `checks`) because
+//! no other command runs them, and `verify::checks` is a different thing.
+//!
+//! - [`api`]: rules over the API snapshot (nodes, RuntimeClasses, operator).
+//! - [`host`]: rules over files read from a node (`--deep`), and that read.
+//! - [`finding`]: [`Finding`], [`Status`], [`Summary`].
+//! - [`table`]: the human-readable output.
+//!
+//! [`run`] is the imperative shell (snapshot, node-agent pods); [`evaluate`]
+//! is the pure core, called by `report --bundle` on its own snapshot.
+
+pub mod api;
+pub mod finding;
+pub mod host;
+pub mod table;
+
+pub use finding::{Finding, Status, Summary};
+
+use crate::agent::AgentOptions;
+use crate::client::Kube;
+use crate::error::{EXIT_FAILED, Result};
+use crate::facts::{ClusterView, NodeFacts};
+use crate::snapshot::{self, Snapshot};
+use host::DeepRead;
+use serde::Serialize;
+
+/// What `check-runtime` checks.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    /// Only these nodes (`--node`); empty: every node.
+    pub nodes: Vec<String>,
+    /// `--deep`: also read host files on each selected GPU node.
+    pub deep: bool,
+    /// The node-agent pods of `--deep`.
+    pub agent: AgentOptions,
+}
+
+/// The `check-runtime -o json|yaml` document.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckReport {
+    /// The API server checked.
+    pub server: String,
+    pub summary: Summary,
+    /// Sorted by node (cluster-wide first), worst status first.
+    pub findings: Vec<Finding>,
+}
+
+impl CheckReport {
+    /// 1 when a rule failed, else 0.
+    pub fn exit_code(&self) -> u8 {
+        if self.summary.fail > 0 {
+            EXIT_FAILED
+        } else {
+            0
+        }
+    }
+}
+
+/// Reads the cluster, runs every rule (and with `deep` the host rules of
+/// each selected GPU node), and returns the report. Fails on an unknown
+/// `--node`, on a failed read, or when the node-agent namespace is unusable.
+pub async fn run(kube: &Kube, opts: &CheckOptions) -> Result<CheckReport> {
+    let snap = Snapshot::read(kube).await?;
+    let deep = if opts.deep {
+        let view = ClusterView::from_snapshot(&snap);
+        let nodes = deep_targets(&snap, &view, &opts.nodes)?;
+        Some(host::read_nodes(kube, &nodes, &opts.agent).await?)
+    } else {
+        None
+    };
+    evaluate(&snap, &opts.nodes, deep.as_ref())
+}
+
+/// The GPU nodes `--deep` reads: the selected ones (every GPU node when
+/// `names` is empty). Fails on a name that is not a node.
+pub fn deep_targets(
+    snap: &Snapshot,
+    view: &ClusterView,
+    names: &[String],
+) -> Result<Vec<NodeFacts>> {
+    let selected = selected_names(snap, names)?;
+    Ok(view
+        .gpu_nodes()
+        .filter(|n| selected.contains(&n.name))
+        .cloned()
+        .collect())
+}
+
+fn selected_names(snap: &Snapshot, names: &[String]) -> Result<Vec<String>> {
+    Ok(snapshot::select_nodes(&snap.nodes, names)?
+        .iter()
+        .filter_map(|n| n.metadata.name.clone())
+        .collect())
+}
+
+/// The pure core: every API rule on a snapshot, restricted to the nodes
+/// named (all when empty), a `gpu-node` failure for each named node that is
+/// not a GPU node, the host findings of what `deep` read, sorted, with the
+/// summary.
+pub fn evaluate(snap: &Snapshot, names: &[String], deep: Option<&DeepRead>) -> Result<CheckReport> {
+    let selected = selected_names(snap, names)?;
+    Ok(report(snap, &selected, names, deep))
+}
+
+/// [`evaluate`] on every node (no `--node`): what `report --bundle` writes
+/// as `check-runtime.json`.
+pub fn evaluate_all(snap: &Snapshot, deep: Option<&DeepRead>) -> CheckReport {
+    let all: Vec<String> = snap
+        .nodes
+        .iter()
+        .filter_map(|n| n.metadata.name.clone())
+        .collect();
+    report(snap, &all, &[], deep)
+}
+
+fn report(
+    snap: &Snapshot,
+    selected: &[String],
+    names: &[String],
+    deep: Option<&DeepRead>,
+) -> CheckReport {
+    let view = ClusterView::from_snapshot(snap);
+    let mut findings: Vec<Finding> = api::run(&view)
+        .into_iter()
+        .filter(|f| f.node.as_ref().is_none_or(|n| selected.contains(n)))
+        .collect();
+    findings.extend(not_gpu_nodes(&view, names));
+    if let Some(deep) = deep {
+        for node in view.gpu_nodes() {
+            if let Some(read) = deep.nodes.get(&node.name) {
+                findings.extend(host::findings(
+                    node,
+                    view.operator.as_ref(),
+                    read,
+                    &deep.image,
+                ));
+            }
+        }
+    }
+    findings.sort_by_key(|f| (f.node.clone(), std::cmp::Reverse(f.status)));
+    CheckReport {
+        server: snap.server.clone(),
+        summary: Summary::of(&findings),
+        findings,
+    }
+}
+
+/// `gpu-node`: a node named with `--node` that is not a GPU node.
+fn not_gpu_nodes(view: &ClusterView, names: &[String]) -> Vec<Finding> {
+    names
+        .iter()
+        .filter(|name| !view.gpu_nodes().any(|n| &n.name == *name))
+        .map(|name| {
+            Finding::fail("gpu-node", Some(name), "not a GPU node: no nvidia.com/gpu.present or NFD NVIDIA PCI label and no nvidia.com/gpu capacity")
+                .fix("pick a GPU node: kubectl get nodes -l nvidia.com/gpu.present=true")
+        })
+        .collect()
+}

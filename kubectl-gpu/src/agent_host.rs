@@ -20,12 +20,13 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams};
 use kube::runtime::wait::{await_condition, conditions};
 
-use crate::agent::{Agents, ProbeRequest, ProbeResult};
 use crate::client::Kube;
 use crate::containerd::{PatchOptions, Plan};
 use crate::error::{Error, Result};
 use crate::facts::NodeFacts;
 use crate::host::{BackupStamp, CommandOutput, Host, backup_path};
+use crate::node::agent::Agents;
+use crate::node::probe::{ProbeRequest, ProbeResult};
 use crate::patch::{
     self, NodeReport, Outcome, RestartReport, Target, host_exec_script, restart_script, sh_quote,
 };

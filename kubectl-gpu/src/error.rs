@@ -10,6 +10,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub const EXIT_FAILED: u8 = 1;
 /// Exit code: usage, kubeconfig or connection errors.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code: interrupted (Ctrl-C, 128 + SIGINT), after removing what we created.
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, Error)]
 pub enum Error {
@@ -265,6 +267,12 @@ pub enum Error {
     /// A watch on nodes or pods ended with an error.
     #[error("watching {what} failed: {reason}")]
     Watch { what: String, reason: String },
+
+    // ---- verify area: the objects we create (`objects`) ----
+    /// Ctrl-C: the objects the run created were removed (or kept with
+    /// `--keep`) before this was returned. Exit code 130.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 impl Error {
@@ -272,6 +280,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Node { .. } | Error::Other(_) | Error::NoGpuNodes(_) => EXIT_FAILED,
+            Error::Interrupted => EXIT_INTERRUPTED,
             _ => EXIT_USAGE,
         }
     }

@@ -4,12 +4,12 @@
 //! [`snapshot`] of the cluster (the only read I/O) → pure analysis
 //! ([`facts`], [`matrix`], [`checks`], [`containerd`], [`verify`], [`report`],
 //! [`helm`]) → findings, plans and reports → [`render`]. Writes happen at the
-//! edge, through [`host`] (node files) and [`agent`] (node-agent pods).
+//! edge, through [`host`] (node files) and [`node`] (node-agent pods).
 
-pub mod agent;
 pub mod agent_host;
 pub mod build_info;
 pub mod checks;
+pub mod cleanup;
 pub mod cli;
 pub mod client;
 pub mod containerd;
@@ -19,11 +19,15 @@ pub mod helm;
 pub mod host;
 pub mod labels;
 pub mod matrix;
+pub mod node;
 pub mod nvidia_smi;
+pub mod objects;
 pub mod operator;
 pub mod patch;
+pub mod preflight;
 pub mod render;
 pub mod report;
+pub mod shell;
 pub mod snapshot;
 pub mod verify;
 pub mod version;

@@ -7,7 +7,7 @@ mod common;
 use base64::Engine as _;
 use flate2::read::GzDecoder;
 use k8s_openapi::api::core::v1::Pod;
-use rke2gpu::agent::ProbeResult;
+use rke2gpu::node::probe::ProbeResult;
 use rke2gpu::report::Report;
 use rke2gpu::report::bundle::{self, Collected};
 use std::collections::BTreeMap;

@@ -6,12 +6,13 @@
 
 use super::Finding;
 use super::api::ClusterView;
-use crate::agent::{AgentOptions, Agents, ProbeRequest, ProbeResult};
 use crate::client::Kube;
 use crate::containerd::model::ContainerdConfig;
 use crate::error::Result;
 use crate::facts::NodeFacts;
 use crate::matrix::{self, NodePaths};
+use crate::node::agent::{AgentOptions, Agents};
+use crate::node::probe::{ProbeRequest, ProbeResult};
 use crate::operator::OperatorFacts;
 use futures::StreamExt;
 
@@ -349,7 +350,7 @@ pub async fn deep(
     if nodes.is_empty() {
         return Ok(vec![]);
     }
-    crate::agent::preflight(kube, &opts.namespace).await?;
+    crate::preflight::node_agent(kube, &opts.namespace).await?;
     let agents = Agents::new(kube, opts.clone());
     let operator = view.operator.as_ref();
     let results: Vec<Vec<Finding>> = futures::stream::iter(nodes)

@@ -27,8 +27,8 @@
 
 use super::Report;
 use super::redact::{redact_lines, redact_value};
-use crate::agent::ProbeResult;
 use crate::error::{Error, Result};
+use crate::node::probe::ProbeResult;
 use crate::snapshot::Snapshot;
 use flate2::{Compression, GzBuilder};
 use k8s_openapi::api::core::v1::{Event, Pod};
@@ -455,7 +455,7 @@ pub struct CollectOptions {
     /// Cap of each log file in bytes (its tail is kept).
     pub log_cap: usize,
     /// `--deep`: read node files through node-agent pods with these options.
-    pub deep: Option<crate::agent::AgentOptions>,
+    pub deep: Option<crate::node::agent::AgentOptions>,
 }
 
 fn describe(e: &kube::Error) -> String {
@@ -547,14 +547,14 @@ pub async fn collect(
             .filter(|n| report.nodes.nodes.iter().any(|r| r.name == n.name))
             .cloned()
             .collect();
-        match crate::agent::preflight(kube, &agent_opts.namespace).await {
+        match crate::preflight::node_agent(kube, &agent_opts.namespace).await {
             Err(e) => {
                 for n in &nodes {
                     c.node_files.insert(n.name.clone(), Err(e.to_string()));
                 }
             }
             Ok(()) => {
-                let agents = crate::agent::Agents::new(kube, agent_opts.clone());
+                let agents = crate::node::agent::Agents::new(kube, agent_opts.clone());
                 #[allow(clippy::type_complexity)]
                 let results: Vec<(
                     String,

@@ -23,7 +23,7 @@ pub struct Args {
     #[arg(long)]
     pub deep: bool,
     /// Image of the node-agent pod (needs sh, cat, ls, od)
-    #[arg(long, default_value = rke2gpu::agent::DEFAULT_IMAGE)]
+    #[arg(long, default_value = rke2gpu::node::agent::DEFAULT_IMAGE)]
     pub image: String,
     /// Seconds to wait for each node-agent pod
     #[arg(long, default_value_t = 120)]
@@ -65,11 +65,11 @@ pub async fn run(kube_opts: &KubeOpts, out: &OutputOpts, args: Args) -> Result<u
             .filter(|n| selected.contains(&n.name))
             .cloned()
             .collect();
-        let opts = rke2gpu::agent::AgentOptions {
+        let opts = rke2gpu::node::agent::AgentOptions {
             namespace: kube_opts
                 .namespace
                 .clone()
-                .unwrap_or_else(|| rke2gpu::agent::DEFAULT_NAMESPACE.to_string()),
+                .unwrap_or_else(|| rke2gpu::node::agent::DEFAULT_NAMESPACE.to_string()),
             image: args.image.clone(),
             timeout: std::time::Duration::from_secs(args.timeout),
             privileged: false,

@@ -12,13 +12,13 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
-use rke2gpu::agent::{self, AgentOptions, Agents};
 use rke2gpu::agent_host::{self, Request};
 use rke2gpu::cli::{KubeOpts, OutputOpts};
 use rke2gpu::containerd::{ContainerdVersion, Method, NodeState, PatchOptions};
 use rke2gpu::error::EXIT_FAILED;
 use rke2gpu::facts::NodeFacts;
 use rke2gpu::matrix::NodePaths;
+use rke2gpu::node::agent::{self, AgentOptions, Agents};
 use rke2gpu::patch::{self, NodeReport, Outcome, Target};
 use rke2gpu::render;
 use rke2gpu::version::{Distribution, KubeletVersion};
@@ -148,7 +148,7 @@ pub async fn run(kube_opts: &KubeOpts, out: &OutputOpts, args: Args) -> Result<u
         .namespace
         .clone()
         .unwrap_or_else(|| agent::DEFAULT_NAMESPACE.to_owned());
-    agent::preflight(&kube, &namespace).await?;
+    rke2gpu::preflight::node_agent(&kube, &namespace).await?;
     let interactive = !args.apply
         && out.output.is_table()
         && std::io::stdin().is_terminal()

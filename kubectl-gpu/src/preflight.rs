@@ -36,7 +36,7 @@ impl<'a> Permission<'a> {
         }
     }
 
-    pub fn sub(mut self, sub: &'a str) -> Self {
+    pub fn subresource(mut self, sub: &'a str) -> Self {
         self.sub = Some(sub);
         self
     }
@@ -130,7 +130,7 @@ pub async fn node_agent(kube: &Kube, namespace: &str) -> Result<()> {
         kube,
         &[
             Permission::new("create", "pods", ns),
-            Permission::new("create", "pods", ns).sub("exec"),
+            Permission::new("create", "pods", ns).subresource("exec"),
             Permission::new("delete", "pods", ns),
         ],
     )
@@ -150,7 +150,7 @@ pub async fn verify(kube: &Kube, namespace: &str, create_ns: bool, keep: bool) -
     let mut needed = vec![
         Permission::new("create", "pods", ns),
         Permission::new("watch", "pods", ns),
-        Permission::new("get", "pods", ns).sub("log"),
+        Permission::new("get", "pods", ns).subresource("log"),
     ];
     if create_ns {
         needed.push(Permission::new("create", "namespaces", None));
@@ -214,7 +214,7 @@ mod tests {
 
     #[test]
     fn forbidden_names_the_subresource() {
-        let p = Permission::new("create", "pods", Some("ns1")).sub("exec");
+        let p = Permission::new("create", "pods", Some("ns1")).subresource("exec");
         match p.forbidden() {
             Error::Forbidden {
                 verb,

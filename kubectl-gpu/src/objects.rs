@@ -130,7 +130,7 @@ pub fn pod_name(component: Component, node_name: &str, run_id: &str) -> String {
 
 /// The namespace `verify` creates: ours, and PSA `baseline` (the verify pod
 /// meets it; RKE2's CIS profile defaults other namespaces to `restricted`,
-/// rancher/rke2 docs/security/pod_security_standards.md).
+/// rancher/rke2 pkg/rke2/psa.go).
 pub fn verify_namespace(run_id: &str) -> Namespace {
     let mut labels = our_labels(Component::Verify, run_id);
     labels.insert(labels::PSA_ENFORCE.to_string(), "baseline".to_string());

@@ -1,4 +1,4 @@
-//! The verify Pod spec: what must be in it (reference §7.2 pod), what must
+//! The verify Pod spec: what must be in it, what must
 //! not, and input validation.
 
 use k8s_openapi::api::core::v1::Node;

@@ -190,4 +190,29 @@ mod tests {
         assert_eq!(r.exists.get("/etc/x"), Some(&true));
         assert_eq!(r.exists.get("/etc/nope"), Some(&false));
     }
+
+    /// Paths that need quoting (space, quote, `$`) reach sh intact.
+    #[test]
+    fn probe_script_quotes_odd_paths() {
+        let root = tempfile::tempdir().unwrap();
+        let host = root.path().join("host");
+        std::fs::create_dir_all(host.join("etc")).unwrap();
+        std::fs::write(host.join("etc/a b's $x"), "odd\n").unwrap();
+        let req = ProbeRequest {
+            files: vec!["/etc/a b's $x".into(), "/etc/plain.toml".into()],
+            ..ProbeRequest::default()
+        };
+        let script = req.script();
+        assert!(script.contains("cat \"$H\"'/etc/a b'\\''s $x'"), "{script}");
+        assert!(script.contains("cat \"$H\"/etc/plain.toml;"), "{script}");
+        let script = script.replace("H=/host", &format!("H={}", host.display()));
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
+        let r = ProbeResult::parse(&String::from_utf8_lossy(&out.stdout));
+        assert_eq!(r.file("/etc/a b's $x"), Some("odd\n"));
+        assert_eq!(r.file("/etc/plain.toml"), None);
+    }
 }

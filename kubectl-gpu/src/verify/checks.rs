@@ -1,5 +1,5 @@
 //! Checks of a verify pod's nvidia-smi output against its node's GPU
-//! Feature Discovery labels (reference §7.2 items 2–4): a GPU is visible,
+//! Feature Discovery labels (NVIDIA/k8s-device-plugin gpu-feature-discovery): a GPU is visible,
 //! exactly as many as requested (isolation), the driver matches the
 //! labels, the product matches `nvidia.com/gpu.product`, MIG devices match
 //! a MIG request, and no GPU UUID is claimed by two pods of one run.

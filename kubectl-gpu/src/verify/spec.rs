@@ -6,7 +6,7 @@
 //! `nvidia-smi`; the binary and the driver libraries come from the host
 //! driver, injected by the NVIDIA runtime (legacy hook, CDI or NRI). A pod
 //! that says `nvidia-smi: not found` therefore proves the runtime did not
-//! inject the driver (reference §7.1, k3s#4391).
+//! inject the driver (k3s-io/k3s#4391).
 //!
 //! Placement and taints: `nodeName` bypasses the scheduler, so neither a
 //! cordon (`spec.unschedulable`) nor `NoSchedule` taints stop the pod;

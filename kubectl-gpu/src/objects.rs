@@ -395,18 +395,34 @@ mod handler {
         if task.as_ref().is_some_and(|t| !t.is_finished()) {
             return;
         }
-        *task = Some(tokio::spawn(async {
-            if tokio::signal::ctrl_c().await.is_err() {
-                return;
+        // Listen now, not when the task first runs: a Ctrl-C right after
+        // the first object is created must not kill the process.
+        #[cfg(unix)]
+        let Ok(mut sigint) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        else {
+            return;
+        };
+        *task = Some(tokio::spawn(async move {
+            #[cfg(unix)]
+            let seen = sigint.recv().await.is_some();
+            #[cfg(not(unix))]
+            let seen = tokio::signal::ctrl_c().await.is_ok();
+            if seen {
+                clean_up().await;
             }
-            phase().send_replace(Phase::CleaningUp);
-            let live: Vec<Arc<Inner>> = match LIVE.lock() {
-                Ok(l) => l.iter().filter_map(Weak::upgrade).collect(),
-                Err(_) => Vec::new(),
-            };
-            futures::future::join_all(live.into_iter().map(Inner::on_ctrl_c)).await;
-            phase().send_replace(Phase::Done);
         }));
+    }
+
+    /// Deals with every live registry, then lets [`done`] resolve.
+    async fn clean_up() {
+        phase().send_replace(Phase::CleaningUp);
+        let live: Vec<Arc<Inner>> = match LIVE.lock() {
+            Ok(l) => l.iter().filter_map(Weak::upgrade).collect(),
+            Err(_) => Vec::new(),
+        };
+        futures::future::join_all(live.into_iter().map(Inner::on_ctrl_c)).await;
+        phase().send_replace(Phase::Done);
     }
 }
 
@@ -454,6 +470,37 @@ mod tests {
             removal_command("team", false, Component::Verify, "r1"),
             "kubectl delete pods -n team -l app.kubernetes.io/managed-by=kubectl-gpu,app.kubernetes.io/component=verify,kubectl-gpu.rke2.io/run-id=r1"
         );
+    }
+
+    /// SIGINT: the handler deals with the live registry (here `--keep`, so
+    /// no API call), then the guarded future yields `Interrupted`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sigint_interrupts_after_the_handler() {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
+        let client = kube::Client::try_from(config).expect("client");
+        let _registry = Registry::new(
+            client,
+            OnInterrupt::Keep {
+                what: "the test pods",
+                remove_with: "nothing".into(),
+            },
+        );
+        assert!(!handler::is_interrupted());
+        let guarded = until_interrupted(async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok::<u8, Error>(0)
+        });
+        let pid = std::process::id().to_string();
+        let kill = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill");
+        assert!(kill.success());
+        let r = tokio::time::timeout(Duration::from_secs(20), guarded)
+            .await
+            .expect("interrupted within 20 s");
+        assert!(matches!(r, Err(Error::Interrupted)), "{r:?}");
+        assert!(matches!(check_interrupted().await, Err(Error::Interrupted)));
     }
 
     #[test]

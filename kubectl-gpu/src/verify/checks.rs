@@ -347,11 +347,12 @@ fn check_count(facts: &NodeGpuFacts, request: &GpuRequest, smi: &SmiResult) -> C
             ),
         )
         .with_evidence(evidence)
-        .with_fix(
+        .with_fix(format!(
             "set ACCEPT_NVIDIA_VISIBLE_DEVICES_ENVVAR_WHEN_UNPRIVILEGED=false and \
              ACCEPT_NVIDIA_VISIBLE_DEVICES_AS_VOLUME_MOUNTS=true in toolkit.env, and \
-             DEVICE_LIST_STRATEGY=volume-mounts in devicePlugin.env (or use CDI, GPU Operator >= 25.10)",
-        );
+             DEVICE_LIST_STRATEGY=volume-mounts in devicePlugin.env (or use CDI, GPU Operator >= {})",
+            crate::matrix::CDI_CHART.line_text()
+        ));
     }
     Check::new(
         CheckId::GpuCount,

@@ -10,6 +10,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub const EXIT_FAILED: u8 = 1;
 /// Exit code: usage, kubeconfig or connection errors.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code: interrupted (Ctrl-C, 128 + SIGINT), after removing what we created.
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, Error)]
 pub enum Error {
@@ -286,6 +288,12 @@ pub enum Error {
         server: String,
         message: String,
     },
+
+    // ---- verify area: the objects we create (`objects`) ----
+    /// Ctrl-C: the objects the run created were removed (or kept with
+    /// `--keep`) before this was returned. Exit code 130.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 impl Error {
@@ -301,6 +309,7 @@ impl Error {
             | Error::NotRke2 { .. }
             | Error::HelmNotRunnable { .. } => EXIT_FAILED,
             Error::HelmFailed { code, .. } => *code,
+            Error::Interrupted => EXIT_INTERRUPTED,
             _ => EXIT_USAGE,
         }
     }

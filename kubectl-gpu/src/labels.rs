@@ -1,18 +1,6 @@
-//! Label, annotation and resource names: ours (to find and clean up the pods
-//! we create) and the ones NVIDIA's GPU Feature Discovery, NFD, the GPU
-//! Operator and RKE2 put on objects.
-
-/// `app.kubernetes.io/managed-by` value on every object we create.
-pub const MANAGED_BY: &str = "kubectl-gpu";
-pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
-pub const LABEL_NAME: &str = "app.kubernetes.io/name";
-pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
-/// Groups the pods of one command run.
-pub const LABEL_RUN_ID: &str = "kubectl-gpu.rke2.io/run-id";
-pub const COMPONENT_VERIFY: &str = "verify";
-pub const COMPONENT_NODE_AGENT: &str = "node-agent";
-/// Selects every pod we ever created (for `kubectl gpu cleanup`).
-pub const OURS_SELECTOR: &str = "app.kubernetes.io/managed-by=kubectl-gpu";
+//! Label, annotation and resource names that NVIDIA's GPU Feature
+//! Discovery, NFD, the GPU Operator, RKE2 and Kubernetes put on objects.
+//! The labels on the objects we create are in [`crate::objects`].
 
 /// The full-GPU extended resource the NVIDIA device plugin advertises.
 pub const RESOURCE_GPU: &str = "nvidia.com/gpu";

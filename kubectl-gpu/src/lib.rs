@@ -4,11 +4,13 @@
 //! [`snapshot`] of the cluster (the only read I/O) → pure analysis
 //! ([`facts`], [`matrix`], [`check_runtime`], [`containerd`], [`verify`], [`report`],
 //! [`helm`]) → findings, plans and reports → [`render`]. Writes happen at the
-//! edge, through [`host`] (node files) and [`agent`] (node-agent pods).
+//! edge, through [`node`] (the `Host` seam over node files, node-agent pods)
+//! and [`objects`] (what we create in the cluster). `ARCHITECTURE.md` has the
+//! module map.
 
-pub mod agent;
 pub mod build_info;
 pub mod check_runtime;
+pub mod cleanup;
 pub mod cli;
 pub mod client;
 pub mod containerd;
@@ -19,10 +21,13 @@ pub mod labels;
 pub mod matrix;
 pub mod node;
 pub mod nvidia_smi;
+pub mod objects;
 pub mod operator;
 pub mod patch;
+pub mod preflight;
 pub mod render;
 pub mod report;
+pub mod shell;
 pub mod snapshot;
 pub mod verify;
 pub mod version;

@@ -1084,3 +1084,84 @@ mod tests {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// verify area: the versions `kubectl gpu verify`'s diagnoses name
+// ---------------------------------------------------------------------------
+
+/// A version boundary a diagnosis names, with its source.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct VersionFact {
+    pub version: Triple,
+    pub source: &'static str,
+}
+
+impl VersionFact {
+    /// `major.minor`, as the messages write a release line (`25.10`).
+    pub fn line_text(&self) -> String {
+        format!("{}.{}", self.version.major, self.version.minor)
+    }
+}
+
+/// The first chart line with which GPU pods get their GPU through CDI
+/// (no `runtimeClassName`) on RKE2; [`gpu_injection`] applies it.
+pub const CDI_CHART: VersionFact = VersionFact {
+    version: t(25, 10, 0),
+    source: "gpu-operator release-notes.rst 25.10.0 (CDI on by default); rke2-docs add-ons/gpu_operators.md tab v25.10.x (\"workloads don't need to pass the runtimeClassName: nvidia anymore\")",
+};
+
+/// The containerd release CDI injection needs (`enable_cdi`).
+pub const CDI_CONTAINERD: VersionFact = VersionFact {
+    version: t(2, 0, 0),
+    source: "rke2-docs add-ons/gpu_operators.md tab v25.10.x (\"It requires containerd 2.0\")",
+};
+
+/// The first chart that creates the `/dev/char` symlinks whose absence
+/// makes NVML fail with `Unknown Error` after a systemd daemon-reload.
+pub const DEV_CHAR_SYMLINKS_CHART: VersionFact = VersionFact {
+    version: t(22, 9, 2),
+    source: "gpu-operator#430 (missing /dev/char symlinks; fixed in 22.9.2)",
+};
+
+/// The chart lines on which CDI mode is not operational on RKE2
+/// ([`ChartRow::cdi_broken_on_rke2`]), as messages write them: `25.3.x`.
+pub fn cdi_broken_on_rke2_lines() -> String {
+    CHART_ROWS
+        .iter()
+        .filter(|r| r.cdi_broken_on_rke2)
+        .map(|r| r.label.trim_start_matches('v'))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The last chart line before [`CDI_CHART`], the newest that needs
+/// `runtimeClassName: nvidia` on RKE2: `25.3`.
+pub fn last_runtime_class_line() -> String {
+    CHART_ROWS
+        .iter()
+        .rev()
+        .find(|r| r.since < CDI_CHART.version)
+        .map(|r| format!("{}.{}", r.since.major, r.since.minor))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod verify_tests {
+    use super::*;
+
+    #[test]
+    fn diagnosis_versions_render_as_before() {
+        assert_eq!(cdi_broken_on_rke2_lines(), "25.3.x");
+        assert_eq!(last_runtime_class_line(), "25.3");
+        assert_eq!(CDI_CHART.line_text(), "25.10");
+        assert_eq!(CDI_CONTAINERD.line_text(), "2.0");
+        assert_eq!(DEV_CHAR_SYMLINKS_CHART.version.to_string(), "22.9.2");
+        assert!(
+            gpu_injection(CDI_CHART.version, Some(true), Some(CDI_CONTAINERD.version))
+                == GpuInjection::Cdi
+        );
+        for f in [CDI_CHART, CDI_CONTAINERD, DEV_CHAR_SYMLINKS_CHART] {
+            assert!(!f.source.is_empty());
+        }
+    }
+}

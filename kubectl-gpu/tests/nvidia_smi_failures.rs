@@ -1,5 +1,5 @@
-//! nvidia-smi failure texts and older `-L` forms, quoted from the reference
-//! (section 7.1 item 5) and from public issues cited per test.
+//! nvidia-smi failure texts and older `-L` forms, quoted from nvidia-smi
+//! itself and from public issues cited per test.
 
 use rke2gpu::nvidia_smi::{
     SmiFailure, classify_failure, parse_list, parse_query_csv, parse_query_csv_with_fields,
@@ -8,7 +8,7 @@ use rke2gpu::nvidia_smi::{
 
 #[test]
 fn driver_not_loaded() {
-    // reference §7.1 item 5
+    // nvidia-smi's message when it cannot reach the kernel driver
     let text = "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. \
                 Make sure that the latest NVIDIA driver is installed and running.\n\n";
     let f = parse_list(text).expect_err("no GPUs");
@@ -213,7 +213,7 @@ fn csv_noheader_skips_interleaved_stderr() {
 
 #[test]
 fn narrow_table_header_r525() {
-    // reference §7.1: R525 and earlier narrow header
+    // R525 and earlier narrow header (NVIDIA container-toolkit output/nvidia-smi.txt has it for 535.86.10)
     let text = "+-----------------------------------------------------------------------------+\n\
                 | NVIDIA-SMI 525.78.01    Driver Version: 525.78.01    CUDA Version: 12.0     |\n";
     let t = parse_table(text).expect("table");

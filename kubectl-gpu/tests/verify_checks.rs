@@ -230,6 +230,14 @@ fn isolation_failure_on_eight_gpu_node() {
     assert!(count.fix.as_deref().is_some_and(|f| {
         f.contains("ACCEPT_NVIDIA_VISIBLE_DEVICES_ENVVAR_WHEN_UNPRIVILEGED=false")
     }));
+    assert!(
+        count
+            .fix
+            .as_deref()
+            .is_some_and(|f| f.ends_with("(or use CDI, GPU Operator >= 25.10)")),
+        "{:?}",
+        count.fix
+    );
     assert_eq!(count.evidence.len(), 8);
     // The rest still passes: right product, right driver.
     assert_eq!(status_of(&checks, CheckId::Product), &CheckStatus::Pass);

@@ -1,6 +1,7 @@
 //! One test per diagnosis kind. Pods and events are built with serde_json in
 //! the shape `kubectl get pod/events -o json` returns; the texts are quoted
-//! from the reference (§6, §7) and the public issues named at each test.
+//! from the public issues named at each test and the captures under
+//! `tests/fixtures/nvidia-smi`.
 
 use std::fs;
 use std::path::Path;
@@ -143,7 +144,7 @@ fn runtime_class_not_found() {
 
 #[test]
 fn no_runtime_for_nvidia() {
-    // reference §6 row 1; NVIDIA/gpu-operator#730 (describe pod events)
+    // NVIDIA/gpu-operator#730 (describe pod events)
     let p = pending_creating();
     let events = [
         event(
@@ -179,7 +180,7 @@ fn no_runtime_for_nvidia() {
 
 #[test]
 fn unresolvable_cdi_devices() {
-    // reference §6 row 13; NVIDIA/nvidia-container-toolkit#1239 (RKE2, runtimeClassName nvidia-cdi)
+    // NVIDIA/nvidia-container-toolkit#1239 (RKE2, runtimeClassName nvidia-cdi)
     let msg = "failed to create containerd task: failed to create shim task: OCI runtime create failed: could not apply required modification to OCI specification: error modifying OCI spec: failed to inject CDI devices: unresolvable CDI devices management.nvidia.com/gpu=GPU-e78e68c0-4e6a-737e-f9cc-4223fe50aead";
     let p = failed_with(128, "StartError", Some(msg));
     let events = [event("Warning", "Failed", &format!("Error: {msg}"))];
@@ -198,7 +199,7 @@ fn unresolvable_cdi_devices() {
 
 #[test]
 fn driver_library_mismatch_in_runtime_hook() {
-    // reference §6 row 10; NVIDIA/gpu-operator#898 (lastState.terminated, exit code 128)
+    // NVIDIA/gpu-operator#898 (lastState.terminated, exit code 128)
     let msg = "failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: error during container init: error running hook #0: error running hook: exit status 1, stdout: , stderr: Auto-detected mode as 'legacy'\nnvidia-container-cli: initialization error: nvml error: driver/library version mismatch: unknown";
     let p = pod(json!({
         "phase": "Failed",
@@ -246,7 +247,7 @@ fn driver_library_mismatch_from_nvidia_smi() {
 
 #[test]
 fn container_cli_cannot_load_libnvidia_ml() {
-    // reference §6 row 10; NVIDIA/nvidia-container-toolkit#154, NVIDIA/gpu-operator#511
+    // NVIDIA/nvidia-container-toolkit#154, NVIDIA/gpu-operator#511
     let p = pod(json!({
         "phase": "Pending",
         "containerStatuses": [container(json!({"waiting": {"reason": "RunContainerError", "message": "context deadline exceeded"}}), json!({}))]
@@ -366,7 +367,7 @@ fn mig_resource_insufficient() {
 
 #[test]
 fn nvidia_smi_not_found_in_log() {
-    // reference §6 row 12; the verify script under dash when nothing was injected
+    // k8s-device-plugin#346; the verify script under dash when nothing was injected
     let p = failed_with(127, "Error", None);
     let log = smi_log("sh: 7: nvidia-smi: not found", 127);
     let mut i = input();
@@ -398,7 +399,7 @@ fn nvidia_smi_executable_not_found_start_error() {
 
 #[test]
 fn driver_not_loaded() {
-    // reference §7.2 item 5
+    // nvidia-smi's message when it cannot reach the kernel driver
     let p = failed_with(9, "Error", None);
     let log = smi_log(
         "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.",

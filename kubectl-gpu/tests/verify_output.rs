@@ -3,7 +3,7 @@
 //! container on an H200 host, driver 580.159.04; see its README.md) and
 //! `tests/fixtures/nvidia-smi/h200-580/version.txt` (same host), wrapped in
 //! the markers the verify script prints, plus the failure texts of the
-//! reference (§7.1 item 5) and public issues.
+//! public issues named at each test.
 
 use rke2gpu::nvidia_smi::{QUERY_GPU_ARG, SmiFailure};
 use rke2gpu::verify::output::{SectionName, split_marked_log};
@@ -89,7 +89,7 @@ fn container_without_device_nodes() {
 fn each_failure_text_is_classified() {
     type Case = (&'static str, i32, fn(&SmiFailure) -> bool);
     let cases: [Case; 4] = [
-        // reference §7.1 item 5
+        // nvidia-smi's message when it cannot reach the kernel driver
         (
             "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.",
             9,
@@ -242,7 +242,7 @@ fn empty_log() {
 
 #[test]
 fn vectoradd_expected_log_passes() {
-    // reference §7.2: the sample's expected log
+    // the sample's expected log (NVIDIA GPU Operator getting-started docs)
     let log = "[Vector addition of 50000 elements]\n\
                Copy input data from the host memory to the CUDA device\n\
                CUDA kernel launch with 196 blocks of 256 threads\n\

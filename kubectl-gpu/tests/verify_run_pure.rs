@@ -14,13 +14,18 @@ use rke2gpu::Error;
 use rke2gpu::cli::OutputFormat;
 use rke2gpu::error::{EXIT_FAILED, EXIT_USAGE};
 use rke2gpu::facts::NodeFacts;
+use rke2gpu::objects::{CleanupResult, verify_namespace};
 use rke2gpu::operator::OperatorFacts;
 use rke2gpu::render;
-use rke2gpu::verify::run::{
-    CleanupResult, NodeResult, Outcome, RuntimeClassChoice, VerifyReport, attach_diagnosis,
-    decide_runtime_class, evaluate_output, finalize, format_duration, is_finished,
-    progress_message, render_table, select_targets, verify_namespace,
+use rke2gpu::verify::RuntimeClassChoice;
+use rke2gpu::verify::node_run::is_finished;
+use rke2gpu::verify::progress::progress_message;
+use rke2gpu::verify::results::{
+    NodeResult, Outcome, VerifyReport, attach_diagnosis, evaluate_output, finalize,
 };
+use rke2gpu::verify::runtime_class::decide_runtime_class;
+use rke2gpu::verify::table::{format_duration, render_table};
+use rke2gpu::verify::targets::select_targets;
 use rke2gpu::verify::{DiagnosisKind, NodeGpuFacts, Workload};
 use rke2gpu::version::Triple;
 

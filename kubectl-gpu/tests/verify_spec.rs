@@ -1,13 +1,13 @@
-//! The verify Pod spec: what must be in it (reference §7.2 pod), what must
+//! The verify Pod spec: what must be in it, what must
 //! not, and input validation.
 
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use rke2gpu::Error;
+use rke2gpu::objects::{Component, LABEL_RUN_ID, pod_name, run_selector};
 use rke2gpu::verify::output::verify_script;
 use rke2gpu::verify::spec::{
-    DEFAULT_SMI_IMAGE, DEFAULT_VECTORADD_IMAGE, LABEL_RUN_ID, PlacementIssue, is_label_value,
-    placement_issues, pod_name_for, run_selector,
+    DEFAULT_SMI_IMAGE, DEFAULT_VECTORADD_IMAGE, PlacementIssue, is_label_value, placement_issues,
 };
 use rke2gpu::verify::{VerifySpecInput, Workload, build_verify_pod};
 
@@ -192,7 +192,7 @@ fn invalid_inputs_are_refused() {
 #[test]
 fn pod_names_are_valid_and_bounded() {
     let long = "ip-10-0-12-34.eu-central-1.compute.internal.very-long-suffix-for-testing-purposes";
-    let name = pod_name_for(long, "r1");
+    let name = pod_name(Component::Verify, long, "r1");
     assert!(name.len() <= 63, "{name}");
     assert!(name.starts_with("gpu-verify-ip-10-0-12-34-eu-central-1"));
     assert!(name.ends_with("-r1"));
@@ -204,7 +204,7 @@ fn pod_names_are_valid_and_bounded() {
 #[test]
 fn run_selector_matches_labels() {
     assert_eq!(
-        run_selector("r1"),
+        run_selector(Component::Verify, "r1"),
         "app.kubernetes.io/managed-by=kubectl-gpu,app.kubernetes.io/component=verify,kubectl-gpu.rke2.io/run-id=r1"
     );
 }

@@ -8,12 +8,13 @@
 //! [`findings`] are pure.
 
 use super::finding::Finding;
-use crate::agent::{AgentOptions, Agents, ProbeRequest, ProbeResult};
 use crate::client::Kube;
 use crate::containerd::model::ContainerdConfig;
 use crate::error::Result;
 use crate::facts::NodeFacts;
 use crate::matrix::{self, NodePaths};
+use crate::node::agent::{AgentOptions, Agents};
+use crate::node::probe::{ProbeRequest, ProbeResult};
 use crate::operator::OperatorFacts;
 use futures::StreamExt;
 use std::collections::BTreeMap;
@@ -548,7 +549,7 @@ pub async fn read_nodes(kube: &Kube, nodes: &[NodeFacts], opts: &AgentOptions) -
     if nodes.is_empty() {
         return Ok(out);
     }
-    crate::agent::preflight(kube, &opts.namespace).await?;
+    crate::preflight::node_agent(kube, &opts.namespace).await?;
     let agents = Agents::new(kube, opts.clone());
     let results: Vec<(String, NodeRead)> = futures::stream::iter(nodes)
         .map(|node| {

@@ -23,10 +23,10 @@ pub mod table;
 
 pub use finding::{Finding, Status, Summary};
 
-use crate::agent::AgentOptions;
 use crate::client::Kube;
 use crate::error::{EXIT_FAILED, Result};
 use crate::facts::{ClusterView, NodeFacts};
+use crate::node::agent::AgentOptions;
 use crate::snapshot::{self, Snapshot};
 use host::DeepRead;
 use serde::Serialize;

@@ -356,18 +356,6 @@ pub fn looks_like_chart(s: &str) -> bool {
         || Path::new(s).exists()
 }
 
-/// Quotes an argument for a POSIX shell.
-pub fn shell_quote(s: &str) -> String {
-    let safe = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c));
-    if safe {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
-
 /// The operator namespace: `-n` if it reached us, else `HELM_NAMESPACE`
 /// unless it is Helm's `default` fallback, else `gpu-operator`.
 pub fn namespace(flag: Option<&str>, helm_namespace: Option<&str>) -> String {
@@ -469,7 +457,7 @@ pub fn uninstall_argv(split: &Split, namespace: &str) -> (Vec<String>, Vec<Strin
 /// A command line for messages, each argument shell-quoted.
 pub fn display_cmd(bin: &str, args: &[String]) -> String {
     std::iter::once(bin.to_string())
-        .chain(args.iter().map(|a| shell_quote(a)))
+        .chain(args.iter().map(|a| crate::shell::quote(a)))
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -554,10 +542,10 @@ mod tests {
         assert!(looks_like_chart("nvidia/gpu-operator"));
         assert!(!looks_like_chart("gpu-operator"));
         assert_eq!(
-            shell_quote("toolkit.env[0].name=X"),
+            crate::shell::quote("toolkit.env[0].name=X"),
             "'toolkit.env[0].name=X'"
         );
-        assert_eq!(shell_quote("--wait"), "--wait");
+        assert_eq!(crate::shell::quote("--wait"), "--wait");
     }
 
     #[test]

@@ -300,7 +300,7 @@ pub async fn values(
             .chunks(2)
             .map(|c| {
                 c.iter()
-                    .map(|a| invocation::shell_quote(a))
+                    .map(|a| crate::shell::quote(a))
                     .collect::<Vec<_>>()
                     .join(" ")
                     + "\n"

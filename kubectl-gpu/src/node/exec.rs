@@ -12,10 +12,12 @@ use std::sync::Mutex;
 
 use base64::Engine;
 
-use crate::agent::{Agents, ProbeRequest, ProbeResult};
 use crate::error::{Error, Result};
+use crate::node::agent::Agents;
+use crate::node::probe::{ProbeRequest, ProbeResult};
 use crate::node::{BackupStamp, CommandOutput, Host, backup_path};
-use crate::patch::{self, host_exec_script, sh_quote};
+use crate::patch::{self, host_exec_script};
+use crate::shell::quote;
 
 /// A node's host through its node-agent pod.
 pub struct AgentHost<'a> {
@@ -39,7 +41,7 @@ fn check_path(path: &str) -> Result<String> {
     if path.chars().any(|c| c.is_control()) {
         return Err(bad("control characters are not allowed"));
     }
-    Ok(sh_quote(&format!("/host{path}")))
+    Ok(quote(&format!("/host{path}")))
 }
 
 impl<'a> AgentHost<'a> {

@@ -2,15 +2,19 @@
 //! to a node's files and commands goes, the backup naming ([`BackupStamp`],
 //! [`backup_path`]), and the two implementations: [`local::LocalRoot`] (a
 //! local directory standing for the host root: offline mode, tests) and
-//! [`exec::AgentHost`] (a node-agent pod's exec).
+//! [`exec::AgentHost`] (a node-agent pod's exec); the node-agent pod itself
+//! ([`agent`]: spec, lifecycle) and the read of many host files in one exec
+//! ([`probe`]).
 //!
 //! Paths are absolute *host* paths (`/var/lib/rancher/rke2/...`), whatever
 //! the implementation. Implementations must keep the contract of each
 //! method, in particular the atomicity of [`Host::write_atomic`] and the
 //! naming of [`Host::backup`].
 
+pub mod agent;
 pub mod exec;
 pub mod local;
+pub mod probe;
 
 pub use local::LocalRoot;
 

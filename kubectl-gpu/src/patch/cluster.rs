@@ -9,10 +9,10 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
 
-use crate::agent::{self, AgentOptions, Agents};
 use crate::client::Kube;
 use crate::error::{Error, Result};
 use crate::facts::NodeFacts;
+use crate::node::agent::{AgentOptions, Agents};
 use crate::node::{BackupStamp, Host};
 use crate::patch::plan::PatchOptions;
 use crate::patch::report::{ClusterReport, Shown};
@@ -55,7 +55,7 @@ pub type Ask<'a> = &'a mut dyn FnMut(&PatchReport) -> bool;
 /// only if its diff is still the one shown.
 pub async fn run(kube: &Kube, req: &ClusterRequest, ask: Option<Ask<'_>>) -> Result<PatchReport> {
     let nodes = select(kube, req).await?;
-    agent::preflight(kube, &req.namespace).await?;
+    crate::preflight::node_agent(kube, &req.namespace).await?;
     let mut req = req.clone();
     let agent_opts = |privileged: bool| AgentOptions {
         namespace: req.namespace.clone(),

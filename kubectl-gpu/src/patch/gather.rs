@@ -42,7 +42,10 @@ async fn read_dir_files<H: Host>(
 }
 
 /// The paths [`gather`] reads, for hosts that batch reads (the agent pod).
-pub fn gather_paths(target: &PatchTarget, binary_path: Option<&str>) -> crate::agent::ProbeRequest {
+pub fn gather_paths(
+    target: &PatchTarget,
+    binary_path: Option<&str>,
+) -> crate::node::probe::ProbeRequest {
     let p = &target.paths;
     let mut exists: Vec<String> = RUNTIME_DIRS
         .iter()
@@ -58,7 +61,7 @@ pub fn gather_paths(target: &PatchTarget, binary_path: Option<&str>) -> crate::a
         p.config_yaml.clone(),
     ];
     files.dedup();
-    crate::agent::ProbeRequest {
+    crate::node::probe::ProbeRequest {
         files,
         dirs: vec![
             p.drop_in_v3.clone(),

@@ -28,7 +28,7 @@ pub use cluster::{ClusterRequest, run};
 pub use gather::{gather, gather_paths};
 pub use preview::{drop_ins_after, flatten, preview_generated};
 pub use report::{FileReport, NodeReport, Outcome, PatchReport, RestartReport};
-pub use restart::{host_exec_script, restart_script, sh_quote};
+pub use restart::{host_exec_script, restart_script};
 pub use rollback::{FileRollback, apply_rollbacks, is_our_side_file, plan_rollbacks};
 pub use target::{PatchTarget, capabilities};
 

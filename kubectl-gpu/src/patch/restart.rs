@@ -4,15 +4,16 @@
 //! condition, and re-reading the generated config until the plan's
 //! [`crate::patch::confirm::Expectation`] holds.
 
+use crate::shell::quote;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams};
 use kube::runtime::wait::{await_condition, conditions};
 
-use crate::agent::Agents;
 use crate::client::Kube;
 use crate::error::{Error, Result};
+use crate::node::agent::Agents;
 use crate::node::exec::AgentHost;
 use crate::node::{CommandOutput, Host};
 use crate::patch::confirm::Confirmation;
@@ -29,8 +30,8 @@ use crate::patch::report::RestartReport;
 /// systemd's job and no longer depends on the caller's connection. It prints
 /// `containerd-pids=<pids>` (before the restart) and what it scheduled.
 pub fn restart_script(unit: &str, run_id: &str) -> String {
-    let u = sh_quote(unit);
-    let name = sh_quote(&format!("kubectl-gpu-restart-{run_id}"));
+    let u = quote(unit);
+    let name = quote(&format!("kubectl-gpu-restart-{run_id}"));
     format!(
         "echo containerd-pids=$(pidof containerd 2>/dev/null)\n\
          if command -v systemd-run >/dev/null 2>&1 && systemd-run --quiet --collect --unit={name} --on-active=2 systemctl restart {u} >/dev/null 2>&1; then\n\
@@ -40,11 +41,6 @@ pub fn restart_script(unit: &str, run_id: &str) -> String {
          \x20 echo queued: systemctl --no-block restart {u}\n\
          fi\n"
     )
-}
-
-/// POSIX single-quoting.
-pub fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 /// Wraps a command so that it runs *on the host* from a node-agent pod:
@@ -285,8 +281,13 @@ mod tests {
     #[test]
     fn restart_script_is_detached_and_quoted() {
         let s = restart_script("rke2-agent", "abc");
-        assert!(s.contains("systemd-run --quiet --collect --unit='kubectl-gpu-restart-abc' --on-active=2 systemctl restart 'rke2-agent'"));
-        assert!(s.contains("systemctl --no-block restart 'rke2-agent'"));
-        assert_eq!(sh_quote("a'b"), "'a'\\''b'");
+        assert!(s.contains("systemd-run --quiet --collect --unit=kubectl-gpu-restart-abc --on-active=2 systemctl restart rke2-agent"));
+        assert!(s.contains("systemctl --no-block restart rke2-agent"));
+        // A unit name that is not a plain word is quoted (crate::shell::quote).
+        let s = restart_script("my unit's", "abc");
+        assert!(
+            s.contains("systemctl --no-block restart 'my unit'\\''s'"),
+            "{s}"
+        );
     }
 }

@@ -1,5 +1,5 @@
 //! Checks of a verify pod's nvidia-smi output against its node's GPU
-//! Feature Discovery labels (reference §7.2 items 2–4): a GPU is visible,
+//! Feature Discovery labels (NVIDIA/k8s-device-plugin gpu-feature-discovery): a GPU is visible,
 //! exactly as many as requested (isolation), the driver matches the
 //! labels, the product matches `nvidia.com/gpu.product`, MIG devices match
 //! a MIG request, and no GPU UUID is claimed by two pods of one run.
@@ -347,11 +347,12 @@ fn check_count(facts: &NodeGpuFacts, request: &GpuRequest, smi: &SmiResult) -> C
             ),
         )
         .with_evidence(evidence)
-        .with_fix(
+        .with_fix(format!(
             "set ACCEPT_NVIDIA_VISIBLE_DEVICES_ENVVAR_WHEN_UNPRIVILEGED=false and \
              ACCEPT_NVIDIA_VISIBLE_DEVICES_AS_VOLUME_MOUNTS=true in toolkit.env, and \
-             DEVICE_LIST_STRATEGY=volume-mounts in devicePlugin.env (or use CDI, GPU Operator >= 25.10)",
-        );
+             DEVICE_LIST_STRATEGY=volume-mounts in devicePlugin.env (or use CDI, GPU Operator >= {})",
+            crate::matrix::CDI_CHART.line_text()
+        ));
     }
     Check::new(
         CheckId::GpuCount,

@@ -405,7 +405,7 @@ pub struct VectorAddResult {
 }
 
 /// Parses the log of `nvcr.io/nvidia/k8s/cuda-sample:vectoradd-*`. Expected
-/// output (reference §7.2): `[Vector addition of 50000 elements]` … `Test PASSED` / `Done`.
+/// output (NVIDIA GPU Operator getting-started docs): `[Vector addition of 50000 elements]` … `Test PASSED` / `Done`.
 pub fn parse_vectoradd_log(log: &str) -> VectorAddResult {
     let mut r = VectorAddResult {
         passed: false,

@@ -6,7 +6,7 @@
 //! `nvidia-smi`; the binary and the driver libraries come from the host
 //! driver, injected by the NVIDIA runtime (legacy hook, CDI or NRI). A pod
 //! that says `nvidia-smi: not found` therefore proves the runtime did not
-//! inject the driver (reference §7.1, k3s#4391).
+//! inject the driver (k3s-io/k3s#4391).
 //!
 //! Placement and taints: `nodeName` bypasses the scheduler, so neither a
 //! cordon (`spec.unschedulable`) nor `NoSchedule` taints stop the pod;
@@ -38,6 +38,8 @@ use serde::Serialize;
 
 use super::output::verify_script;
 use crate::error::{Error, Result};
+use crate::labels;
+use crate::objects::{self, ANNOTATION_NODE, Component};
 
 /// Default image for the nvidia-smi workload. A current CUDA base image;
 /// nvidia-smi itself comes from the host driver through the runtime.
@@ -46,21 +48,11 @@ pub const DEFAULT_SMI_IMAGE: &str = "nvcr.io/nvidia/cuda:13.0.1-base-ubuntu24.04
 pub const DEFAULT_VECTORADD_IMAGE: &str =
     "nvcr.io/nvidia/k8s/cuda-sample:vectoradd-cuda12.5.0-ubuntu22.04";
 /// The whole-GPU extended resource of the NVIDIA device plugin.
-pub const DEFAULT_RESOURCE_NAME: &str = "nvidia.com/gpu";
+pub const DEFAULT_RESOURCE_NAME: &str = labels::RESOURCE_GPU;
 /// Long enough for a first pull of a CUDA image on a slow link.
 pub const DEFAULT_ACTIVE_DEADLINE_SECONDS: i64 = 300;
 /// The container's name.
 pub const CONTAINER_NAME: &str = "verify";
-/// The GPU taint key tolerated by default.
-pub const GPU_TAINT_KEY: &str = "nvidia.com/gpu";
-
-pub const LABEL_NAME: &str = "app.kubernetes.io/name";
-pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
-pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
-pub const LABEL_RUN_ID: &str = "kubectl-gpu.rke2.io/run-id";
-pub const ANNOTATION_NODE: &str = "kubectl-gpu.rke2.io/node";
-pub const APP_NAME: &str = "kubectl-gpu";
-pub const COMPONENT_VERIFY: &str = "verify";
 
 /// What the verify container runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -113,7 +105,7 @@ impl VerifySpecInput {
         VerifySpecInput {
             node_name: node_name.to_string(),
             namespace: "default".to_string(),
-            pod_name: pod_name_for(node_name, run_id),
+            pod_name: objects::pod_name(Component::Verify, node_name, run_id),
             image: None,
             gpus: 1,
             resource_name: DEFAULT_RESOURCE_NAME.to_string(),
@@ -180,46 +172,6 @@ fn is_extended_resource(s: &str) -> bool {
     }
 }
 
-/// `gpu-verify-<node>-<run id>`, a valid pod name of at most 63 characters
-/// (node name sanitised and shortened first; the run id is kept).
-pub fn pod_name_for(node_name: &str, run_id: &str) -> String {
-    fn sanitise(s: &str) -> String {
-        let mut out = String::new();
-        for c in s.chars() {
-            let c = c.to_ascii_lowercase();
-            let c = if c.is_ascii_lowercase() || c.is_ascii_digit() {
-                c
-            } else {
-                '-'
-            };
-            if !(c == '-' && out.ends_with('-')) {
-                out.push(c);
-            }
-        }
-        out.trim_matches('-').to_string()
-    }
-    let run: String = sanitise(run_id).chars().take(16).collect();
-    let run = run.trim_matches('-').to_string();
-    let prefix = "gpu-verify-";
-    let room = 63 - prefix.len() - if run.is_empty() { 0 } else { run.len() + 1 };
-    let node: String = sanitise(node_name).chars().take(room).collect();
-    let node = node.trim_matches('-');
-    let mut name = String::from(prefix);
-    name.push_str(if node.is_empty() { "node" } else { node });
-    if !run.is_empty() {
-        name.push('-');
-        name.push_str(&run);
-    }
-    name
-}
-
-/// The label selector that finds every verify pod of a run (for waiting and cleanup).
-pub fn run_selector(run_id: &str) -> String {
-    format!(
-        "{LABEL_MANAGED_BY}={APP_NAME},{LABEL_COMPONENT}={COMPONENT_VERIFY},{LABEL_RUN_ID}={run_id}"
-    )
-}
-
 /// Builds the verify Pod.
 pub fn build_verify_pod(input: &VerifySpecInput) -> Result<Pod> {
     if !is_dns_subdomain(&input.node_name) {
@@ -279,12 +231,7 @@ pub fn build_verify_pod(input: &VerifySpecInput) -> Result<Pod> {
         return Err(invalid("run_as_user", "must be a non-root uid (> 0)"));
     }
 
-    let labels = BTreeMap::from([
-        (LABEL_NAME.to_string(), APP_NAME.to_string()),
-        (LABEL_MANAGED_BY.to_string(), APP_NAME.to_string()),
-        (LABEL_COMPONENT.to_string(), COMPONENT_VERIFY.to_string()),
-        (LABEL_RUN_ID.to_string(), input.run_id.clone()),
-    ]);
+    let labels = objects::our_labels(Component::Verify, &input.run_id);
     let annotations = BTreeMap::from([(ANNOTATION_NODE.to_string(), input.node_name.clone())]);
 
     let gpu = BTreeMap::from([(
@@ -298,7 +245,7 @@ pub fn build_verify_pod(input: &VerifySpecInput) -> Result<Pod> {
     };
 
     let mut tolerations = vec![Toleration {
-        key: Some(GPU_TAINT_KEY.to_string()),
+        key: Some(labels::TAINT_GPU.to_string()),
         operator: Some("Exists".to_string()),
         ..Default::default()
     }];
@@ -399,11 +346,11 @@ pub fn placement_issues(node: &Node) -> Vec<PlacementIssue> {
         out.push(PlacementIssue::Cordoned);
     }
     for t in spec.taints.iter().flatten() {
-        if t.key == GPU_TAINT_KEY {
+        if t.key == labels::TAINT_GPU {
             continue;
         }
         // The cordon taint duplicates `Cordoned`.
-        if t.key == "node.kubernetes.io/unschedulable" {
+        if t.key == labels::TAINT_UNSCHEDULABLE {
             continue;
         }
         out.push(PlacementIssue::Taint {

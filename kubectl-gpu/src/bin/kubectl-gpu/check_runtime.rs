@@ -2,9 +2,9 @@
 //! [`check_runtime::run`] → the table or JSON/YAML → the exit code.
 
 use anyhow::Result;
-use rke2gpu::agent::AgentOptions;
 use rke2gpu::check_runtime::{self, CheckOptions};
 use rke2gpu::cli::{KubeOpts, OutputOpts};
+use rke2gpu::node::agent::AgentOptions;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -21,7 +21,7 @@ pub struct Args {
     #[arg(long)]
     pub deep: bool,
     /// Image of the node-agent pod (needs sh, cat, ls, od)
-    #[arg(long, default_value = rke2gpu::agent::DEFAULT_IMAGE)]
+    #[arg(long, default_value = rke2gpu::node::agent::DEFAULT_IMAGE)]
     pub image: String,
     /// Seconds to wait for each node-agent pod
     #[arg(long, default_value_t = 120)]
@@ -37,7 +37,7 @@ pub async fn run(kube_opts: &KubeOpts, out: &OutputOpts, args: Args) -> Result<u
             namespace: kube_opts
                 .namespace
                 .clone()
-                .unwrap_or_else(|| rke2gpu::agent::DEFAULT_NAMESPACE.to_string()),
+                .unwrap_or_else(|| rke2gpu::node::agent::DEFAULT_NAMESPACE.to_string()),
             image: args.image,
             timeout: std::time::Duration::from_secs(args.timeout),
             privileged: false,

@@ -16,9 +16,10 @@ use std::process::ExitCode;
 
 const AFTER_HELP: &str = "\
 Exit codes:
-  0  no failures
-  1  at least one check or verification failed
-  2  usage, kubeconfig or connection error (nothing was changed)
+  0    no failures
+  1    at least one check or verification failed
+  2    usage, kubeconfig or connection error (nothing was changed)
+  130  interrupted (Ctrl-C); the pods and namespaces it created were removed first
 
 Examples:
   kubectl gpu check-runtime                 # will GPU pods work, node by node?
@@ -82,7 +83,9 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let result = runtime.block_on(async {
+    // Ctrl-C: the library's handler removes what the run created, then the
+    // command ends with `Error::Interrupted` (exit 130).
+    let result = runtime.block_on(rke2gpu::objects::until_interrupted(async {
         match cli.command {
             Command::CheckRuntime(args) => check_runtime::run(&cli.kube, &cli.out, args).await,
             Command::Verify(args) => verify::run(&cli.kube, &cli.out, args).await,
@@ -94,17 +97,16 @@ fn main() -> ExitCode {
             Command::Completion(args) => completion::run(&args),
             Command::Version => version::run(&cli.out),
         }
-    });
+    }));
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("error: {err:#}");
-            let code = err
-                .chain()
-                .find_map(|e| e.downcast_ref::<rke2gpu::Error>())
-                .map(rke2gpu::Error::exit_code)
-                .unwrap_or(EXIT_FAILED);
-            ExitCode::from(code)
+            let lib = err.chain().find_map(|e| e.downcast_ref::<rke2gpu::Error>());
+            // The handler already said what it removed.
+            if !matches!(lib, Some(rke2gpu::Error::Interrupted)) {
+                eprintln!("error: {err:#}");
+            }
+            ExitCode::from(lib.map(rke2gpu::Error::exit_code).unwrap_or(EXIT_FAILED))
         }
     }
 }

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
-use rke2gpu::agent;
 use rke2gpu::cli::{KubeOpts, OutputOpts};
+use rke2gpu::node::agent;
 use rke2gpu::patch::offline::{self, OfflineRequest, OfflineSource};
 use rke2gpu::patch::plan::{Method, PatchOptions};
 use rke2gpu::patch::{self, ClusterRequest, PatchReport};

@@ -46,10 +46,10 @@ pub struct Args {
     #[arg(long, value_name = "BYTES", default_value_t = bundle::LOG_CAP, global = true)]
     pub log_limit: usize,
     /// Image of the node-agent pod for --deep
-    #[arg(long, default_value = rke2gpu::agent::DEFAULT_IMAGE, global = true)]
+    #[arg(long, default_value = rke2gpu::node::agent::DEFAULT_IMAGE, global = true)]
     pub image: String,
     /// Namespace of the node-agent pods for --deep
-    #[arg(long, default_value = rke2gpu::agent::DEFAULT_NAMESPACE, global = true)]
+    #[arg(long, default_value = rke2gpu::node::agent::DEFAULT_NAMESPACE, global = true)]
     pub agent_namespace: String,
     /// Seconds to wait for each node-agent pod (--deep)
     #[arg(long, default_value_t = 120, global = true)]
@@ -101,7 +101,7 @@ pub async fn run(kube_opts: &KubeOpts, out: &OutputOpts, args: Args) -> Result<u
             path: path.clone(),
             collect: bundle::CollectOptions {
                 log_cap: args.log_limit,
-                deep: args.deep.then(|| rke2gpu::agent::AgentOptions {
+                deep: args.deep.then(|| rke2gpu::node::agent::AgentOptions {
                     namespace: args.agent_namespace.clone(),
                     image: args.image.clone(),
                     timeout: std::time::Duration::from_secs(args.timeout),

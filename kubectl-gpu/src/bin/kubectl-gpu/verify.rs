@@ -11,12 +11,12 @@ use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rke2gpu::cli::{KubeOpts, OutputFormat, OutputOpts};
 use rke2gpu::render;
-use rke2gpu::verify::Workload;
-use rke2gpu::verify::run::{
-    self, DEFAULT_PARALLEL, DEFAULT_TIMEOUT_SECONDS, NoProgress, Outcome, Progress,
-    RuntimeClassChoice, VerifyOptions,
-};
+use rke2gpu::verify::options::{DEFAULT_PARALLEL, DEFAULT_TIMEOUT_SECONDS};
 use rke2gpu::verify::spec::DEFAULT_RESOURCE_NAME;
+use rke2gpu::verify::{
+    NoProgress, Outcome, Progress, RuntimeClassChoice, VerifyOptions, Workload, progress, run,
+    table,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum WorkloadArg {
@@ -85,7 +85,8 @@ Examples:
   kubectl gpu verify -o json | jq '.nodes[] | select(.result==\"fail\") | .diagnoses'
 
 Exit codes: 0 every node passed; 1 a node failed (or no GPU nodes); 2 usage, kubeconfig,
-connection or permission error (nothing was created).";
+connection or permission error (nothing was created); 130 interrupted (Ctrl-C), after removing
+the pods and namespace unless --keep.";
 
 fn parse_selector(s: &str) -> std::result::Result<String, String> {
     let t = s.trim();
@@ -129,7 +130,7 @@ impl Bar {
     fn refresh(&self) {
         if let Ok(set) = self.in_flight.lock() {
             let names: Vec<String> = set.iter().cloned().collect();
-            self.bar.set_message(run::progress_message(&names, 60));
+            self.bar.set_message(progress::progress_message(&names, 60));
         }
     }
 }
@@ -186,7 +187,7 @@ pub async fn run(kube_opts: &KubeOpts, out: &OutputOpts, args: Args) -> Result<u
     if out.output.is_table() {
         print!(
             "{}",
-            run::render_table(&report, out.output == OutputFormat::Wide, out.color())
+            table::render_table(&report, out.output == OutputFormat::Wide, out.color())
         );
     } else {
         print!("{}", render::structured(&report, out.output)?);

@@ -15,7 +15,7 @@ pub struct CollectOptions {
     /// Cap of each log file in bytes (its tail is kept).
     pub log_cap: usize,
     /// `--deep`: read node files through node-agent pods with these options.
-    pub deep: Option<crate::agent::AgentOptions>,
+    pub deep: Option<crate::node::agent::AgentOptions>,
 }
 
 fn describe(e: &kube::Error) -> String {

@@ -41,10 +41,10 @@ pub use contents::{assemble, log_targets};
 
 use super::GpuReport;
 use super::redact::redact_value;
-use crate::agent::ProbeResult;
 use crate::check_runtime::CheckReport;
 use crate::client::Kube;
 use crate::error::{Error, Result};
+use crate::node::probe::ProbeResult;
 use crate::snapshot::Snapshot;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use serde::Serialize;

@@ -9,8 +9,9 @@ Install the NVIDIA GPU Operator on RKE2/K3s with values computed from your nodes
 
 Reads the nodes (RKE2 release, containerd version, GPU labels, CIS profile) and the
 chart's Chart.yaml/values.yaml, and computes the values RKE2 needs: the containerd
-socket for the toolkit, the v25.3.x isolation envs, the v24.9.0 toolkit pin, CDI on or
-off by containerd generation, NRI on request. Every value comes with a `# why` comment.
+socket for the toolkit, the isolation envs and the toolkit pin the chart version needs,
+CDI on or off by containerd generation, NRI on request. Every value comes with a `# why`
+comment naming its source.
 
 The computed values go to Helm FIRST (-f computed.yaml); your own -f/--set follow,
 so your values win. Helm's global flags (-n, --kube-context, --kubeconfig) reach the
@@ -35,8 +36,9 @@ Arguments: [NAME] [CHART] [FLAGS...]
          is the CHART.
 
 Our flags (consumed):
-  --nri                 use the operator's NRI plugin (chart >= v26.3, containerd >= 2.1
-                        or 1.7.30+ on every GPU node); no toolkit env
+  --nri                 use the operator's NRI plugin (a chart that has it, and a
+                        containerd that supports it on every GPU node: `values` says
+                        which when it refuses); no toolkit env
   --legacy-2021         emit the 2021-2024 NVIDIA values (CONTAINERD_CONFIG=...config.toml.tmpl):
                         freezes RKE2's containerd config; do not use unless you must
   --force               install a chart known to fail on RKE2 / force a CDI choice

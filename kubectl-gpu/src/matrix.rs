@@ -588,6 +588,11 @@ pub const CHART_DEFECTS: &[ChartDefect] = &[
     },
 ];
 
+/// A known defect by its id.
+pub fn chart_defect(id: &str) -> Option<&'static ChartDefect> {
+    CHART_DEFECTS.iter().find(|d| d.id == id)
+}
+
 /// Known defects that apply to a chart version.
 pub fn chart_defects(version: Triple) -> impl Iterator<Item = &'static ChartDefect> {
     CHART_DEFECTS
@@ -798,9 +803,9 @@ pub fn containerd_merges_drop_ins(containerd: Triple) -> bool {
 /// version 3, `containerd-1.7-v2` otherwise; see [`RKE2_ROWS`]).
 pub fn assumed_containerd(schema_version: i64) -> Triple {
     if schema_version >= 3 {
-        Triple::new(2, 0, 0)
+        ASSUMED_CONTAINERD_2
     } else {
-        Triple::new(1, 7, 0)
+        ASSUMED_CONTAINERD_1
     }
 }
 
@@ -846,44 +851,80 @@ pub fn first_chart_with(has: impl Fn(&ChartRow) -> bool) -> Triple {
         .since
 }
 
-/// The first RKE2 release of each line that carries a feature, as
-/// `v1.31.13, v1.32.9, …` (joined by `sep`), for messages.
-pub fn first_releases_text(f: Rke2Feature, sep: &str) -> String {
-    feature(f)
-        .first_releases
-        .iter()
-        .map(|r| format!("v{}", r.kubernetes))
-        .collect::<Vec<_>>()
-        .join(sep)
-}
-
 // ---------------------------------------------------------------------------
 // check-runtime (area: check)
 // ---------------------------------------------------------------------------
-
-/// First chart with CDI on by default (`cdi.enabled=true`): from it on, CDI
-/// pods on containerd 1.x need containerd's `enable_cdi`. Source:
-/// gpu-operator release-notes.rst 25.10.0 (CDI on by default, `cdi.default`
-/// ignored); rke2-docs add-ons/gpu_operators.md tab v25.10.x ("It requires
-/// containerd 2.0").
-pub const CDI_BY_DEFAULT_CHART: Triple = t(25, 10, 0);
-
-/// First chart that officially supports containerd 2.0. Source:
-/// gpu-operator release-notes.rst 25.3.0.
-pub const CONTAINERD2_SUPPORT_CHART: Triple = t(25, 3, 0);
 
 /// The chart check-runtime recommends upgrading to: the version of
 /// rke2-docs add-ons/gpu_operators.md tab v25.10.x (`version: v25.10.1`).
 pub const UPGRADE_CHART: &str = "v25.10.1";
 
-/// The first RKE2 releases on containerd 2 (2.0.2), per line. Source: RKE2
-/// release notes v1.31.6+rke2r1 and v1.32.2+rke2r1 (see [`RKE2_ROWS`]).
-pub const CONTAINERD2_RKE2_RELEASES: &str = "v1.31.6 / v1.32.2";
-
 /// The containerd releases that refuse a drop-in whose `version` is above
 /// the root config's. Source: containerd PR #12891 (added), reverted by
 /// containerd PR #13939; NVIDIA/aicr#1688.
 pub const DROP_IN_VERSION_REJECTED_BY: &str = "2.3.0–2.3.4";
+
+// ---------------------------------------------------------------------------
+// verify area: the versions `kubectl gpu verify`'s diagnoses name
+// ---------------------------------------------------------------------------
+
+/// A version boundary a diagnosis names, with its source.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct VersionFact {
+    pub version: Triple,
+    pub source: &'static str,
+}
+
+impl VersionFact {
+    /// `major.minor`, as the messages write a release line (`25.10`).
+    pub fn line_text(&self) -> String {
+        format!("{}.{}", self.version.major, self.version.minor)
+    }
+}
+
+/// The first chart line with CDI on by default (`cdi.enabled=true`), with
+/// which GPU pods get their GPU through CDI (no `runtimeClassName`) on RKE2;
+/// [`gpu_injection`] applies it. From it on, CDI pods on containerd 1.x need
+/// containerd's `enable_cdi`.
+pub const CDI_CHART: VersionFact = VersionFact {
+    version: t(25, 10, 0),
+    source: "gpu-operator release-notes.rst 25.10.0 (CDI on by default); rke2-docs add-ons/gpu_operators.md tab v25.10.x (\"workloads don't need to pass the runtimeClassName: nvidia anymore\")",
+};
+
+/// The containerd release CDI injection needs (`enable_cdi`).
+pub const CDI_CONTAINERD: VersionFact = VersionFact {
+    version: t(2, 0, 0),
+    source: "rke2-docs add-ons/gpu_operators.md tab v25.10.x (\"It requires containerd 2.0\")",
+};
+
+/// The first chart that creates the `/dev/char` symlinks whose absence
+/// makes NVML fail with `Unknown Error` after a systemd daemon-reload.
+pub const DEV_CHAR_SYMLINKS_CHART: VersionFact = VersionFact {
+    version: t(22, 9, 2),
+    source: "gpu-operator#430 (missing /dev/char symlinks; fixed in 22.9.2)",
+};
+
+/// The chart lines on which CDI mode is not operational on RKE2
+/// ([`ChartRow::cdi_broken_on_rke2`]), as messages write them: `25.3.x`.
+pub fn cdi_broken_on_rke2_lines() -> String {
+    CHART_ROWS
+        .iter()
+        .filter(|r| r.cdi_broken_on_rke2)
+        .map(|r| r.label.trim_start_matches('v'))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The last chart line before [`CDI_CHART`], the newest that needs
+/// `runtimeClassName: nvidia` on RKE2: `25.3`.
+pub fn last_runtime_class_line() -> String {
+    CHART_ROWS
+        .iter()
+        .rev()
+        .find(|r| r.since < CDI_CHART.version)
+        .map(|r| format!("{}.{}", r.since.major, r.since.minor))
+        .unwrap_or_default()
+}
 
 #[cfg(test)]
 mod tests {
@@ -1083,66 +1124,6 @@ mod tests {
             assert!(!row.source.is_empty());
         }
     }
-}
-
-// ---------------------------------------------------------------------------
-// verify area: the versions `kubectl gpu verify`'s diagnoses name
-// ---------------------------------------------------------------------------
-
-/// A version boundary a diagnosis names, with its source.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct VersionFact {
-    pub version: Triple,
-    pub source: &'static str,
-}
-
-impl VersionFact {
-    /// `major.minor`, as the messages write a release line (`25.10`).
-    pub fn line_text(&self) -> String {
-        format!("{}.{}", self.version.major, self.version.minor)
-    }
-}
-
-/// The first chart line with which GPU pods get their GPU through CDI
-/// (no `runtimeClassName`) on RKE2; [`gpu_injection`] applies it.
-pub const CDI_CHART: VersionFact = VersionFact {
-    version: t(25, 10, 0),
-    source: "gpu-operator release-notes.rst 25.10.0 (CDI on by default); rke2-docs add-ons/gpu_operators.md tab v25.10.x (\"workloads don't need to pass the runtimeClassName: nvidia anymore\")",
-};
-
-/// The containerd release CDI injection needs (`enable_cdi`).
-pub const CDI_CONTAINERD: VersionFact = VersionFact {
-    version: t(2, 0, 0),
-    source: "rke2-docs add-ons/gpu_operators.md tab v25.10.x (\"It requires containerd 2.0\")",
-};
-
-/// The first chart that creates the `/dev/char` symlinks whose absence
-/// makes NVML fail with `Unknown Error` after a systemd daemon-reload.
-pub const DEV_CHAR_SYMLINKS_CHART: VersionFact = VersionFact {
-    version: t(22, 9, 2),
-    source: "gpu-operator#430 (missing /dev/char symlinks; fixed in 22.9.2)",
-};
-
-/// The chart lines on which CDI mode is not operational on RKE2
-/// ([`ChartRow::cdi_broken_on_rke2`]), as messages write them: `25.3.x`.
-pub fn cdi_broken_on_rke2_lines() -> String {
-    CHART_ROWS
-        .iter()
-        .filter(|r| r.cdi_broken_on_rke2)
-        .map(|r| r.label.trim_start_matches('v'))
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
-/// The last chart line before [`CDI_CHART`], the newest that needs
-/// `runtimeClassName: nvidia` on RKE2: `25.3`.
-pub fn last_runtime_class_line() -> String {
-    CHART_ROWS
-        .iter()
-        .rev()
-        .find(|r| r.since < CDI_CHART.version)
-        .map(|r| format!("{}.{}", r.since.major, r.since.minor))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

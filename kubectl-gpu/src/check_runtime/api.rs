@@ -209,7 +209,7 @@ fn containerd2_support(view: &ClusterView, version: Triple) -> Option<Finding> {
         Status::Fail
     };
     Some(
-        Finding::new("operator-containerd2-support", None, status, format!("chart {version} predates containerd 2.0 support (added in v{}); GPU nodes on containerd 2.x: {}", matrix::CONTAINERD2_SUPPORT_CHART, c2.join(", ")))
+        Finding::new("operator-containerd2-support", None, status, format!("chart {version} predates containerd 2.0 support (added in v{}); GPU nodes on containerd 2.x: {}", matrix::first_chart_with(|r| r.supports_containerd2), c2.join(", ")))
             .evidence(format!("toolkit {} reads v3 configs: {}", row.toolkit_version, row.toolkit_reads_v3))
             .fix(format!("upgrade the GPU Operator: helm rke2gpu upgrade --version {} (or newer)", matrix::UPGRADE_CHART)),
     )
@@ -344,11 +344,11 @@ fn cdi_mode(view: &ClusterView) -> Vec<Finding> {
     if row.cdi_broken_on_rke2 && cdi && rke2_nodes(view).next().is_some() {
         out.push(
             Finding::fail("cdi-mode", None, format!("cdi.enabled=true on chart {version}: \"GPU Operator in CDI mode is not operational with RKE2\"; pods fail with `unresolvable CDI devices`"))
-                .evidence("source: gpu-operator release notes 25.3.1/25.3.2 known issues; nvidia-container-toolkit#1239")
-                .fix(format!("set cdi.enabled=false (helm rke2gpu upgrade --version <{}.{}.x>), or upgrade to ≥ v{}.{} on containerd ≥ 2.0", version.major, version.minor, matrix::CDI_BY_DEFAULT_CHART.major, matrix::CDI_BY_DEFAULT_CHART.minor)),
+                .evidence(format!("source: {}", matrix::chart_defect("cdi-not-operational-on-rke2").map_or("", |d| d.source)))
+                .fix(format!("set cdi.enabled=false (helm rke2gpu upgrade --version <{}.{}.x>), or upgrade to ≥ v{}.{} on containerd ≥ 2.0", version.major, version.minor, matrix::CDI_CHART.version.major, matrix::CDI_CHART.version.minor)),
         );
     }
-    if cdi && version >= matrix::CDI_BY_DEFAULT_CHART {
+    if cdi && version >= matrix::CDI_CHART.version {
         let old: Vec<_> = view
             .gpu_nodes()
             .filter(|n| n.containerd().is_some_and(|c| c.major < 2))
@@ -357,7 +357,7 @@ fn cdi_mode(view: &ClusterView) -> Vec<Finding> {
         if !old.is_empty() {
             out.push(
                 Finding::warn("cdi-mode", None, format!("CDI is on (chart {version}) but GPU nodes run containerd 1.x, whose CDI support needs enable_cdi: {}", old.join(", ")))
-                    .fix(format!("upgrade those nodes to RKE2 ≥ {} (containerd 2), or set cdi.enabled=false and use runtimeClassName: nvidia", matrix::CONTAINERD2_RKE2_RELEASES)),
+                    .fix(format!("upgrade those nodes to RKE2 ≥ {} (containerd 2), or set cdi.enabled=false and use runtimeClassName: nvidia", matrix::feature(matrix::Rke2Feature::Containerd2).line_versions(" / "))),
             );
         }
     }

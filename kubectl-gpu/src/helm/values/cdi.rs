@@ -34,7 +34,7 @@ pub(super) fn cdi_enabled(ctx: &Ctx<'_>, out: &mut Out<'_>) -> Result<bool> {
                     return Err(refuse(format!(
                         "--cdi true: CDI needs containerd ≥ 2.0 (enable_cdi), but {} run containerd 1.x; upgrade RKE2 to ≥ {} or drop --cdi",
                         describe_all(&old_containerd),
-                        matrix::first_releases_text(Rke2Feature::Containerd2, "/")
+                        matrix::feature(Rke2Feature::Containerd2).line_versions("/")
                     )));
                 }
                 out.warnings.push(format!(

@@ -30,7 +30,7 @@ pub(super) fn nri(ctx: &Ctx<'_>, out: &mut Out<'_>) -> Result<()> {
             matrix::NRI_CONTAINERD_TEXT,
             describe_all(&bad),
             matrix::NRI_CONTAINERD_RKE2,
-            matrix::first_releases_text(Rke2Feature::Containerd21, ", ")
+            matrix::feature(Rke2Feature::Containerd21).line_versions(", ")
         )));
     }
     if ctx.targets.is_empty() {

@@ -2,8 +2,7 @@
 //! objects: effective requests (init containers, sidecars, overhead,
 //! requests vs limits), terminal and unbound pods, MIG and shared GPUs.
 
-#[path = "report_common/mod.rs"]
-mod common;
+use crate::support::report as common;
 
 use k8s_openapi::api::core::v1::Pod;
 use rke2gpu::report::pods::{PodLite, effective_request};

@@ -29,7 +29,7 @@ use rke2gpu::verify::targets::select_targets;
 use rke2gpu::verify::{DiagnosisKind, NodeGpuFacts, Workload};
 use rke2gpu::version::Triple;
 
-mod verify_common;
+use crate::support::verify as verify_common;
 use verify_common::{h200_log, section};
 
 fn driver_not_loaded_log() -> String {

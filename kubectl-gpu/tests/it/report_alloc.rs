@@ -136,7 +136,7 @@ fn slim_pod_reads_a_full_pod() {
     assert!(from_json.metadata.labels.is_none());
 }
 
-/// The fixture cluster's numbers, checked by hand (see report_common).
+/// The fixture cluster's numbers, checked by hand (see support::report).
 #[test]
 fn node_totals_of_the_fixture_cluster() {
     let snap = common::snapshot();

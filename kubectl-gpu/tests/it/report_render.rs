@@ -1,5 +1,5 @@
 //! Rendered tables of `kubectl gpu report`, colour off, on the fixture
-//! cluster of report_common (numbers checked by hand in report_alloc.rs).
+//! cluster of support::report (numbers checked by hand in report_alloc.rs).
 
 use crate::support::report as common;
 

@@ -1,7 +1,7 @@
 //! End-to-end harness for the local test cluster (`tests/e2e/cluster`, see `tests/e2e/README.md`).
 //!
 //! ```no_run
-//! use e2e_tests::{Cluster, TestNamespace};
+//! use cluster_harness::{Cluster, TestNamespace};
 //! let c = Cluster::shared();
 //! let ns = TestNamespace::new(c, "verify");
 //! let out = c.run_ok(c.cmd("kubectl").args(["get", "nodes", "-o", "wide"]));
@@ -516,4 +516,12 @@ pub fn bin_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target"));
     target.join("debug")
+}
+
+/// The one lock of the `it` test binary: tests that change the cluster (install the operator,
+/// patch a node's containerd, run verify pods) hold it, so they run one at a time across all
+/// modules, as they did when each area was its own test binary run after the other.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -1,8 +1,7 @@
 //! Rendered tables of `kubectl gpu report`, colour off, on the fixture
-//! cluster of report_common (numbers checked by hand in report_alloc.rs).
+//! cluster of support::report (numbers checked by hand in report_alloc.rs).
 
-#[path = "report_common/mod.rs"]
-mod common;
+use crate::support::report as common;
 
 use rke2gpu::cli::OutputFormat;
 use rke2gpu::report::table::{nodes_table, operator_text, pods_table};

@@ -86,7 +86,7 @@ async fn write_atomic_survives_sigkill() {
     for round in 0..12 {
         let mut child = Command::new(&exe)
             .args([
-                "crash_child_writer",
+                "host_crash::crash_child_writer",
                 "--exact",
                 "--nocapture",
                 "--test-threads=1",

@@ -9,8 +9,7 @@ use rke2gpu::nvidia_smi::{QUERY_GPU_ARG, SmiFailure};
 use rke2gpu::verify::output::{SectionName, split_marked_log};
 use rke2gpu::verify::{parse_smi_log, parse_vectoradd_log, verify_script};
 
-mod verify_common;
-use verify_common::{fixture, h200_log as success_log, section};
+use crate::support::verify::{fixture, h200_log as success_log, section};
 
 const UUID: &str = "GPU-5ede5d59-c949-3aca-4b28-11bd00045ab5";
 

@@ -2,8 +2,7 @@
 //! objects: effective requests (init containers, sidecars, overhead,
 //! requests vs limits), terminal and unbound pods, MIG and shared GPUs.
 
-#[path = "report_common/mod.rs"]
-mod common;
+use crate::support::report as common;
 
 use k8s_openapi::api::core::v1::Pod;
 use rke2gpu::report::pods::{PodLite, effective_request};
@@ -137,7 +136,7 @@ fn slim_pod_reads_a_full_pod() {
     assert!(from_json.metadata.labels.is_none());
 }
 
-/// The fixture cluster's numbers, checked by hand (see report_common).
+/// The fixture cluster's numbers, checked by hand (see support::report).
 #[test]
 fn node_totals_of_the_fixture_cluster() {
     let snap = common::snapshot();

@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use e2e_tests::{Cluster, TestNamespace};
+use cluster_harness::{Cluster, TestNamespace};
 
 fn gpu_pod(name: &str, node: &str, gpus: u32, init_gpus: u32) -> String {
     format!(
@@ -37,8 +37,7 @@ spec:
 
 /// The tests create GPU pods on the same nodes and compare totals: one at a time.
 fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+    cluster_harness::serial()
 }
 
 fn report_json(c: &Cluster, args: &[&str]) -> serde_json::Value {

@@ -18,11 +18,11 @@
 //! The chart is cluster-scoped (one `ClusterPolicy`), so chart tests take a process-wide lock
 //! and uninstall (guard, also on panic) before releasing it.
 
-use e2e_tests::{Cluster, bin_dir};
+use cluster_harness::{Cluster, bin_dir};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{MutexGuard, OnceLock};
 use std::time::Duration;
 
 const RELEASE: &str = "gpu-operator";
@@ -32,8 +32,7 @@ const SOCKET: &str = "/run/k3s/containerd/containerd.sock";
 const VERSIONS: [&str; 4] = ["v24.9.2", "v25.3.4", "v25.10.1", "v26.7.0"];
 
 fn lock() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+    cluster_harness::serial()
 }
 
 fn chart(c: &Cluster, version: &str) -> PathBuf {

@@ -12,18 +12,17 @@
 use std::fs;
 use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
-use e2e_tests::{Cluster, TestNamespace, VerifyResult, VerifyResultGuard};
+use cluster_harness::{Cluster, TestNamespace, VerifyResult, VerifyResultGuard};
 use serde_json::Value;
 
 const OURS: &str = "app.kubernetes.io/managed-by=kubectl-gpu";
 const GPU_NODES: [&str; 3] = ["gpu-a100-legacy-0", "gpu-h200-0", "gpu-k3s-0"];
 
 fn lock() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+    cluster_harness::serial()
 }
 
 fn gpu(c: &Cluster, args: &[&str]) -> Output {

@@ -29,8 +29,7 @@ use rke2gpu::verify::targets::select_targets;
 use rke2gpu::verify::{DiagnosisKind, NodeGpuFacts, Workload};
 use rke2gpu::version::Triple;
 
-mod verify_common;
-use verify_common::{h200_log, section};
+use crate::support::verify::{h200_log, section};
 
 fn driver_not_loaded_log() -> String {
     let msg = "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.";

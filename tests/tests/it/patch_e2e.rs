@@ -14,14 +14,14 @@
 //! puts the node's `etc/`, `var/lib/` and `var/log/` back byte for byte when dropped, also on
 //! panic.
 
-use e2e_tests::Cluster;
+use cluster_harness::Cluster;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::Duration;
 
 const H200: &str = "gpu-h200-0";
@@ -39,8 +39,7 @@ const V2_CRI: &str = "plugins.\"io.containerd.grpc.v1.cri\".containerd";
 const TOOLKIT_RUNTIME: &str = "/usr/local/nvidia/toolkit/nvidia-container-runtime";
 
 fn lock() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+    cluster_harness::serial()
 }
 
 // ---------------------------------------------------------------------------

@@ -1,8 +1,7 @@
 //! The support bundle: layout, manifest, reproducibility, redaction, and
 //! proof that no Secret data ends up in the archive.
 
-#[path = "report_common/mod.rs"]
-mod common;
+use crate::support::report as common;
 
 use base64::Engine as _;
 use flate2::read::GzDecoder;

@@ -6,10 +6,10 @@
 //! The tests share one cluster and one operator release, so they take a
 //! process-wide lock and put back what they change.
 
-use e2e_tests::Cluster;
+use cluster_harness::Cluster;
 use serde_json::Value;
 use std::process::Output;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{MutexGuard, OnceLock};
 use std::time::Duration;
 
 const RELEASE: &str = "gpu-operator";
@@ -23,8 +23,7 @@ const SOCKET_VALUES: &[&str] = &[
 ];
 
 fn lock() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+    cluster_harness::serial()
 }
 
 /// Installs (or upgrades back to) the healthy operator release once per process.
@@ -356,7 +355,7 @@ fn bad_input_is_refused_with_exit_2_and_creates_nothing() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("127.0.0.1:1"));
 
     // --deep into a namespace whose PSA level rejects the agent: refused before any pod exists.
-    let ns = e2e_tests::TestNamespace::with_labels(
+    let ns = cluster_harness::TestNamespace::with_labels(
         c,
         "psa",
         &[("pod-security.kubernetes.io/enforce", "restricted")],

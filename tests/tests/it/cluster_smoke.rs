@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use e2e_tests::{Cluster, NODES, TestNamespace, VerifyResult, VerifyResultGuard};
+use cluster_harness::{Cluster, NODES, TestNamespace, VerifyResult, VerifyResultGuard};
 
 fn verify_pod(name: &str, node: &str) -> String {
     format!(

@@ -1,0 +1,23 @@
+//! The one integration-test binary of `kubectl-gpu`: one module per former test file, shared
+//! builders and fixture helpers in [`support`]. Run one area with `cargo test -p kubectl-gpu --test it NAME::`.
+
+mod checks_rules;
+mod containerd_plan;
+mod containerd_proptest;
+mod containerd_toolkit_golden;
+mod host_crash;
+mod nvidia_smi_failures;
+mod nvidia_smi_fixtures;
+mod patch_cycle;
+mod patch_offline_equals_cluster;
+mod patch_real_containerd;
+mod real_gpu_output;
+mod report_alloc;
+mod report_bundle;
+mod report_render;
+mod support;
+mod verify_checks;
+mod verify_diagnosis;
+mod verify_output;
+mod verify_run_pure;
+mod verify_spec;

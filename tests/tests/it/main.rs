@@ -1,0 +1,10 @@
+//! The one end-to-end test binary: a module per area, all against the local test cluster
+//! (`tests/e2e/README.md`). Tests that change the cluster hold `cluster_harness::serial()`.
+//! Run one area with `cargo test -p e2e-tests --test it verify_e2e::`.
+
+mod check_runtime_e2e;
+mod cluster_smoke;
+mod helm_e2e;
+mod patch_e2e;
+mod report_e2e;
+mod verify_e2e;

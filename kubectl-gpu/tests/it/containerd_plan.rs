@@ -1,7 +1,9 @@
 //! Planner tests on real fixtures (tests/fixtures/, each with a `.source`
 //! naming its origin) and on configs rendered by hand from the k3s base
-//! templates. Expected table names and values come from the reference
-//! (shared/reference/rke2-gpu-operator.md §4.2, §5.4), not from the
+//! templates. Expected table names and values come from upstream (k3s
+//! `pkg/agent/containerd/config.go` and `pkg/agent/templates` @2a1e2e8cf for the
+//! templating; k3s PR #7991 for `{{ template "base" . }}`; nvidia-container-toolkit
+//! `pkg/config/engine/containerd` for the runtime tables), not from the
 //! implementation's output.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -288,7 +290,7 @@ fn apply_and_confirm(mut i: PlanInput, r: &Render) -> (Plan, NodeState) {
 // ---------------------------------------------------------------------------
 
 /// rke2-containerd-config-example.toml: reconstructed RKE2 config.toml (v3
-/// template, k3s 2a1e2e8cf); see its .source and the reference §4.2.
+/// template, k3s 2a1e2e8cf); see its .source and k3s `pkg/agent/templates` @2a1e2e8cf.
 #[test]
 fn rke2_example_v3_is_modelled() {
     let text = fixture("rke2-containerd-config-example.toml");
@@ -350,7 +352,7 @@ fn hand_render_matches_example() {
 }
 
 /// RKE2 already renders `nvidia` (toolkit installed) and no default is asked:
-/// nothing to do (reference §5.4 (c): never redeclare).
+/// nothing to do (a TOML table declared twice does not parse: never redeclare one the base template renders).
 #[test]
 fn rendered_runtime_without_default_is_noop() {
     let state = NodeState {

@@ -133,7 +133,7 @@ fn expected_drop_ins_have_the_requested_runtime() {
     assert!(checked >= 8, "{checked}");
 }
 
-/// v1 cases: the CRI plugin is `plugins.cri` (reference §5.1).
+/// v1 cases: the CRI plugin is `plugins.cri` (nvidia-container-toolkit pkg/config/engine/containerd config_v1.go).
 #[test]
 fn v1_cases_use_plugins_cri() {
     let text = read("installer-lifecycle-v1-existing-config-with-default-runtime-name-and-options-inheritance.expected.toml").unwrap();
@@ -143,7 +143,7 @@ fn v1_cases_use_plugins_cri() {
     let rt = c.runtime("nvidia").unwrap();
     // "options inheritance": the toolkit copies runtime_type and options from
     // runc (the input's only runtime; its v1 runtime_type is kept, since the
-    // toolkit only fills runtime_type when empty, reference §5.1).
+    // toolkit only fills runtime_type when empty, nvidia-container-toolkit pkg/config/engine/containerd).
     let input = read("installer-lifecycle-v1-existing-config-with-default-runtime-name-and-options-inheritance.input.toml").unwrap();
     let inp = ContainerdConfig::parse("v1-input", &input).unwrap();
     let src_rt = inp.runtime("runc").unwrap();

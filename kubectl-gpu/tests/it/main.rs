@@ -21,3 +21,4 @@ mod verify_diagnosis;
 mod verify_output;
 mod verify_run_pure;
 mod verify_spec;
+mod version_literals;

@@ -8,8 +8,8 @@
 //!   gpu-a100-legacy-0  RKE2 v1.30.14, containerd 1.7.27, v2 config, no imports
 //!   worker-0           no GPU (used for the corrupt-TOML case)
 //!
-//! The expectations are written from the reference rules (docs/patch-containerd.md "How the
-//! method is chosen"; reference §2.4/§5.4), not from the tool's output. Every test takes one
+//! The expectations are written from the rules (docs/patch-containerd.md "How the
+//! method is chosen", which cites k3s and rancher/rke2 at the tags it names), not from the tool's output. Every test takes one
 //! process-wide lock (the nodes are shared) and a [`TreeGuard`] per node it changes, which
 //! puts the node's `etc/`, `var/lib/` and `var/log/` back byte for byte when dropped, also on
 //! panic.
@@ -300,7 +300,7 @@ fn runtime_table(text: &str, prefix: &str, runtime: &str, sub: &str) -> Option<S
         .find_map(|q| toml_table(text, &format!("{prefix}.runtimes.{q}{runtime}{q}{sub}")))
 }
 
-/// A runtime that is loadable as the reference's §5 output: `runtime_type =
+/// A runtime that is loadable as the NVIDIA toolkit writes it: `runtime_type =
 /// "io.containerd.runc.v2"` and `options.BinaryName`.
 fn assert_runtime(text: &str, prefix: &str, runtime: &str, binary: &str, what: &str) {
     let t = runtime_table(text, prefix, runtime, "")

@@ -115,12 +115,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("Error: {err:#}");
-            let code = err
-                .chain()
-                .find_map(|e| e.downcast_ref::<rke2gpu::Error>())
-                .map(rke2gpu::Error::exit_code)
-                .unwrap_or(EXIT_FAILED);
-            ExitCode::from(code)
+            ExitCode::from(rke2gpu::error::exit_code_of(err.as_ref()))
         }
     }
 }

@@ -310,7 +310,45 @@ impl Error {
             | Error::HelmNotRunnable { .. } => EXIT_FAILED,
             Error::HelmFailed { code, .. } => *code,
             Error::Interrupted => EXIT_INTERRUPTED,
-            _ => EXIT_USAGE,
+            // Usage, kubeconfig, connection, config and refused-input errors.
+            // Listed one by one (no catch-all): a new variant must pick its code.
+            Error::NoKubeconfig { .. }
+            | Error::BadKubeconfig { .. }
+            | Error::UnknownContext { .. }
+            | Error::PrivilegedNamespace { .. }
+            | Error::Unreachable { .. }
+            | Error::Forbidden { .. }
+            | Error::Api { .. }
+            | Error::NodeNotFound { .. }
+            | Error::Usage { .. }
+            | Error::InvalidVerifySpec { .. }
+            | Error::HostPath { .. }
+            | Error::HostIo { .. }
+            | Error::HostCommand { .. }
+            | Error::TomlParse { .. }
+            | Error::InvalidContainerdConfig { .. }
+            | Error::UnsupportedTemplate { .. }
+            | Error::SchemaMismatch { .. }
+            | Error::StaticTemplate { .. }
+            | Error::NoRuntimeBinary { .. }
+            | Error::MethodUnsupported { .. }
+            | Error::RuntimeConflict { .. }
+            | Error::DropInVersionTooHigh { .. }
+            | Error::InvalidOption { .. }
+            | Error::HelmRelease { .. }
+            | Error::ChartRead { .. }
+            | Error::Rke2Config { .. }
+            | Error::NotAGpuNode { .. }
+            | Error::InvalidSelector { .. }
+            | Error::AgentExec { .. }
+            | Error::MissingGeneratedConfig { .. }
+            | Error::NotWritable { .. }
+            | Error::ChangedSinceRead { .. }
+            | Error::NotContainerd { .. }
+            | Error::BundleWrite { .. }
+            | Error::BundleCreate { .. }
+            | Error::Watch { .. }
+            | Error::NotRke2Node { .. } => EXIT_USAGE,
         }
     }
 
@@ -345,6 +383,20 @@ impl Error {
             },
         }
     }
+}
+
+/// The documented exit code for an error returned by a binary's `run`: the
+/// first [`Error`] in the `source()` chain decides; anything else is
+/// [`EXIT_FAILED`]. Both binaries (kubectl-gpu, helm-rke2gpu) call this.
+pub fn exit_code_of(err: &(dyn std::error::Error + 'static)) -> u8 {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if let Some(lib) = e.downcast_ref::<Error>() {
+            return lib.exit_code();
+        }
+        cur = e.source();
+    }
+    EXIT_FAILED
 }
 
 /// Reads `pods is forbidden: User "x" cannot create resource "pods" in API

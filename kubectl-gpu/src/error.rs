@@ -1,6 +1,7 @@
 //! The library's error type: every variant names the object it concerns and
 //! what the user can do next. Binaries wrap it with `anyhow` and map it to
-//! exit codes in one place ([`Error::exit_code`]).
+//! exit codes in one place: [`exit_code_of`] walks the cause chain to the first
+//! [`Error`], whose [`Error::exit_code`] matches every variant (no catch-all).
 
 use thiserror::Error;
 

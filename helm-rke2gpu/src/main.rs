@@ -6,7 +6,7 @@
 //! flags after it, so user values win.
 //!
 //! Exit codes: 0 ok; helm's own code when helm fails; 1 we refused; 2 usage,
-//! kubeconfig or connection errors (the library's `Error::exit_code`).
+//! kubeconfig or connection errors (the library's `rke2gpu::error::exit_code_of`).
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use rke2gpu::error::{EXIT_FAILED, EXIT_USAGE};
@@ -115,12 +115,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("Error: {err:#}");
-            let code = err
-                .chain()
-                .find_map(|e| e.downcast_ref::<rke2gpu::Error>())
-                .map(rke2gpu::Error::exit_code)
-                .unwrap_or(EXIT_FAILED);
-            ExitCode::from(code)
+            ExitCode::from(rke2gpu::error::exit_code_of(err.as_ref()))
         }
     }
 }

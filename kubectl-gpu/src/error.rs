@@ -1,6 +1,7 @@
 //! The library's error type: every variant names the object it concerns and
 //! what the user can do next. Binaries wrap it with `anyhow` and map it to
-//! exit codes in one place ([`Error::exit_code`]).
+//! exit codes in one place: [`exit_code_of`] walks the cause chain to the first
+//! [`Error`], whose [`Error::exit_code`] matches every variant (no catch-all).
 
 use thiserror::Error;
 
@@ -310,7 +311,45 @@ impl Error {
             | Error::HelmNotRunnable { .. } => EXIT_FAILED,
             Error::HelmFailed { code, .. } => *code,
             Error::Interrupted => EXIT_INTERRUPTED,
-            _ => EXIT_USAGE,
+            // Usage, kubeconfig, connection, config and refused-input errors.
+            // Listed one by one (no catch-all): a new variant must pick its code.
+            Error::NoKubeconfig { .. }
+            | Error::BadKubeconfig { .. }
+            | Error::UnknownContext { .. }
+            | Error::PrivilegedNamespace { .. }
+            | Error::Unreachable { .. }
+            | Error::Forbidden { .. }
+            | Error::Api { .. }
+            | Error::NodeNotFound { .. }
+            | Error::Usage { .. }
+            | Error::InvalidVerifySpec { .. }
+            | Error::HostPath { .. }
+            | Error::HostIo { .. }
+            | Error::HostCommand { .. }
+            | Error::TomlParse { .. }
+            | Error::InvalidContainerdConfig { .. }
+            | Error::UnsupportedTemplate { .. }
+            | Error::SchemaMismatch { .. }
+            | Error::StaticTemplate { .. }
+            | Error::NoRuntimeBinary { .. }
+            | Error::MethodUnsupported { .. }
+            | Error::RuntimeConflict { .. }
+            | Error::DropInVersionTooHigh { .. }
+            | Error::InvalidOption { .. }
+            | Error::HelmRelease { .. }
+            | Error::ChartRead { .. }
+            | Error::Rke2Config { .. }
+            | Error::NotAGpuNode { .. }
+            | Error::InvalidSelector { .. }
+            | Error::AgentExec { .. }
+            | Error::MissingGeneratedConfig { .. }
+            | Error::NotWritable { .. }
+            | Error::ChangedSinceRead { .. }
+            | Error::NotContainerd { .. }
+            | Error::BundleWrite { .. }
+            | Error::BundleCreate { .. }
+            | Error::Watch { .. }
+            | Error::NotRke2Node { .. } => EXIT_USAGE,
         }
     }
 
@@ -347,6 +386,20 @@ impl Error {
     }
 }
 
+/// The documented exit code for an error returned by a binary's `run`: the
+/// first [`Error`] in the `source()` chain decides; anything else is
+/// [`EXIT_FAILED`]. Both binaries (kubectl-gpu, helm-rke2gpu) call this.
+pub fn exit_code_of(err: &(dyn std::error::Error + 'static)) -> u8 {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if let Some(lib) = e.downcast_ref::<Error>() {
+            return lib.exit_code();
+        }
+        cur = e.source();
+    }
+    EXIT_FAILED
+}
+
 /// Reads `pods is forbidden: User "x" cannot create resource "pods" in API
 /// group "" in the namespace "kube-system"` into (verb, resource, namespace).
 fn parse_forbidden(message: &str) -> Option<(String, String, Option<String>)> {
@@ -379,6 +432,375 @@ fn parse_forbidden(message: &str) -> Option<(String, String, Option<String>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn s() -> String {
+        "x".to_string()
+    }
+
+    fn io() -> std::io::Error {
+        std::io::Error::other("x")
+    }
+
+    /// One value of each variant with its documented exit code.
+    fn one_of_each() -> Vec<(Error, u8)> {
+        use Error::*;
+        vec![
+            (NoKubeconfig { tried: s() }, EXIT_USAGE),
+            (
+                BadKubeconfig {
+                    path: s(),
+                    message: s(),
+                },
+                EXIT_USAGE,
+            ),
+            (
+                UnknownContext {
+                    context: s(),
+                    available: s(),
+                },
+                EXIT_USAGE,
+            ),
+            (
+                Unreachable {
+                    server: s(),
+                    message: s(),
+                },
+                EXIT_USAGE,
+            ),
+            (
+                Forbidden {
+                    verb: s(),
+                    resource: s(),
+                    namespace: None,
+                },
+                EXIT_USAGE,
+            ),
+            (
+                Api {
+                    action: s(),
+                    message: s(),
+                },
+                EXIT_USAGE,
+            ),
+            (NodeNotFound(s()), EXIT_USAGE),
+            (Usage(s()), EXIT_USAGE),
+            (
+                Node {
+                    node: s(),
+                    message: s(),
+                },
+                EXIT_FAILED,
+            ),
+            (Other(s()), EXIT_FAILED),
+            (
+                InvalidVerifySpec {
+                    field: "x",
+                    reason: s(),
+                },
+                EXIT_USAGE,
+            ),
+            (
+                HostPath {
+                    path: s(),
+                    reason: s(),
+                },
+                EXIT_USAGE,
+            ),
+            (
+                HostIo {
+                    op: "x",
+                    path: s(),
+                    source: io(),
+                },
+                EXIT_USAGE,
+            ),
+            (
+                HostCommand {
+                    command: s(),
+                    reason: s(),
+                },
+                EXIT_USAGE,
+            ),
+            (
+                TomlParse {
+                    path: s(),
+                    line: 1,
+                    column: 1,
+                    message: s(),
+                },
+                EXIT_USAGE,
+            ),
+            (
+                InvalidContainerdConfig {
+                    path: s(),
+                    reason: s(),
+                },
+                EXIT_USAGE,
+            ),
+            (
+                UnsupportedTemplate {
+                    path: s(),
+                    reason: s(),
+                },
+                EXIT_USAGE,
+            ),
+            (
+                SchemaMismatch {
+                    path: s(),
+                    version: 3,
+                    containerd: s(),
+                    hint: s(),
+                },
+                EXIT_USAGE,
+            ),
+            (StaticTemplate { path: s() }, EXIT_USAGE),
+            (
+                NoRuntimeBinary {
+                    path: s(),
+                    runtime: s(),
+                    looked_for: s(),
+                },
+                EXIT_USAGE,
+            ),
+            (
+                MethodUnsupported {
+                    method: s(),
+                    path: s(),
+                    reason: s(),
+                },
+                EXIT_USAGE,
+            ),
+            (
+                RuntimeConflict {
+                    path: s(),
+                    reason: s(),
+                },
+                EXIT_USAGE,
+            ),
+            (
+                DropInVersionTooHigh {
+                    path: s(),
+                    dropin: 3,
+                    root: 2,
+                },
+                EXIT_USAGE,
+            ),
+            (
+                Rke2Config {
+                    path: s(),
+                    reason: s(),
+                },
+                EXIT_USAGE,
+            ),
+            (
+                InvalidOption {
+                    option: s(),
+                    reason: s(),
+                },
+                EXIT_USAGE,
+            ),
+            (
+                HelmRelease {
+                    secret: s(),
+                    reason: s(),
+                },
+                EXIT_USAGE,
+            ),
+            (
+                ChartRead {
+                    chart: s(),
+                    reason: s(),
+                },
+                EXIT_USAGE,
+            ),
+            (
+                NotGpuOperatorChart {
+                    chart: s(),
+                    name: s(),
+                },
+                EXIT_FAILED,
+            ),
+            (
+                KnownBadChart {
+                    version: s(),
+                    summary: s(),
+                    fix: s(),
+                },
+                EXIT_FAILED,
+            ),
+            (NotRke2 { nodes: s() }, EXIT_FAILED),
+            (ValuesRefused { reason: s() }, EXIT_FAILED),
+            (NotAGpuNode(s()), EXIT_USAGE),
+            (NoGpuNodes(s()), EXIT_FAILED),
+            (
+                InvalidSelector {
+                    selector: s(),
+                    message: s(),
+                },
+                EXIT_USAGE,
+            ),
+            (
+                AgentExec {
+                    node: s(),
+                    pod: s(),
+                    what: s(),
+                    reason: s(),
+                },
+                EXIT_USAGE,
+            ),
+            (
+                MissingGeneratedConfig {
+                    path: s(),
+                    hint: s(),
+                },
+                EXIT_USAGE,
+            ),
+            (
+                NotWritable {
+                    dir: s(),
+                    reason: s(),
+                },
+                EXIT_USAGE,
+            ),
+            (ChangedSinceRead { path: s() }, EXIT_USAGE),
+            (
+                NotRke2Node {
+                    node: s(),
+                    distribution: s(),
+                    kubelet: s(),
+                },
+                EXIT_USAGE,
+            ),
+            (
+                NotContainerd {
+                    node: s(),
+                    runtime: s(),
+                },
+                EXIT_USAGE,
+            ),
+            (BundleWrite { reason: s() }, EXIT_USAGE),
+            (
+                BundleCreate {
+                    path: s(),
+                    source: io(),
+                },
+                EXIT_USAGE,
+            ),
+            (
+                Watch {
+                    what: s(),
+                    reason: s(),
+                },
+                EXIT_USAGE,
+            ),
+            (
+                HelmNotRunnable {
+                    bin: s(),
+                    reason: s(),
+                },
+                EXIT_FAILED,
+            ),
+            (
+                HelmFailed {
+                    message: s(),
+                    code: 7,
+                },
+                7,
+            ),
+            (
+                PrivilegedNamespace {
+                    action: "x",
+                    namespace: s(),
+                    label: s(),
+                    server: s(),
+                    message: s(),
+                },
+                EXIT_USAGE,
+            ),
+            (Interrupted, EXIT_INTERRUPTED),
+        ]
+    }
+
+    /// The variant's position in the enum. Exhaustive (no catch-all): a new
+    /// variant fails to compile here until it is added to `one_of_each`.
+    fn index(e: &Error) -> usize {
+        use Error::*;
+        match e {
+            NoKubeconfig { .. } => 0,
+            BadKubeconfig { .. } => 1,
+            UnknownContext { .. } => 2,
+            Unreachable { .. } => 3,
+            Forbidden { .. } => 4,
+            Api { .. } => 5,
+            NodeNotFound(_) => 6,
+            Usage(_) => 7,
+            Node { .. } => 8,
+            Other(_) => 9,
+            InvalidVerifySpec { .. } => 10,
+            HostPath { .. } => 11,
+            HostIo { .. } => 12,
+            HostCommand { .. } => 13,
+            TomlParse { .. } => 14,
+            InvalidContainerdConfig { .. } => 15,
+            UnsupportedTemplate { .. } => 16,
+            SchemaMismatch { .. } => 17,
+            StaticTemplate { .. } => 18,
+            NoRuntimeBinary { .. } => 19,
+            MethodUnsupported { .. } => 20,
+            RuntimeConflict { .. } => 21,
+            DropInVersionTooHigh { .. } => 22,
+            Rke2Config { .. } => 23,
+            InvalidOption { .. } => 24,
+            HelmRelease { .. } => 25,
+            ChartRead { .. } => 26,
+            NotGpuOperatorChart { .. } => 27,
+            KnownBadChart { .. } => 28,
+            NotRke2 { .. } => 29,
+            ValuesRefused { .. } => 30,
+            NotAGpuNode(_) => 31,
+            NoGpuNodes(_) => 32,
+            InvalidSelector { .. } => 33,
+            AgentExec { .. } => 34,
+            MissingGeneratedConfig { .. } => 35,
+            NotWritable { .. } => 36,
+            ChangedSinceRead { .. } => 37,
+            NotRke2Node { .. } => 38,
+            NotContainerd { .. } => 39,
+            BundleWrite { .. } => 40,
+            BundleCreate { .. } => 41,
+            Watch { .. } => 42,
+            HelmNotRunnable { .. } => 43,
+            HelmFailed { .. } => 44,
+            PrivilegedNamespace { .. } => 45,
+            Interrupted => 46,
+        }
+    }
+
+    #[test]
+    fn every_variant_maps_to_its_documented_exit_code() {
+        let all = one_of_each();
+        let indices: Vec<usize> = all.iter().map(|(e, _)| index(e)).collect();
+        assert_eq!(
+            indices,
+            (0..=46).collect::<Vec<_>>(),
+            "one value per variant, in order"
+        );
+        for (e, code) in &all {
+            assert_eq!(e.exit_code(), *code, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn exit_code_of_walks_the_source_chain() {
+        let wrapped = anyhow::Error::new(Error::Interrupted).context("running verify");
+        assert_eq!(exit_code_of(wrapped.as_ref()), EXIT_INTERRUPTED);
+        let wrapped = anyhow::Error::new(Error::Usage(s()))
+            .context("a")
+            .context("b");
+        assert_eq!(exit_code_of(wrapped.as_ref()), EXIT_USAGE);
+        assert_eq!(exit_code_of(anyhow::anyhow!("plain").as_ref()), EXIT_FAILED);
+        assert_eq!(exit_code_of(&io()), EXIT_FAILED);
+    }
 
     #[test]
     fn forbidden_message_is_parsed() {

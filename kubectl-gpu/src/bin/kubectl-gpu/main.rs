@@ -11,7 +11,7 @@ mod version;
 
 use clap::{Parser, Subcommand};
 use rke2gpu::cli::{KubeOpts, OutputOpts};
-use rke2gpu::error::{EXIT_FAILED, EXIT_USAGE};
+use rke2gpu::error::EXIT_USAGE;
 use std::process::ExitCode;
 
 const AFTER_HELP: &str = "\
@@ -106,7 +106,7 @@ fn main() -> ExitCode {
             if !matches!(lib, Some(rke2gpu::Error::Interrupted)) {
                 eprintln!("error: {err:#}");
             }
-            ExitCode::from(lib.map(rke2gpu::Error::exit_code).unwrap_or(EXIT_FAILED))
+            ExitCode::from(rke2gpu::error::exit_code_of(err.as_ref()))
         }
     }
 }

@@ -9,7 +9,7 @@
 //! kubeconfig or connection errors (the library's `rke2gpu::error::exit_code_of`).
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use rke2gpu::error::{EXIT_FAILED, EXIT_USAGE};
+use rke2gpu::error::EXIT_FAILED;
 use rke2gpu::helm::chart::DEFAULT_CHART_REF;
 use rke2gpu::helm::invocation::{Mode, PluginFlags};
 use rke2gpu::helm::plugin::{self, HelmEnv, Notice, Outcome, ValuesOutput, ValuesRequest};
@@ -93,13 +93,9 @@ struct ValuesArgs {
 
 fn main() -> ExitCode {
     logging::init();
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match rke2gpu::cli::parse_args() {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
+        Err(code) => return code,
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -2,7 +2,22 @@
 //! (kubectl hands its flags through verbatim): kubeconfig selection, the
 //! namespace, the output format and colour.
 
-use clap::{Args, ValueEnum};
+use clap::{Args, Parser, ValueEnum};
+
+/// Parses the process arguments the way both plugins do: on a usage error
+/// clap prints it and the process exits [`crate::error::EXIT_USAGE`]; `--help`
+/// and `--version` print and exit 0.
+pub fn parse_args<C: Parser>() -> Result<C, std::process::ExitCode> {
+    C::try_parse().map_err(|e| {
+        let code = if e.use_stderr() {
+            crate::error::EXIT_USAGE
+        } else {
+            0
+        };
+        let _ = e.print();
+        std::process::ExitCode::from(code)
+    })
+}
 
 /// Output formats shared by every command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

@@ -5,7 +5,7 @@
 
 use crate::snapshot::{OperatorObjects, Snapshot};
 use crate::version::Triple;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -106,19 +106,24 @@ pub fn chart_label_version(label: &str) -> Option<&str> {
     label.strip_prefix("gpu-operator-")
 }
 
-pub fn operand_pod(pod: &Pod) -> Option<OperandPod> {
-    let labels = pod.metadata.labels.as_ref()?;
-    let app = labels.get("app")?.clone();
-    let status = pod.status.as_ref();
-    let statuses: Vec<_> = status
-        .into_iter()
+/// A pod's container statuses, init containers first.
+pub fn container_statuses(pod: &Pod) -> Vec<&ContainerStatus> {
+    pod.status
+        .iter()
         .flat_map(|s| {
             s.init_container_statuses
                 .iter()
                 .flatten()
                 .chain(s.container_statuses.iter().flatten())
         })
-        .collect();
+        .collect()
+}
+
+pub fn operand_pod(pod: &Pod) -> Option<OperandPod> {
+    let labels = pod.metadata.labels.as_ref()?;
+    let app = labels.get("app")?.clone();
+    let status = pod.status.as_ref();
+    let statuses = container_statuses(pod);
     let problem = statuses.iter().find_map(|cs| {
         let state = cs.state.as_ref()?;
         if let Some(w) = &state.waiting {

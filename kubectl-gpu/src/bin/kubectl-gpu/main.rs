@@ -64,13 +64,9 @@ fn main() -> ExitCode {
     if let Some(code) = completion::intercept() {
         return code;
     }
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match rke2gpu::cli::parse_args() {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
+        Err(code) => return code,
     };
     cli.out.init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -18,16 +18,7 @@ pub fn log_targets(snap: &Snapshot) -> Vec<(String, String, String, bool, String
     for pod in &ops.pods {
         let name = pod.metadata.name.clone().unwrap_or_default();
         let ns = ops.namespace.clone();
-        let statuses: Vec<_> = pod
-            .status
-            .iter()
-            .flat_map(|s| {
-                s.init_container_statuses
-                    .iter()
-                    .flatten()
-                    .chain(s.container_statuses.iter().flatten())
-            })
-            .collect();
+        let statuses = crate::operator::container_statuses(pod);
         let containers = pod.spec.iter().flat_map(|s| {
             s.init_containers
                 .iter()

@@ -92,7 +92,9 @@ where
     Ok(out)
 }
 
-fn describe(err: &kube::Error) -> String {
+/// A kube error as one line for a partial-read note: `forbidden: …` or
+/// `message (code)`.
+pub fn describe(err: &kube::Error) -> String {
     match err {
         kube::Error::Api(s) if s.code == 403 => format!("forbidden: {}", s.message),
         kube::Error::Api(s) => format!("{} ({})", s.message, s.code),

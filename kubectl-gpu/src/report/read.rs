@@ -22,14 +22,6 @@ pub struct PodsRead {
     pub calls: usize,
 }
 
-fn describe(err: &kube::Error) -> String {
-    match err {
-        kube::Error::Api(s) if s.code == 403 => format!("forbidden: {}", s.message),
-        kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
-        other => other.to_string(),
-    }
-}
-
 /// The scope of a pod list.
 fn pods_api<K>(kube: &Kube, namespace: Option<&str>) -> Api<K>
 where
@@ -83,7 +75,7 @@ pub async fn gpu_pods_or_note(
                     Some(ns) => format!("pods in namespace {ns}"),
                     None => "pods (all namespaces)".into(),
                 },
-                reason: describe(&e),
+                reason: crate::snapshot::describe(&e),
             });
             None
         }

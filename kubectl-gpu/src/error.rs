@@ -2,6 +2,10 @@
 //! what the user can do next. Binaries wrap it with `anyhow` and map it to
 //! exit codes in one place: [`exit_code_of`] walks the cause chain to the first
 //! [`Error`], whose [`Error::exit_code`] matches every variant (no catch-all).
+//!
+//! Over 800 lines because of its tests: they list one value of every variant
+//! with its documented exit code, so a new variant without a mapping fails to
+//! compile; the code itself is about 430 lines.
 
 use thiserror::Error;
 

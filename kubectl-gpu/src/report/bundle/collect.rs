@@ -18,14 +18,6 @@ pub struct CollectOptions {
     pub deep: Option<crate::node::agent::AgentOptions>,
 }
 
-fn describe(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) if s.code == 403 => format!("forbidden: {}", s.message),
-        kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
-        other => other.to_string(),
-    }
-}
-
 /// Fetches what the bundle needs beyond the snapshot: full GPU pods,
 /// events, operand logs, the check-runtime result and (`--deep`) node files.
 /// Failures become `not_collected` notes, never errors.
@@ -43,7 +35,7 @@ pub async fn collect(
     c.gpu_pods = Some(
         crate::report::read::full_gpu_pods(kube)
             .await
-            .map_err(|e| describe(&e)),
+            .map_err(|e| crate::snapshot::describe(&e)),
     );
 
     progress.set_message("events");
@@ -59,7 +51,7 @@ pub async fn collect(
     if let Some(ops) = &snap.operator {
         let ev = crate::report::read::events(kube, &ops.namespace)
             .await
-            .map_err(|e| describe(&e));
+            .map_err(|e| crate::snapshot::describe(&e));
         c.events
             .insert(format!("events/{}.yaml", safe(&ops.namespace)), ev);
     }
@@ -77,7 +69,7 @@ pub async fn collect(
                     })
                     .collect::<Vec<_>>()
             })
-            .map_err(|e| describe(&e));
+            .map_err(|e| crate::snapshot::describe(&e));
         c.events
             .insert(format!("events/gpu-pods/{}.yaml", safe(ns)), ev);
     }
@@ -89,7 +81,7 @@ pub async fn collect(
             let r =
                 crate::report::read::log_tail(kube, &ns, &pod, &container, previous, opts.log_cap)
                     .await
-                    .map_err(|e| describe(&e));
+                    .map_err(|e| crate::snapshot::describe(&e));
             (path, r)
         })
         .buffer_unordered(8)

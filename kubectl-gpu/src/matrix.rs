@@ -585,6 +585,15 @@ pub const CHART_DEFECTS: &[ChartDefect] = &[
         source: "gpu-operator release-notes.rst 25.3.1/25.3.2 known issues; nvidia-container-toolkit#1239",
     },
     ChartDefect {
+        id: "toolkit-env-after-runtime-transform",
+        from: t(25, 3, 3),
+        to: t(25, 3, 3),
+        severity: Severity::Fail,
+        summary: "chart v25.3.3 applies toolkit.env after the runtime transform: the toolkit's socket mount is built from the default /run/containerd and RUNTIME_SOCKET, which the toolkit reads before CONTAINERD_SOCKET, points there, so the RKE2/K3s socket value is ignored and the toolkit never configures RKE2's containerd",
+        fix: "use chart v25.3.4 (the fix) instead: helm rke2gpu upgrade --version v25.3.4",
+        source: "NVIDIA/gpu-operator#1694 (\"operator ignoring CONTAINERD_SOCKET … in v25.3.3 … works when reverting to v25.3.2\"); gpu-operator commit 825a4c38d (v25.3.3: toolkit.env applied after transformForRuntime), fixed by 8cf5fbead (v25.3.4); nvidia-container-toolkit v1.17.8 tools/container/runtime/runtime.go (RUNTIME_SOCKET read before CONTAINERD_SOCKET)",
+    },
+    ChartDefect {
         id: "toolkit-1.18.0-overwrites-imports",
         from: t(25, 10, 0),
         to: t(25, 10, 0),

@@ -247,6 +247,31 @@ fn known_bad_chart_and_cdi_on_25_3() {
     assert_eq!(worst(&w.findings(), "cdi-mode"), Status::Fail);
 }
 
+/// NVIDIA/gpu-operator#1694: an installed v25.3.3 fails on RKE2 with the fix
+/// naming v25.3.4; v25.3.4 itself has no such finding.
+#[test]
+fn installed_chart_25_3_3_fails_with_the_fix() {
+    let mut w = World::healthy();
+    w.snap.operator.as_mut().unwrap().deployments = vec![deployment("v25.3.3")];
+    let f = w.findings();
+    let bad = status_of(&f, "operator-chart-version");
+    assert!(
+        bad.iter().any(|f| f.status == Status::Fail
+            && f.message.contains("CONTAINERD_SOCKET")
+            && f.fix.as_deref().unwrap().contains("--version v25.3.4")),
+        "{bad:#?}"
+    );
+    let mut w = World::healthy();
+    w.snap.operator.as_mut().unwrap().deployments = vec![deployment("v25.3.4")];
+    let f = w.findings();
+    assert!(
+        !status_of(&f, "operator-chart-version")
+            .iter()
+            .any(|f| f.message.contains("CONTAINERD_SOCKET")),
+        "{f:#?}"
+    );
+}
+
 #[test]
 fn zero_allocatable_and_crashing_device_plugin() {
     let mut w = World::healthy();

@@ -548,6 +548,34 @@ fn known_bad_chart_refused_without_its_workaround() {
     assert!(got.warnings.iter().any(|w| w.contains("--force")));
 }
 
+/// NVIDIA/gpu-operator#1694: v25.3.3 ignores the RKE2 socket; refused, naming
+/// the fixed v25.3.4, unless --force.
+#[test]
+fn chart_25_3_3_is_refused_naming_25_3_4() {
+    let c = chart_at("v25.3.3");
+    let nodes = one("v1.31.6+rke2r1", "2.0.2");
+    let e = compute_values(&nodes, &c, &ValuesOptions::default()).unwrap_err();
+    assert!(matches!(e, Error::KnownBadChart { .. }), "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains("v25.3.4") && text.contains("CONTAINERD_SOCKET"),
+        "{text}"
+    );
+    let forced = ValuesOptions {
+        force: true,
+        ..Default::default()
+    };
+    let got = compute_values(&nodes, &c, &forced).unwrap();
+    assert!(
+        got.warnings
+            .iter()
+            .any(|w| w.contains("--force") && w.contains("v25.3.3"))
+    );
+    // The neighbours are fine.
+    assert!(compute_values(&nodes, &chart_at("v25.3.4"), &ValuesOptions::default()).is_ok());
+    assert!(compute_values(&nodes, &chart_at("v25.3.2"), &ValuesOptions::default()).is_ok());
+}
+
 #[test]
 fn keys_the_chart_lacks_are_dropped() {
     let mut c = chart_at("v25.3.4");

@@ -758,6 +758,17 @@ pub const LEGACY_2021_SOURCE: &str = "NVIDIA cloud-native-docs getting-started.r
 /// [`ChartRow::has_default_runtime_value`]).
 pub const LEGACY_2021_DEFAULT_RUNTIME: &str = "containerd";
 
+/// The nvidia runtime names RKE2/K3s render into their generated containerd
+/// config, from the runtime binaries they detect (k3s
+/// `pkg/agent/containerd/runtimes.go`: `nvidia`, `nvidia-experimental`,
+/// `nvidia-cdi`). A GPU Operator `operator.runtimeClass` with another name
+/// makes the toolkit register that runtime in `/etc/containerd`, which RKE2
+/// ignores, so pods of that RuntimeClass fail with `no runtime for "NAME"`.
+pub const RKE2_NVIDIA_RUNTIMES: &[&str] = &["nvidia", "nvidia-experimental", "nvidia-cdi"];
+
+/// Where [`RKE2_NVIDIA_RUNTIMES`] comes from.
+pub const RKE2_NVIDIA_RUNTIMES_SOURCE: &str = "k3s pkg/agent/containerd/runtimes.go (findNvidiaContainerRuntimes: nvidia, nvidia-experimental, nvidia-cdi)";
+
 /// The Pod Security Admission level the GPU Operator's namespace needs on
 /// RKE2 with `profile: cis` (which enforces `restricted` cluster-wide).
 pub const PSA_PRIVILEGED: &str = "privileged";

@@ -22,6 +22,7 @@ pub fn run(view: &ClusterView) -> Vec<Finding> {
     out.extend(cluster_policy(view));
     out.extend(toolkit_env(view));
     out.extend(cdi_mode(view));
+    out.extend(operator_runtime_class_name(view));
     out.extend(runtime_class(view));
     out.extend(psa(view));
     for node in view.gpu_nodes() {
@@ -362,6 +363,29 @@ fn cdi_mode(view: &ClusterView) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// `operator.runtimeClass` must be a runtime RKE2 renders: the toolkit
+/// writes any other name into `/etc/containerd`, which RKE2 ignores.
+fn operator_runtime_class_name(view: &ClusterView) -> Option<Finding> {
+    let name = view.operator.as_ref()?.runtime_class.as_deref()?;
+    rke2_nodes(view).next()?;
+    let known = matrix::RKE2_NVIDIA_RUNTIMES;
+    if known.contains(&name) {
+        return None;
+    }
+    Some(
+        Finding::fail(
+            "operator-runtime-class",
+            None,
+            format!(
+                "operator.runtimeClass is {name:?}: RKE2/K3s render only the runtimes {} into their containerd config; the toolkit registers {name:?} in /etc/containerd, which RKE2 ignores, so pods with runtimeClassName {name} fail with `no runtime for \"{name}\" is configured`",
+                known.join(", ")
+            ),
+        )
+        .evidence(format!("source: {}", matrix::RKE2_NVIDIA_RUNTIMES_SOURCE))
+        .fix("helm rke2gpu upgrade --set operator.runtimeClass=nvidia (and use runtimeClassName: nvidia in GPU pods)"),
+    )
 }
 
 fn runtime_class(view: &ClusterView) -> Vec<Finding> {

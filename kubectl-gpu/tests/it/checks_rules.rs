@@ -247,6 +247,41 @@ fn known_bad_chart_and_cdi_on_25_3() {
     assert_eq!(worst(&w.findings(), "cdi-mode"), Status::Fail);
 }
 
+/// k3s pkg/agent/containerd/runtimes.go: RKE2 renders only nvidia,
+/// nvidia-experimental and nvidia-cdi; another operator.runtimeClass fails.
+#[test]
+fn custom_operator_runtime_class_fails_on_rke2() {
+    let with_class = |name: &str| {
+        let mut w = World::healthy();
+        let mut cp = cluster_policy(
+            "ready",
+            json!([{"name": "CONTAINERD_SOCKET", "value": "/run/k3s/containerd/containerd.sock"}]),
+            true,
+        );
+        cp.data["spec"]["operator"]["runtimeClass"] = json!(name);
+        w.snap.cluster_policies = Some(vec![cp]);
+        w.findings()
+    };
+    let f = with_class("nvidia-gpu");
+    let bad = status_of(&f, "operator-runtime-class");
+    assert!(
+        bad.iter().any(|f| f.status == Status::Fail
+            && f.message.contains("\"nvidia-gpu\"")
+            && f.message.contains("/etc/containerd")
+            && f.fix
+                .as_deref()
+                .unwrap()
+                .contains("operator.runtimeClass=nvidia")),
+        "{bad:#?}"
+    );
+    for ok in ["nvidia", "nvidia-experimental", "nvidia-cdi"] {
+        assert!(
+            status_of(&with_class(ok), "operator-runtime-class").is_empty(),
+            "{ok} is rendered by RKE2"
+        );
+    }
+}
+
 /// NVIDIA/gpu-operator#1694: an installed v25.3.3 fails on RKE2 with the fix
 /// naming v25.3.4; v25.3.4 itself has no such finding.
 #[test]

@@ -33,29 +33,36 @@ impl ProbeRequest {
     /// A POSIX sh script that prints every requested path between markers.
     pub fn script(&self) -> String {
         let mut s = String::from("H=/host\n");
-        for f in &self.files {
-            let q = quote(f);
-            s.push_str(&format!(
-                "echo \"{MARK} file \"{q}; if [ -f \"$H\"{q} ] && [ -r \"$H\"{q} ]; then cat \"$H\"{q}; rc=$?; else rc=2; fi; echo; echo \"{MARK} end rc=$rc\"\n"
-            ));
-        }
-        for d in &self.dirs {
-            let q = quote(d);
-            s.push_str(&format!(
-                "echo \"{MARK} dir \"{q}; if [ -d \"$H\"{q} ]; then ls -1a \"$H\"{q}; rc=$?; else rc=2; fi; echo; echo \"{MARK} end rc=$rc\"\n"
-            ));
-        }
-        for b in &self.binary {
-            let q = quote(b);
-            s.push_str(&format!(
-                "echo \"{MARK} bin \"{q}; if [ -f \"$H\"{q} ]; then od -An -tu1 -v \"$H\"{q}; rc=$?; else rc=2; fi; echo; echo \"{MARK} end rc=$rc\"\n"
-            ));
-        }
-        for e in &self.exists {
-            let q = quote(e);
-            s.push_str(&format!(
-                "echo \"{MARK} exists \"{q}; if [ -e \"$H\"{q} ]; then rc=0; else rc=2; fi; echo; echo \"{MARK} end rc=$rc\"\n"
-            ));
+        let sections: [(&str, &[String], &str, &str); 4] = [
+            (
+                "file",
+                &self.files,
+                "[ -f \"$H\"{q} ] && [ -r \"$H\"{q} ]",
+                "cat \"$H\"{q}; rc=$?",
+            ),
+            (
+                "dir",
+                &self.dirs,
+                "[ -d \"$H\"{q} ]",
+                "ls -1a \"$H\"{q}; rc=$?",
+            ),
+            (
+                "bin",
+                &self.binary,
+                "[ -f \"$H\"{q} ]",
+                "od -An -tu1 -v \"$H\"{q}; rc=$?",
+            ),
+            ("exists", &self.exists, "[ -e \"$H\"{q} ]", "rc=0"),
+        ];
+        for (kind, paths, test, action) in sections {
+            for path in paths {
+                let q = quote(path);
+                let test = test.replace("{q}", &q);
+                let action = action.replace("{q}", &q);
+                s.push_str(&format!(
+                    "echo \"{MARK} {kind} \"{q}; if {test}; then {action}; else rc=2; fi; echo; echo \"{MARK} end rc=$rc\"\n"
+                ));
+            }
         }
         s
     }

@@ -799,3 +799,25 @@ fn evaluate_reports_operand_texts_in_the_table() {
     let other = check_runtime::evaluate(&snap, &["gpu-b-0".into()], None, Some(&t)).unwrap();
     assert!(other.findings.iter().all(|f| f.cause.is_none()));
 }
+
+/// An event list that fails for another reason than RBAC is said, not hidden.
+#[test]
+fn an_event_list_error_is_reported() {
+    let mut t = texts(vec![as_read(&entry("rke2-3385-toolkit-template"))]);
+    t.events_unreadable = Some("the server is currently unable to handle the request (503)".into());
+    let found = operand_texts::findings(&t, None);
+    let f = found.iter().find(|f| f.node.is_none()).unwrap();
+    assert_eq!(f.status, Status::Warn);
+    assert!(
+        f.message
+            .starts_with("could not list the events of namespace gpu-operator"),
+        "{}",
+        f.message
+    );
+    assert!(f.evidence.iter().any(|e| e.ends_with("(503)")));
+    assert!(
+        found
+            .iter()
+            .any(|f| f.cause == Some("toolkit-config-template"))
+    );
+}

@@ -21,10 +21,8 @@ const FAULT: &str = "test.rke2gpu.io/operand-fault";
 
 /// The `text` of a fixture entry, as written there (its lines, in order).
 fn quoted(c: &Cluster, id: &str) -> Vec<String> {
-    let all = std::fs::read_to_string(
-        c.fixture("real-world/operator/operand-failure-texts.yaml"),
-    )
-    .unwrap();
+    let all = std::fs::read_to_string(c.fixture("real-world/operator/operand-failure-texts.yaml"))
+        .unwrap();
     let start = all
         .find(&format!("- id: {id}\n"))
         .unwrap_or_else(|| panic!("no fixture entry {id}"));
@@ -135,7 +133,10 @@ impl<'a> Fault<'a> {
         let pods = kubectl_json(c, &["-n", NS, "get", "pods"])["items"]
             .as_array()
             .map_or(0, Vec::len);
-        c.run_ok(c.kubectl().args(["-n", NS, "annotate", "pod", &pod, &format!("{FAULT}=e2e")]));
+        c.run_ok(
+            c.kubectl()
+                .args(["-n", NS, "annotate", "pod", &pod, &format!("{FAULT}=e2e")]),
+        );
         Fault {
             c,
             pods,
@@ -204,7 +205,15 @@ impl Drop for Fault<'_> {
         let _ = self
             .c
             .kubectl()
-            .args(["-n", NS, "delete", "pod", &self.pod, "--wait=true", "--timeout=60s"])
+            .args([
+                "-n",
+                NS,
+                "delete",
+                "pod",
+                &self.pod,
+                "--wait=true",
+                "--timeout=60s",
+            ])
             .output();
         let (c, want) = (self.c, self.pods);
         c.wait_until(Duration::from_secs(90), "operand pods ready again", || {
@@ -253,7 +262,11 @@ fn crash_looping_toolkit_is_classified_from_its_log_and_event() {
     let _op = healthy_operator(c);
     let line = quoted(c, "rke2-3385-toolkit-template").remove(0);
     let mut fault = Fault::new(c, "nvidia-container-toolkit-daemonset");
-    fault.log("nvidia-container-toolkit-ctr", true, &cri(std::slice::from_ref(&line)));
+    fault.log(
+        "nvidia-container-toolkit-ctr",
+        true,
+        &cri(std::slice::from_ref(&line)),
+    );
     let backoff = format!(
         "Back-off restarting failed container nvidia-container-toolkit-ctr in pod {}",
         fault.desc()
@@ -278,7 +291,13 @@ fn crash_looping_toolkit_is_classified_from_its_log_and_event() {
     }));
     // kwok serves the files: the current instance has no log, the previous one the line.
     let previous = c.run_ok(c.kubectl().args([
-        "-n", NS, "logs", &fault.pod, "-c", "nvidia-container-toolkit-ctr", "--previous",
+        "-n",
+        NS,
+        "logs",
+        &fault.pod,
+        "-c",
+        "nvidia-container-toolkit-ctr",
+        "--previous",
     ]));
     assert_eq!(previous.trim_end(), line);
 
@@ -299,8 +318,14 @@ fn crash_looping_toolkit_is_classified_from_its_log_and_event() {
         "{f:#}"
     );
     let ev = evidence(f);
-    assert_eq!(ev[0], format!("log nvidia-container-toolkit-ctr (previous): {line}"));
-    assert!(ev.contains(&format!("event BackOff (x6): {backoff}").as_str()), "{ev:#?}");
+    assert_eq!(
+        ev[0],
+        format!("log nvidia-container-toolkit-ctr (previous): {line}")
+    );
+    assert!(
+        ev.contains(&format!("event BackOff (x6): {backoff}").as_str()),
+        "{ev:#?}"
+    );
     assert!(
         f["fix"]
             .as_str()
@@ -312,9 +337,19 @@ fn crash_looping_toolkit_is_classified_from_its_log_and_event() {
     assert!(find(&findings, "operand-pods", Some(NODE), "fail").is_some());
 
     // The table quotes the log line and the event.
-    let table = String::from_utf8_lossy(&gpu(c, &["check-runtime", "--node", NODE, "--no-color"]).stdout).into_owned();
-    assert!(table.contains(&format!("seen: log nvidia-container-toolkit-ctr (previous): {line}")), "{table}");
-    assert!(table.contains(&format!("seen: event BackOff (x6): {backoff}")), "{table}");
+    let table =
+        String::from_utf8_lossy(&gpu(c, &["check-runtime", "--node", NODE, "--no-color"]).stdout)
+            .into_owned();
+    assert!(
+        table.contains(&format!(
+            "seen: log nvidia-container-toolkit-ctr (previous): {line}"
+        )),
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!("seen: event BackOff (x6): {backoff}")),
+        "{table}"
+    );
 
     // The support bundle's check-runtime.json carries the same finding.
     let dir = tempfile::tempdir().unwrap();
@@ -348,7 +383,12 @@ fn init_container_cdi_failure_is_classified_from_state_and_event() {
     let state = quoted(c, "gpu-operator-531-unresolvable-cdi-status").remove(0);
     let event = quoted(c, "toolkit-1239-unresolvable-cdi-event").remove(0);
     let mut fault = Fault::new(c, "nvidia-operator-validator");
-    fault.event("spec.initContainers{toolkit-validation}", "Failed", &event, 2);
+    fault.event(
+        "spec.initContainers{toolkit-validation}",
+        "Failed",
+        &event,
+        2,
+    );
     fault.status(json!({
         "phase": "Pending",
         "conditions": [{"type": "Initialized", "status": "False", "reason": "ContainersNotInitialized"},
@@ -389,9 +429,14 @@ fn init_container_cdi_failure_is_classified_from_state_and_event() {
     let ev = evidence(f);
     assert_eq!(
         ev[0],
-        format!("container toolkit-validation: last state: terminated: StartError (exit 128): {state}")
+        format!(
+            "container toolkit-validation: last state: terminated: StartError (exit 128): {state}"
+        )
     );
-    assert!(ev.contains(&format!("event Failed (x2): {event}").as_str()), "{ev:#?}");
+    assert!(
+        ev.contains(&format!("event Failed (x2): {event}").as_str()),
+        "{ev:#?}"
+    );
     assert!(f["fix"].as_str().unwrap().contains("cdi.enabled=false"));
 }
 
@@ -406,7 +451,11 @@ fn clusterpolicy_not_ready_is_explained_by_the_operator_log() {
     let lines = quoted(c, "gpu-operator-413-clusterpolicy-not-ready-cri");
     let log = operand_log(c, "rke2-server-0", "gpu-operator", false);
     let healthy_log = std::fs::read_to_string(&log).unwrap();
-    std::fs::write(&log, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    std::fs::write(
+        &log,
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
     let patch = |state: &str| {
         c.run_ok(c.kubectl().args([
             "patch",
@@ -425,8 +474,8 @@ fn clusterpolicy_not_ready_is_explained_by_the_operator_log() {
 
     assert_eq!(out.status.code(), Some(1));
     let findings = json_findings(&out);
-    let f = find(&findings, "operand-texts", None, "fail")
-        .unwrap_or_else(|| panic!("{findings:#?}"));
+    let f =
+        find(&findings, "operand-texts", None, "fail").unwrap_or_else(|| panic!("{findings:#?}"));
     assert!(f["node"].is_null());
     assert_eq!(f["cause"], "clusterpolicy-not-ready");
     assert!(
@@ -483,9 +532,12 @@ subjects: [{{kind: ServiceAccount, name: {sa}, namespace: {ns}}}]
         ns = ns.name()
     ));
     let token = c.run_ok(c.kubectl().args(["-n", ns.name(), "create", "token", sa]));
-    let admin: Value = serde_json::from_str(&c.run_ok(
-        c.kubectl().args(["config", "view", "--raw", "--minify", "-o", "json"]),
-    ))
+    let admin: Value = serde_json::from_str(
+        &c.run_ok(
+            c.kubectl()
+                .args(["config", "view", "--raw", "--minify", "-o", "json"]),
+        ),
+    )
     .unwrap();
     let cluster = &admin["clusters"][0]["cluster"];
     let kubeconfig = json!({
@@ -501,7 +553,11 @@ subjects: [{{kind: ServiceAccount, name: {sa}, namespace: {ns}}}]
 
     let line = quoted(c, "rke2-3385-toolkit-template").remove(0);
     let mut fault = Fault::new(c, "nvidia-container-toolkit-daemonset");
-    fault.log("nvidia-container-toolkit-ctr", false, &cri(std::slice::from_ref(&line)));
+    fault.log(
+        "nvidia-container-toolkit-ctr",
+        false,
+        &cri(std::slice::from_ref(&line)),
+    );
     fault.status(json!({
         "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady"}],
         "containerStatuses": [{
@@ -517,7 +573,10 @@ subjects: [{{kind: ServiceAccount, name: {sa}, namespace: {ns}}}]
         .arg(&kc)
         .output()
         .unwrap();
-    c.run_ok(c.kubectl().args(["delete", "clusterrolebinding,clusterrole", &role]));
+    c.run_ok(
+        c.kubectl()
+            .args(["delete", "clusterrolebinding,clusterrole", &role]),
+    );
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -525,17 +584,27 @@ subjects: [{{kind: ServiceAccount, name: {sa}, namespace: {ns}}}]
         String::from_utf8_lossy(&out.stderr)
     );
     let findings = json_findings(&out);
-    let perm = find(&findings, "operand-texts", None, "warn").unwrap_or_else(|| panic!("{findings:#?}"));
+    let perm =
+        find(&findings, "operand-texts", None, "warn").unwrap_or_else(|| panic!("{findings:#?}"));
     let msg = perm["message"].as_str().unwrap();
     assert!(
         msg.contains("missing permission get pods/log in namespace gpu-operator and list events in namespace gpu-operator"),
         "{msg}"
     );
-    assert!(evidence(perm).iter().any(|e| e.contains("forbidden")), "{perm:#}");
-    let pod = find(&findings, "operand-texts", Some(NODE), "warn").unwrap_or_else(|| panic!("{findings:#?}"));
     assert!(
-        evidence(pod).iter().any(|e| e.starts_with("log nvidia-container-toolkit-ctr: not read: forbidden")),
+        evidence(perm).iter().any(|e| e.contains("forbidden")),
+        "{perm:#}"
+    );
+    let pod = find(&findings, "operand-texts", Some(NODE), "warn")
+        .unwrap_or_else(|| panic!("{findings:#?}"));
+    assert!(
+        evidence(pod)
+            .iter()
+            .any(|e| e.starts_with("log nvidia-container-toolkit-ctr: not read: forbidden")),
         "{pod:#}"
     );
-    assert!(find(&findings, "node-flavour", Some(NODE), "ok").is_some(), "the other checks ran");
+    assert!(
+        find(&findings, "node-flavour", Some(NODE), "ok").is_some(),
+        "the other checks ran"
+    );
 }

@@ -423,7 +423,7 @@ pub fn findings(texts: &OperandTexts, op: Option<&OperatorFacts>) -> Vec<Finding
             ID,
             None,
             format!(
-                "{} more failing pods in namespace {} were not read (at most {MAX_PODS} a run): the findings above stand for them",
+                "{} more failing pods in namespace {} were not read (at most {MAX_PODS} a run); their operand-pods findings still list them",
                 texts.not_read, texts.namespace
             ),
         ));
@@ -570,31 +570,37 @@ fn unknown(p: &PodTexts, events: Vec<String>) -> Finding {
     ))
 }
 
-/// One warning naming the permissions a forbidden read lacked.
+/// One warning naming the permissions a forbidden read lacked (and an
+/// event list that failed for another reason).
 fn permissions(texts: &OperandTexts, forbidden_logs: &[(String, String)]) -> Option<Finding> {
     let ns = &texts.namespace;
-    let events = texts
-        .events_unreadable
-        .as_ref()
-        .filter(|r| r.starts_with("forbidden"));
+    let events = texts.events_unreadable.as_ref();
+    let events_forbidden = events.is_some_and(|r| r.starts_with("forbidden"));
     let mut missing = Vec::new();
     if !forbidden_logs.is_empty() {
         missing.push(format!("get pods/log in namespace {ns}"));
     }
-    if events.is_some() {
+    if events_forbidden {
         missing.push(format!("list events in namespace {ns}"));
     }
-    if missing.is_empty() {
-        return None;
-    }
-    let mut f = Finding::warn(
-        ID,
-        None,
-        format!(
-            "could not read what the failing operand pods say: missing permission {}; classified from what was readable",
-            missing.join(" and ")
+    let mut f = match (missing.is_empty(), events) {
+        (true, None) => return None,
+        (true, Some(_)) => Finding::warn(
+            ID,
+            None,
+            format!(
+                "could not list the events of namespace {ns}; classified from logs and container states"
+            ),
         ),
-    );
+        (false, _) => Finding::warn(
+            ID,
+            None,
+            format!(
+                "could not read what the failing operand pods say: missing permission {}; classified from what was readable",
+                missing.join(" and ")
+            ),
+        ),
+    };
     if let Some((pod, reason)) = forbidden_logs.first() {
         f = f.evidence(format!(
             "log of {pod}{}: {reason}",
@@ -608,8 +614,14 @@ fn permissions(texts: &OperandTexts, forbidden_logs: &[(String, String)]) -> Opt
     if let Some(reason) = events {
         f = f.evidence(format!("events: {reason}"));
     }
-    Some(f.fix(format!(
-        "grant {} (the ClusterRole in the README's RBAC section), or read them yourself: kubectl -n {ns} logs <pod> -c <container>; kubectl -n {ns} get events",
-        missing.join(" and ")
-    )))
+    Some(if missing.is_empty() {
+        f.fix(format!(
+            "kubectl -n {ns} get events   # retry; the apiserver answered the list with an error"
+        ))
+    } else {
+        f.fix(format!(
+            "grant {} (the ClusterRole in the README's RBAC section), or read them yourself: kubectl -n {ns} logs <pod> -c <container>; kubectl -n {ns} get events",
+            missing.join(" and ")
+        ))
+    })
 }

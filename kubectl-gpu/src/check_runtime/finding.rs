@@ -39,6 +39,10 @@ pub struct Finding {
     pub evidence: Vec<String>,
     /// The fix: a command or a one-line instruction. Empty when ok.
     pub fix: Option<String>,
+    /// The known cause a text was classified as (`operand-texts`), e.g.
+    /// `toolkit-config-template`; absent for other rules.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<&'static str>,
 }
 
 impl Finding {
@@ -55,6 +59,7 @@ impl Finding {
             message: message.into(),
             evidence: Vec::new(),
             fix: None,
+            cause: None,
         }
     }
 
@@ -81,6 +86,11 @@ impl Finding {
 
     pub fn fix(mut self, fix: impl Into<String>) -> Self {
         self.fix = Some(fix.into());
+        self
+    }
+
+    pub fn cause(mut self, cause: &'static str) -> Self {
+        self.cause = Some(cause);
         self
     }
 }

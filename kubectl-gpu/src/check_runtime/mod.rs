@@ -10,15 +10,19 @@
 //!
 //! - [`api`]: rules over the API snapshot (nodes, RuntimeClasses, operator).
 //! - [`host`]: rules over files read from a node (`--deep`), and that read.
+//! - [`operand_texts`]: what failing operand pods say (log tail, events,
+//!   container states), that read, and the rules that classify it.
 //! - [`finding`]: [`Finding`], [`Status`], [`Summary`].
 //! - [`table`]: the human-readable output.
 //!
-//! [`run`] is the imperative shell (snapshot, node-agent pods); [`evaluate`]
-//! is the pure core, called by `report --bundle` on its own snapshot.
+//! [`run`] is the imperative shell (snapshot, failing operands' logs and
+//! events, node-agent pods); [`evaluate`] is the pure core, called by
+//! `report --bundle` on its own snapshot and reads.
 
 pub mod api;
 pub mod finding;
 pub mod host;
+pub mod operand_texts;
 pub mod table;
 
 pub use finding::{Finding, Status, Summary};
@@ -29,6 +33,7 @@ use crate::facts::{ClusterView, NodeFacts};
 use crate::node::agent::AgentOptions;
 use crate::snapshot::{self, Snapshot};
 use host::DeepRead;
+use operand_texts::OperandTexts;
 use serde::Serialize;
 
 /// What `check-runtime` checks.
@@ -63,11 +68,20 @@ impl CheckReport {
     }
 }
 
-/// Reads the cluster, runs every rule (and with `deep` the host rules of
-/// each selected GPU node), and returns the report. Fails on an unknown
-/// `--node`, on a failed read, or when the node-agent namespace is unusable.
+/// Reads the cluster, runs every rule (with the logs and events of failing
+/// operand pods, and with `deep` the host rules of each selected GPU node),
+/// and returns the report. Fails on an unknown `--node`, on a failed read,
+/// or when the node-agent namespace is unusable.
 pub async fn run(kube: &Kube, opts: &CheckOptions) -> Result<CheckReport> {
     let snap = Snapshot::read(kube).await?;
+    selected_names(&snap, &opts.nodes)?;
+    let texts = operand_texts::read(
+        kube,
+        &snap,
+        &opts.nodes,
+        crate::report::pods::jiff_now::Now::system(),
+    )
+    .await;
     let deep = if opts.deep {
         let view = ClusterView::from_snapshot(&snap);
         let nodes = deep_targets(&snap, &view, &opts.nodes)?;
@@ -75,7 +89,7 @@ pub async fn run(kube: &Kube, opts: &CheckOptions) -> Result<CheckReport> {
     } else {
         None
     };
-    evaluate(&snap, &opts.nodes, deep.as_ref())
+    evaluate(&snap, &opts.nodes, deep.as_ref(), Some(&texts))
 }
 
 /// The GPU nodes `--deep` reads: the selected ones (every GPU node when
@@ -102,22 +116,31 @@ fn selected_names(snap: &Snapshot, names: &[String]) -> Result<Vec<String>> {
 
 /// The pure core: every API rule on a snapshot, restricted to the nodes
 /// named (all when empty), a `gpu-node` failure for each named node that is
-/// not a GPU node, the host findings of what `deep` read, sorted, with the
-/// summary.
-pub fn evaluate(snap: &Snapshot, names: &[String], deep: Option<&DeepRead>) -> Result<CheckReport> {
+/// not a GPU node, the host findings of what `deep` read, the findings of
+/// what the failing operand pods say (`operands`), sorted, with the summary.
+pub fn evaluate(
+    snap: &Snapshot,
+    names: &[String],
+    deep: Option<&DeepRead>,
+    operands: Option<&OperandTexts>,
+) -> Result<CheckReport> {
     let selected = selected_names(snap, names)?;
-    Ok(report(snap, &selected, names, deep))
+    Ok(report(snap, &selected, names, deep, operands))
 }
 
 /// [`evaluate`] on every node (no `--node`): what `report --bundle` writes
 /// as `check-runtime.json`.
-pub fn evaluate_all(snap: &Snapshot, deep: Option<&DeepRead>) -> CheckReport {
+pub fn evaluate_all(
+    snap: &Snapshot,
+    deep: Option<&DeepRead>,
+    operands: Option<&OperandTexts>,
+) -> CheckReport {
     let all: Vec<String> = snap
         .nodes
         .iter()
         .filter_map(|n| n.metadata.name.clone())
         .collect();
-    report(snap, &all, &[], deep)
+    report(snap, &all, &[], deep, operands)
 }
 
 fn report(
@@ -125,12 +148,14 @@ fn report(
     selected: &[String],
     names: &[String],
     deep: Option<&DeepRead>,
+    operands: Option<&OperandTexts>,
 ) -> CheckReport {
     let view = ClusterView::from_snapshot(snap);
-    let mut findings: Vec<Finding> = api::run(&view)
-        .into_iter()
-        .filter(|f| f.node.as_ref().is_none_or(|n| selected.contains(n)))
-        .collect();
+    let mut findings: Vec<Finding> = api::run(&view);
+    if let Some(texts) = operands {
+        findings.extend(operand_texts::findings(texts, view.operator.as_ref()));
+    }
+    findings.retain(|f| f.node.as_ref().is_none_or(|n| selected.contains(n)));
     findings.extend(not_gpu_nodes(&view, names));
     if let Some(deep) = deep {
         for node in view.gpu_nodes() {

@@ -598,8 +598,8 @@ fn evaluate_selects_nodes_and_flags_non_gpu_nodes() {
     worker.status.as_mut().unwrap().allocatable = None;
     w.snap.nodes.push(worker);
 
-    let all = check_runtime::evaluate(&w.snap, &[], None).unwrap();
-    assert_eq!(all, check_runtime::evaluate_all(&w.snap, None));
+    let all = check_runtime::evaluate(&w.snap, &[], None, None).unwrap();
+    assert_eq!(all, check_runtime::evaluate_all(&w.snap, None, None));
     assert_eq!(all.exit_code(), 0, "{:#?}", all.findings);
     assert_eq!(all.server, w.snap.server);
     // Cluster-wide findings first, then by node; worst first within a node.
@@ -608,7 +608,7 @@ fn evaluate_selects_nodes_and_flags_non_gpu_nodes() {
     sorted.sort();
     assert_eq!(nodes, sorted);
 
-    let one = check_runtime::evaluate(&w.snap, &["worker-1".to_string()], None).unwrap();
+    let one = check_runtime::evaluate(&w.snap, &["worker-1".to_string()], None, None).unwrap();
     let gpu_node: Vec<_> = one.findings.iter().filter(|f| f.id == "gpu-node").collect();
     assert_eq!(gpu_node.len(), 1);
     assert_eq!(gpu_node[0].status, Status::Fail);
@@ -638,5 +638,5 @@ fn evaluate_selects_nodes_and_flags_non_gpu_nodes() {
     let back: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(back, serde_json::to_value::<&CheckReport>(&one).unwrap());
 
-    assert!(check_runtime::evaluate(&w.snap, &["nope".to_string()], None).is_err());
+    assert!(check_runtime::evaluate(&w.snap, &["nope".to_string()], None, None).is_err());
 }

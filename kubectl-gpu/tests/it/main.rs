@@ -8,6 +8,7 @@ mod containerd_toolkit_golden;
 mod host_crash;
 mod nvidia_smi_failures;
 mod nvidia_smi_fixtures;
+mod operand_texts;
 mod patch_cycle;
 mod patch_offline_equals_cluster;
 mod patch_real_containerd;

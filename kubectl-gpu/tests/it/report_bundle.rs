@@ -6,7 +6,7 @@ use crate::support::report as common;
 use base64::Engine as _;
 use flate2::read::GzDecoder;
 use k8s_openapi::api::core::v1::Pod;
-use rke2gpu::check_runtime::{self, host};
+use rke2gpu::check_runtime::{self, host, operand_texts};
 use rke2gpu::cli::OutputFormat;
 use rke2gpu::matrix::NodePaths;
 use rke2gpu::node::probe::ProbeResult;
@@ -56,7 +56,7 @@ fn collected() -> Collected {
                 Err("previous terminated container not found (400)".to_string()),
             ),
         ]),
-        check_runtime: Some(check_runtime::evaluate_all(&common::snapshot(), None)),
+        check_runtime: Some(check_runtime::evaluate_all(&common::snapshot(), None, None)),
         node_files: BTreeMap::from([("gpu-h200-0".to_string(), Ok(probe))]),
     }
 }
@@ -244,8 +244,34 @@ fn bundle_check_runtime_is_the_check_runtime_report() {
             ),
         ]),
     };
+    // What the failing toolkit pod says (rancher/rke2#3385's log line, from
+    // tests/fixtures/real-world/operator/operand-failure-texts.yaml).
+    let operands = operand_texts::OperandTexts {
+        namespace: "gpu-operator".into(),
+        pods: vec![operand_texts::PodTexts {
+            target: operand_texts::Target {
+                namespace: "gpu-operator".into(),
+                pod: "nvidia-container-toolkit-daemonset-abcde".into(),
+                app: "nvidia-container-toolkit-daemonset".into(),
+                node: Some("gpu-h200-0".into()),
+                container: "nvidia-container-toolkit-ctr".into(),
+                init: false,
+                why: "waiting: CrashLoopBackOff".into(),
+                restarts: 6,
+                has_run: true,
+                states: vec![],
+            },
+            log: operand_texts::LogText::Lines {
+                previous: false,
+                lines: vec![r#"nvidia-container-toolkit-ctr time="2022-09-26T15:50:01Z" level=fatal msg="Error: unable to load config: (6, 21): unexpected token type in inline table: keys cannot contain { character""#.into()],
+                cut: false,
+            },
+            events: vec![],
+        }],
+        ..operand_texts::OperandTexts::default()
+    };
     // What `kubectl gpu check-runtime --deep -o json` prints (no --node).
-    let command = check_runtime::evaluate(&snap, &[], Some(&deep)).unwrap();
+    let command = check_runtime::evaluate(&snap, &[], Some(&deep), Some(&operands)).unwrap();
     let printed: serde_json::Value = serde_json::from_str(
         &check_runtime::table::render(&command, OutputFormat::Json, false).unwrap(),
     )
@@ -268,7 +294,11 @@ fn bundle_check_runtime_is_the_check_runtime_report() {
 
     // What the bundle computes and writes.
     let mut c = collected();
-    c.check_runtime = Some(check_runtime::evaluate_all(&snap, Some(&deep)));
+    c.check_runtime = Some(check_runtime::evaluate_all(
+        &snap,
+        Some(&deep),
+        Some(&operands),
+    ));
     let report = GpuReport::build(&snap, Some(&common::pods_read()), None, common::now());
     let b = bundle::assemble(&snap, &report, &c);
     let mut out = Vec::new();
@@ -278,4 +308,12 @@ fn bundle_check_runtime_is_the_check_runtime_report() {
     let in_bundle: serde_json::Value = serde_json::from_slice(entry).unwrap();
     assert_eq!(in_bundle, serde_json::to_value(&command).unwrap());
     assert_eq!(in_bundle, printed);
+    assert!(
+        in_bundle["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["cause"] == "toolkit-config-template"),
+        "the bundle has the operand-texts finding"
+    );
 }

@@ -27,12 +27,12 @@ fn lock() -> MutexGuard<'static, ()> {
 }
 
 /// Installs (or upgrades back to) the healthy operator release once per process.
-fn healthy_operator(c: &Cluster) {
+pub(crate) fn healthy_operator(c: &Cluster) {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| install_operator(c, &[]));
 }
 
-fn install_operator(c: &Cluster, extra: &[&str]) {
+pub(crate) fn install_operator(c: &Cluster, extra: &[&str]) {
     let chart = c.repo_root().join(CHART);
     let mut cmd = c.helm();
     cmd.args(["upgrade", "--install", RELEASE])
@@ -77,7 +77,7 @@ fn install_operator(c: &Cluster, extra: &[&str]) {
     });
 }
 
-fn gpu(c: &Cluster, args: &[&str]) -> Output {
+pub(crate) fn gpu(c: &Cluster, args: &[&str]) -> Output {
     c.kubectl()
         .arg("gpu")
         .args(args)
@@ -85,7 +85,7 @@ fn gpu(c: &Cluster, args: &[&str]) -> Output {
         .expect("run kubectl gpu")
 }
 
-fn json_findings(out: &Output) -> Vec<Value> {
+pub(crate) fn json_findings(out: &Output) -> Vec<Value> {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "not JSON ({e}): {}\n{}",
@@ -96,7 +96,7 @@ fn json_findings(out: &Output) -> Vec<Value> {
     v["findings"].as_array().cloned().unwrap_or_default()
 }
 
-fn find<'a>(
+pub(crate) fn find<'a>(
     findings: &'a [Value],
     id: &str,
     node: Option<&str>,

@@ -1,6 +1,7 @@
 //! The bundle's I/O: what it needs beyond the snapshot (full GPU pods,
 //! events, operand logs, `--deep` node files), and check-runtime's report
-//! on the same snapshot through [`crate::check_runtime::evaluate_all`].
+//! on the same snapshot and reads (failing operands' logs and events, the
+//! `--deep` files) through [`crate::check_runtime::evaluate_all`].
 
 use super::{Collected, LogResult, log_targets, safe};
 use crate::check_runtime::{self, host};
@@ -108,7 +109,18 @@ pub async fn collect(
             .collect();
         deep = Some(read);
     }
-    progress.set_message("check-runtime");
-    c.check_runtime = Some(check_runtime::evaluate_all(snap, deep.as_ref()));
+    progress.set_message("check-runtime (failing operands' logs and events)");
+    let texts = check_runtime::operand_texts::read(
+        kube,
+        snap,
+        &[],
+        crate::report::pods::jiff_now::Now::system(),
+    )
+    .await;
+    c.check_runtime = Some(check_runtime::evaluate_all(
+        snap,
+        deep.as_ref(),
+        Some(&texts),
+    ));
     c
 }

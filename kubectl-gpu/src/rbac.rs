@@ -181,7 +181,7 @@ impl std::fmt::Display for Missing {
         write!(f, "cannot {} {}", self.verb, self.resource)?;
         match &self.namespace {
             Some(ns) => write!(f, " in namespace {ns}"),
-            None => Ok(()),
+            None => f.write_str(" at the cluster scope"),
         }
     }
 }
@@ -235,7 +235,10 @@ mod tests {
             r#"clusterpolicies.nvidia.com is forbidden: User "u" cannot list resource "clusterpolicies" in API group "nvidia.com" at the cluster scope"#,
         )
         .unwrap();
-        assert_eq!(m.to_string(), "cannot list clusterpolicies.nvidia.com");
+        assert_eq!(
+            m.to_string(),
+            "cannot list clusterpolicies.nvidia.com at the cluster scope"
+        );
         assert_eq!(m.bind.as_ref().map(|b| b.role), Some(Role::Read));
     }
 

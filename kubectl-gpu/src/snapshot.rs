@@ -74,7 +74,7 @@ impl Unreadable {
 impl std::fmt::Display for Unreadable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.missing {
-            Some(m) => write!(f, "{}: {m}; {}", self.what, m.advice()),
+            Some(m) => write!(f, "{}: forbidden: {m}; {}", self.what, m.advice()),
             None => write!(f, "{}: {}", self.what, self.reason),
         }
     }

@@ -6,5 +6,6 @@ mod check_runtime_e2e;
 mod cluster_smoke;
 mod helm_e2e;
 mod patch_e2e;
+mod rbac_e2e;
 mod report_e2e;
 mod verify_e2e;

@@ -5,9 +5,9 @@
 //! operand pods per node.
 
 use crate::snapshot::{OperatorObjects, Snapshot};
-use kube::api::DynamicObject;
 use crate::version::Triple;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use kube::api::DynamicObject;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -147,7 +147,13 @@ pub fn chart_label_version_of(
     };
     ops.deployments
         .iter()
-        .find_map(|d| from("deployment", d.metadata.name.as_ref(), d.metadata.labels.as_ref()))
+        .find_map(|d| {
+            from(
+                "deployment",
+                d.metadata.name.as_ref(),
+                d.metadata.labels.as_ref(),
+            )
+        })
         .or_else(|| {
             cluster_policies.iter().find_map(|cp| {
                 from(
@@ -159,7 +165,11 @@ pub fn chart_label_version_of(
         })
         .or_else(|| {
             ops.daemonsets.iter().find_map(|d| {
-                from("daemonset", d.metadata.name.as_ref(), d.metadata.labels.as_ref())
+                from(
+                    "daemonset",
+                    d.metadata.name.as_ref(),
+                    d.metadata.labels.as_ref(),
+                )
             })
         })
 }

@@ -139,11 +139,7 @@ pub fn verify_permissions(namespace: &str, create_ns: bool, keep: bool) -> Vec<P
     // In a namespace of our own only a cluster-wide binding can grant it.
     let p = |verb, resource| {
         let p = Permission::new(Role::Verify, verb, resource, ns);
-        if create_ns {
-            p.bound_cluster_wide()
-        } else {
-            p
-        }
+        if create_ns { p.bound_cluster_wide() } else { p }
     };
     let mut needed = vec![
         p("create", "pods"),
@@ -304,6 +300,9 @@ mod tests {
         let in_ns = verify_permissions("gpu-tests", false, false);
         assert!(in_ns.iter().all(|p| p.namespace == Some("gpu-tests")));
         let e = in_ns[0].forbidden().to_string();
-        assert!(e.contains("kubectl -n gpu-tests create rolebinding kubectl-gpu-verify"), "{e}");
+        assert!(
+            e.contains("kubectl -n gpu-tests create rolebinding kubectl-gpu-verify"),
+            "{e}"
+        );
     }
 }

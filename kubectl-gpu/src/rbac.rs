@@ -225,7 +225,10 @@ mod tests {
             r#"secrets is forbidden: User "system:serviceaccount:rbac:reader" cannot list resource "secrets" in API group "" in the namespace "gpu-operator""#,
         )
         .unwrap();
-        assert_eq!(m.to_string(), "cannot list secrets in namespace gpu-operator");
+        assert_eq!(
+            m.to_string(),
+            "cannot list secrets in namespace gpu-operator"
+        );
         assert_eq!(m.bind.as_ref().map(|b| b.role), Some(Role::HelmRelease));
         assert_eq!(
             m.advice(),

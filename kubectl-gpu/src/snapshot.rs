@@ -90,6 +90,9 @@ pub struct OperatorObjects {
     pub deployments: Vec<Deployment>,
     pub daemonsets: Vec<DaemonSet>,
     pub pods: Vec<Pod>,
+    /// The Helm release Secrets (`owner=helm`); empty unless no
+    /// `helm.sh/chart` label named the chart version or
+    /// [`read_helm_release`] was called.
     pub helm_secrets: Vec<Secret>,
 }
 

@@ -45,7 +45,8 @@ fn unreadable(view: &ClusterView) -> Vec<Finding> {
                 ),
                 None => (
                     format!("could not read {}", u.what),
-                    "see the RBAC section of the README, or read the results without these checks".to_string(),
+                    "see the RBAC section of the README, or read the results without these checks"
+                        .to_string(),
                 ),
             };
             Finding::warn("rbac-unreadable", None, message)

@@ -182,10 +182,7 @@ fn no_label_and_secrets_refused_names_the_helm_release_role() {
         &common::forbidden("secrets", "", Some("gpu-operator")),
     ));
     let findings = api::run(&ClusterView::from_snapshot(&snap));
-    let unreadable = findings
-        .iter()
-        .find(|f| f.id == "rbac-unreadable")
-        .unwrap();
+    let unreadable = findings.iter().find(|f| f.id == "rbac-unreadable").unwrap();
     assert_eq!(
         unreadable.message,
         "could not read secrets (Helm release) in namespace gpu-operator: cannot list secrets in namespace gpu-operator"

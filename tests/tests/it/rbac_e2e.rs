@@ -42,7 +42,10 @@ struct World {
 /// Which roles each account holds, bound the way the README says
 /// (ClusterRoleBinding for read and verify, RoleBindings in the operator
 /// namespace, kube-system or the `-n` namespace for the others).
-const ACCOUNTS: &[(&str, &[(&str, Option<&str>)])] = &[
+/// A role and the namespace of its RoleBinding (None: a ClusterRoleBinding).
+type Grant = (&'static str, Option<&'static str>);
+
+const ACCOUNTS: &[(&str, &[Grant])] = &[
     ("reader", &[("kubectl-gpu-read", None)]),
     (
         "reader-release",
@@ -100,7 +103,10 @@ fn setup(c: &Cluster) -> World {
             "{{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{{\"name\":\"{ns}\"}}}}"
         ));
     }
-    let dir = tempfile::Builder::new().prefix("rbac-e2e-").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("rbac-e2e-")
+        .tempdir()
+        .unwrap();
     let (server, ca) = cluster_endpoint(c);
     let mut accounts = Vec::new();
     for (name, roles) in ACCOUNTS {
@@ -110,16 +116,17 @@ fn setup(c: &Cluster) -> World {
         for (role, ns) in *roles {
             bind(c, name, role, *ns);
         }
-        let token = c.run_ok(c.kubectl().args([
-            "create",
-            "token",
-            name,
-            "-n",
-            SA_NS,
-            "--duration=2h",
-        ]));
+        let token =
+            c.run_ok(
+                c.kubectl()
+                    .args(["create", "token", name, "-n", SA_NS, "--duration=2h"]),
+            );
         let kubeconfig = dir.path().join(format!("{name}.kubeconfig"));
-        std::fs::write(&kubeconfig, kubeconfig_yaml(&server, &ca, name, token.trim())).unwrap();
+        std::fs::write(
+            &kubeconfig,
+            kubeconfig_yaml(&server, &ca, name, token.trim()),
+        )
+        .unwrap();
         accounts.push(Account { name, kubeconfig });
     }
     World {
@@ -149,7 +156,15 @@ fn bind(c: &Cluster, sa: &str, role: &str, ns: Option<&str>) {
             } else {
                 format!("--clusterrole={role}")
             };
-            cmd.args(["-n", ns, "create", "rolebinding", &binding, &role_ref, &subject])
+            cmd.args([
+                "-n",
+                ns,
+                "create",
+                "rolebinding",
+                &binding,
+                &role_ref,
+                &subject,
+            ])
         }
     };
     let out = cmd.output().unwrap();
@@ -190,9 +205,12 @@ fn narrowed_read_role(c: &Cluster) -> String {
 
 /// The API server and CA of the admin kubeconfig.
 fn cluster_endpoint(c: &Cluster) -> (String, String) {
-    let v: Value = serde_json::from_str(&c.run_ok(c.kubectl().args([
-        "config", "view", "--raw", "--minify", "-o", "json",
-    ])))
+    let v: Value = serde_json::from_str(
+        &c.run_ok(
+            c.kubectl()
+                .args(["config", "view", "--raw", "--minify", "-o", "json"]),
+        ),
+    )
     .unwrap();
     let cluster = &v["clusters"][0]["cluster"];
     (
@@ -323,9 +341,11 @@ fn ours(c: &Cluster) -> String {
 
 /// Waits until nothing of ours is left (namespace deletion is asynchronous).
 fn wait_nothing_ours(c: &Cluster, what: &str) {
-    c.wait_until(Duration::from_secs(60), &format!("{what}: nothing of ours left"), || {
-        ours(c).is_empty()
-    });
+    c.wait_until(
+        Duration::from_secs(60),
+        &format!("{what}: nothing of ours left"),
+        || ours(c).is_empty(),
+    );
 }
 
 fn findings(r: &Run) -> Vec<Value> {
@@ -368,12 +388,15 @@ fn the_read_role_runs_every_read_only_command_without_secrets() {
         with_id(&f, "rbac-unreadable").is_empty(),
         "nothing should be unreadable: {f:#?}"
     );
-    let evidence = format!("chart {CHART_VERSION} from label helm.sh/chart on deployment gpu-operator");
+    let evidence =
+        format!("chart {CHART_VERSION} from label helm.sh/chart on deployment gpu-operator");
     for id in ["operator-installed", "operator-chart-version"] {
         assert!(
-            with_id(&f, id)
+            with_id(&f, id).iter().any(|x| x["evidence"]
+                .as_array()
+                .unwrap()
                 .iter()
-                .any(|x| x["evidence"].as_array().unwrap().iter().any(|e| e == evidence.as_str())),
+                .any(|e| e == evidence.as_str())),
             "{id}: no evidence {evidence:?}: {f:#?}"
         );
     }
@@ -387,7 +410,11 @@ fn the_read_role_runs_every_read_only_command_without_secrets() {
     ] {
         let r = gpu(c, w, "reader", view);
         r.ok(&view.join(" "));
-        assert!(!r.stdout.contains("Could not read"), "{view:?}: {}", r.show());
+        assert!(
+            !r.stdout.contains("Could not read"),
+            "{view:?}: {}",
+            r.show()
+        );
     }
     let r = gpu(c, w, "reader", &["report", "operator", "-o", "json"]);
     r.ok("report operator -o json");
@@ -430,20 +457,11 @@ fn the_read_role_runs_every_read_only_command_without_secrets() {
     values.arg("values").arg(c.repo_root().join(CHART));
     let r = run(values, account(w, "reader"));
     r.ok("helm rke2gpu values");
-    assert!(
-        r.stdout.contains("CONTAINERD_SOCKET"),
-        "{}",
-        r.show()
-    );
+    assert!(r.stdout.contains("CONTAINERD_SOCKET"), "{}", r.show());
 }
 
 fn bundle_file(c: &Cluster, bundle: &Path, name: &str) -> String {
-    c.run_ok(
-        Command::new("tar")
-            .arg("-xzOf")
-            .arg(bundle)
-            .arg(name),
-    )
+    c.run_ok(Command::new("tar").arg("-xzOf").arg(bundle).arg(name))
 }
 
 #[test]
@@ -528,10 +546,7 @@ fn pod_commands_without_their_role_stop_before_creating_anything() {
     )
     .ok("report --bundle --deep without the node-agent role");
     let manifest = bundle_file(c, &bundle, "manifest.json");
-    assert!(
-        manifest.contains("kubectl-gpu-node-agent"),
-        "{manifest}"
-    );
+    assert!(manifest.contains("kubectl-gpu-node-agent"), "{manifest}");
     assert_eq!(ours(c), "", "something was created");
 }
 
@@ -546,8 +561,9 @@ fn the_node_agent_role_runs_deep_checks_and_patch_containerd() {
     let f = findings(&r);
     assert!(with_id(&f, "rbac-unreadable").is_empty(), "{f:#?}");
     assert!(
-        f.iter()
-            .any(|x| x["id"] == "nvidia-runtime" && x["node"] == "gpu-h200-0" && x["status"] == "ok"),
+        f.iter().any(|x| x["id"] == "nvidia-runtime"
+            && x["node"] == "gpu-h200-0"
+            && x["status"] == "ok"),
         "no host findings: {f:#?}"
     );
     let r = gpu(
@@ -577,12 +593,20 @@ fn the_verify_role_runs_verify_cluster_wide_or_in_one_namespace() {
     let _g = lock();
     install_operator(c);
     let w = world(c);
-    let r = gpu(c, w, "verifier", &["verify", "--timeout", "30", "-o", "json"]);
+    let r = gpu(
+        c,
+        w,
+        "verifier",
+        &["verify", "--timeout", "30", "-o", "json"],
+    );
     r.ok("verify as read + verify (ClusterRoleBinding)");
     let v = r.json();
     assert_eq!(v["summary"]["failed"], 0, "{v:#}");
     assert_eq!(v["namespace_created"], true);
-    assert!(v["cleanup"]["errors"].as_array().unwrap().is_empty(), "{v:#}");
+    assert!(
+        v["cleanup"]["errors"].as_array().unwrap().is_empty(),
+        "{v:#}"
+    );
 
     let r = gpu(
         c,
@@ -596,7 +620,8 @@ fn the_verify_role_runs_verify_cluster_wide_or_in_one_namespace() {
     let r = gpu(c, w, "verifier-ns", &["verify"]);
     assert_eq!(r.code, Some(2), "{}", r.show());
     assert!(
-        r.stderr.contains("kubectl create clusterrolebinding kubectl-gpu-verify"),
+        r.stderr
+            .contains("kubectl create clusterrolebinding kubectl-gpu-verify"),
         "{}",
         r.show()
     );
@@ -615,7 +640,16 @@ fn cleanup_names_the_delete_it_may_not_make_and_deletes_nothing() {
         c,
         w,
         "verifier",
-        &["verify", "--timeout", "30", "--node", "gpu-h200-0", "--keep", "-o", "json"],
+        &[
+            "verify",
+            "--timeout",
+            "30",
+            "--node",
+            "gpu-h200-0",
+            "--keep",
+            "-o",
+            "json",
+        ],
     );
     r.ok("verify --keep");
     let ns = r.json()["namespace"].as_str().unwrap().to_string();
@@ -628,12 +662,18 @@ fn cleanup_names_the_delete_it_may_not_make_and_deletes_nothing() {
     let r = gpu(c, w, "reader", &["cleanup"]);
     assert_eq!(r.code, Some(2), "{}", r.show());
     assert!(
-        r.stderr.contains(&format!("forbidden: cannot delete pods in namespace {ns}"))
-            && r.stderr.contains("kubectl create clusterrolebinding kubectl-gpu-verify"),
+        r.stderr
+            .contains(&format!("forbidden: cannot delete pods in namespace {ns}"))
+            && r.stderr
+                .contains("kubectl create clusterrolebinding kubectl-gpu-verify"),
         "{}",
         r.show()
     );
-    assert_eq!(ours(c), left, "cleanup deleted something without permission");
+    assert_eq!(
+        ours(c),
+        left,
+        "cleanup deleted something without permission"
+    );
 
     let r = gpu(c, w, "verifier", &["cleanup", "-o", "json"]);
     r.ok("cleanup as read + verify");
@@ -651,7 +691,12 @@ fn a_narrower_read_role_names_each_missing_read() {
     install_operator(c);
     let w = world(c);
     let r = gpu(c, w, "narrowed", &["check-runtime", "-o", "json"]);
-    assert_ne!(r.code, Some(2), "a read-only run must not fail on RBAC: {}", r.show());
+    assert_ne!(
+        r.code,
+        Some(2),
+        "a read-only run must not fail on RBAC: {}",
+        r.show()
+    );
     let f = findings(&r);
     for (what, missing) in [
         (
@@ -669,10 +714,9 @@ fn a_narrower_read_role_names_each_missing_read() {
             .unwrap_or_else(|| panic!("{what} not named: {f:#?}"));
         assert_eq!(u["status"], "warn");
         assert!(
-            u["fix"]
-                .as_str()
-                .unwrap()
-                .contains("kubectl create clusterrolebinding kubectl-gpu-read --clusterrole=kubectl-gpu-read"),
+            u["fix"].as_str().unwrap().contains(
+                "kubectl create clusterrolebinding kubectl-gpu-read --clusterrole=kubectl-gpu-read"
+            ),
             "{u:#}"
         );
     }
@@ -683,14 +727,23 @@ fn a_narrower_read_role_names_each_missing_read() {
         .iter()
         .map(|u| {
             (
-                format!("{} {}", u["missing"]["verb"].as_str().unwrap(), u["missing"]["resource"].as_str().unwrap()),
+                format!(
+                    "{} {}",
+                    u["missing"]["verb"].as_str().unwrap(),
+                    u["missing"]["resource"].as_str().unwrap()
+                ),
                 u["missing"]["bind"]["role"].as_str().unwrap().to_string(),
             )
         })
         .collect();
     assert!(
-        missing.contains(&("list runtimeclasses.node.k8s.io".into(), "kubectl-gpu-read".into()))
-            && missing.contains(&("list clusterpolicies.nvidia.com".into(), "kubectl-gpu-read".into())),
+        missing.contains(&(
+            "list runtimeclasses.node.k8s.io".into(),
+            "kubectl-gpu-read".into()
+        )) && missing.contains(&(
+            "list clusterpolicies.nvidia.com".into(),
+            "kubectl-gpu-read".into()
+        )),
         "{unreadable:#?}"
     );
     let r = gpu(c, w, "narrowed", &["report"]);
@@ -702,7 +755,9 @@ fn a_narrower_read_role_names_each_missing_read() {
     assert_eq!(r.code, Some(2), "{}", r.show());
     assert!(
         r.stderr.contains("forbidden: cannot list nodes")
-            && r.stderr.contains("kubectl create clusterrolebinding kubectl-gpu-read --clusterrole=kubectl-gpu-read"),
+            && r.stderr.contains(
+                "kubectl create clusterrolebinding kubectl-gpu-read --clusterrole=kubectl-gpu-read"
+            ),
         "{}",
         r.show()
     );
@@ -751,7 +806,12 @@ impl Drop for LabelsRemoved<'_> {
     fn drop(&mut self) {
         for (name, ns, value) in &self.saved {
             let mut cmd = self.c.kubectl();
-            cmd.args(["label", name, &format!("{CHART_LABEL}={value}"), "--overwrite"]);
+            cmd.args([
+                "label",
+                name,
+                &format!("{CHART_LABEL}={value}"),
+                "--overwrite",
+            ]);
             if let Some(ns) = ns {
                 cmd.args(["-n", ns]);
             }
@@ -767,7 +827,11 @@ fn without_chart_labels_the_helm_release_role_gives_the_version() {
     install_operator(c);
     let w = world(c);
     let removed = LabelsRemoved::new(c);
-    assert!(removed.saved.len() >= 3, "labels removed: {:?}", removed.saved);
+    assert!(
+        removed.saved.len() >= 3,
+        "labels removed: {:?}",
+        removed.saved
+    );
 
     // The read role alone: the version is unknown, and the Secret read it
     // would take is named with its role. Still a finished run.
@@ -793,11 +857,13 @@ fn without_chart_labels_the_helm_release_role_gives_the_version() {
     assert!(with_id(&f, "rbac-unreadable").is_empty(), "{f:#?}");
     let prefix = format!("chart {CHART_VERSION} from Helm release gpu-operator (revision ");
     assert!(
-        with_id(&f, "operator-chart-version").iter().any(|x| x["evidence"]
-            .as_array()
-            .unwrap()
+        with_id(&f, "operator-chart-version")
             .iter()
-            .any(|e| e.as_str().unwrap().starts_with(&prefix))),
+            .any(|x| x["evidence"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e.as_str().unwrap().starts_with(&prefix))),
         "{f:#?}"
     );
     drop(removed);

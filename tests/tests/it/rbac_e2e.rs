@@ -84,19 +84,24 @@ const ACCOUNTS: &[(&str, &[Grant])] = &[
     ("narrowed", &[("rbac-e2e-narrowed-read", None)]),
 ];
 
+/// The accounts (created once), with deploy/rbac.yaml applied again (its
+/// Role lives in the operator namespace). Call it with the operator installed.
 fn world(c: &Cluster) -> &'static World {
     static W: OnceLock<World> = OnceLock::new();
+    apply_roles(c);
     W.get_or_init(|| setup(c))
 }
 
-fn setup(c: &Cluster) -> World {
-    install_operator(c);
-    // The real file, as the README says.
+/// The real file, as the README says.
+fn apply_roles(c: &Cluster) {
     c.run_ok(
         c.kubectl()
             .args(["apply", "-f"])
             .arg(c.repo_root().join("deploy/rbac.yaml")),
     );
+}
+
+fn setup(c: &Cluster) -> World {
     c.apply(&narrowed_read_role(c));
     for ns in [SA_NS, VERIFY_NS] {
         c.apply(&format!(
@@ -226,6 +231,54 @@ fn kubeconfig_yaml(server: &str, ca: &str, user: &str, token: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: rbac\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: {user}\n  user:\n    token: {token}\ncontexts:\n- name: {user}\n  context:\n    cluster: rbac\n    user: {user}\n    namespace: default\ncurrent-context: {user}\n"
     )
+}
+
+/// The stand-in operator installed for a test; dropped, it uninstalls the
+/// release again when there was none before (verify's and report's tests
+/// expect the cluster as they found it).
+struct Operator<'a> {
+    c: &'a Cluster,
+    was_installed: bool,
+}
+
+impl<'a> Operator<'a> {
+    fn install(c: &'a Cluster) -> Self {
+        let was_installed = c
+            .helm()
+            .args(["status", RELEASE, "-n", OP_NS])
+            .output()
+            .unwrap()
+            .status
+            .success();
+        install_operator(c);
+        Operator { c, was_installed }
+    }
+}
+
+impl Drop for Operator<'_> {
+    fn drop(&mut self) {
+        if self.was_installed {
+            return;
+        }
+        let c = self.c;
+        let _ = c
+            .helm()
+            .args([
+                "uninstall",
+                RELEASE,
+                "-n",
+                OP_NS,
+                "--wait",
+                "--ignore-not-found",
+            ])
+            .output();
+        c.wait_until(Duration::from_secs(60), "ClusterPolicy removed", || {
+            c.kubectl()
+                .args(["get", "clusterpolicy", "cluster-policy"])
+                .output()
+                .is_ok_and(|o| !o.status.success())
+        });
+    }
 }
 
 /// Installs (or upgrades back to) the stand-in operator chart, ready.
@@ -367,7 +420,7 @@ const CHART_LABEL: &str = "helm.sh/chart";
 fn the_read_role_runs_every_read_only_command_without_secrets() {
     let c = Cluster::shared();
     let _g = lock();
-    install_operator(c);
+    let _op = Operator::install(c);
     let w = world(c);
 
     // It cannot read Secrets anywhere.
@@ -468,7 +521,7 @@ fn bundle_file(c: &Cluster, bundle: &Path, name: &str) -> String {
 fn the_helm_release_role_adds_the_release_values_to_the_bundle() {
     let c = Cluster::shared();
     let _g = lock();
-    install_operator(c);
+    let _op = Operator::install(c);
     let w = world(c);
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("b.tar.gz");
@@ -493,7 +546,7 @@ fn the_helm_release_role_adds_the_release_values_to_the_bundle() {
 fn pod_commands_without_their_role_stop_before_creating_anything() {
     let c = Cluster::shared();
     let _g = lock();
-    install_operator(c);
+    let _op = Operator::install(c);
     let w = world(c);
     wait_nothing_ours(c, "before");
 
@@ -554,7 +607,7 @@ fn pod_commands_without_their_role_stop_before_creating_anything() {
 fn the_node_agent_role_runs_deep_checks_and_patch_containerd() {
     let c = Cluster::shared();
     let _g = lock();
-    install_operator(c);
+    let _op = Operator::install(c);
     let w = world(c);
     let r = gpu(c, w, "deep", &["check-runtime", "--deep", "-o", "json"]);
     r.ok("check-runtime --deep as read + node-agent");
@@ -591,7 +644,7 @@ fn the_node_agent_role_runs_deep_checks_and_patch_containerd() {
 fn the_verify_role_runs_verify_cluster_wide_or_in_one_namespace() {
     let c = Cluster::shared();
     let _g = lock();
-    install_operator(c);
+    let _op = Operator::install(c);
     let w = world(c);
     let r = gpu(
         c,
@@ -632,7 +685,7 @@ fn the_verify_role_runs_verify_cluster_wide_or_in_one_namespace() {
 fn cleanup_names_the_delete_it_may_not_make_and_deletes_nothing() {
     let c = Cluster::shared();
     let _g = lock();
-    install_operator(c);
+    let _op = Operator::install(c);
     let w = world(c);
     wait_nothing_ours(c, "before");
     // A verify run kept its namespace and pods.
@@ -688,7 +741,7 @@ fn cleanup_names_the_delete_it_may_not_make_and_deletes_nothing() {
 fn a_narrower_read_role_names_each_missing_read() {
     let c = Cluster::shared();
     let _g = lock();
-    install_operator(c);
+    let _op = Operator::install(c);
     let w = world(c);
     let r = gpu(c, w, "narrowed", &["check-runtime", "-o", "json"]);
     assert_ne!(
@@ -824,7 +877,7 @@ impl Drop for LabelsRemoved<'_> {
 fn without_chart_labels_the_helm_release_role_gives_the_version() {
     let c = Cluster::shared();
     let _g = lock();
-    install_operator(c);
+    let _op = Operator::install(c);
     let w = world(c);
     let removed = LabelsRemoved::new(c);
     assert!(
@@ -873,7 +926,7 @@ fn without_chart_labels_the_helm_release_role_gives_the_version() {
 fn the_binding_command_the_error_prints_grants_what_was_missing() {
     let c = Cluster::shared();
     let _g = lock();
-    install_operator(c);
+    let _op = Operator::install(c);
     let w = world(c);
     let r = gpu(c, w, "learner", &["check-runtime", "--deep"]);
     assert_eq!(r.code, Some(2), "{}", r.show());

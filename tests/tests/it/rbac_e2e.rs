@@ -35,7 +35,6 @@ struct Account {
 }
 
 struct World {
-    _dir: tempfile::TempDir,
     accounts: Vec<Account>,
 }
 
@@ -108,10 +107,9 @@ fn setup(c: &Cluster) -> World {
             "{{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{{\"name\":\"{ns}\"}}}}"
         ));
     }
-    let dir = tempfile::Builder::new()
-        .prefix("rbac-e2e-")
-        .tempdir()
-        .unwrap();
+    // Under the cluster's run dir: `cluster down` removes the tokens with it.
+    let dir = Path::new(c.var("RKE2GPU_CLUSTER_DIR")).join("rbac-e2e");
+    std::fs::create_dir_all(&dir).unwrap();
     let (server, ca) = cluster_endpoint(c);
     let mut accounts = Vec::new();
     for (name, roles) in ACCOUNTS {
@@ -126,7 +124,7 @@ fn setup(c: &Cluster) -> World {
                 c.kubectl()
                     .args(["create", "token", name, "-n", SA_NS, "--duration=2h"]),
             );
-        let kubeconfig = dir.path().join(format!("{name}.kubeconfig"));
+        let kubeconfig = dir.join(format!("{name}.kubeconfig"));
         std::fs::write(
             &kubeconfig,
             kubeconfig_yaml(&server, &ca, name, token.trim()),
@@ -134,10 +132,7 @@ fn setup(c: &Cluster) -> World {
         .unwrap();
         accounts.push(Account { name, kubeconfig });
     }
-    World {
-        _dir: dir,
-        accounts,
-    }
+    World { accounts }
 }
 
 /// `kubectl create clusterrolebinding|rolebinding`, one binding per
@@ -928,6 +923,7 @@ fn the_binding_command_the_error_prints_grants_what_was_missing() {
     let _g = lock();
     let _op = Operator::install(c);
     let w = world(c);
+    let _binding = PrintedBinding::new(c);
     let r = gpu(c, w, "learner", &["check-runtime", "--deep"]);
     assert_eq!(r.code, Some(2), "{}", r.show());
     let printed = r
@@ -948,11 +944,35 @@ fn the_binding_command_the_error_prints_grants_what_was_missing() {
     c.run_ok(c.kubectl().args(&args));
     let r = gpu(c, w, "learner", &["check-runtime", "--deep", "-o", "json"]);
     r.ok("check-runtime --deep after the printed binding");
-    c.run_ok(c.kubectl().args([
-        "-n",
-        "kube-system",
-        "delete",
-        "rolebinding",
-        "learner-printed-node-agent",
-    ]));
+}
+
+/// Removes the binding the test makes from the printed command (before, in
+/// case a failed run left it, and after).
+struct PrintedBinding<'a>(&'a Cluster);
+
+impl<'a> PrintedBinding<'a> {
+    fn new(c: &'a Cluster) -> Self {
+        Self::remove(c);
+        PrintedBinding(c)
+    }
+
+    fn remove(c: &Cluster) {
+        let _ = c
+            .kubectl()
+            .args([
+                "-n",
+                "kube-system",
+                "delete",
+                "rolebinding",
+                "learner-printed-node-agent",
+                "--ignore-not-found",
+            ])
+            .output();
+    }
+}
+
+impl Drop for PrintedBinding<'_> {
+    fn drop(&mut self) {
+        Self::remove(self.0);
+    }
 }

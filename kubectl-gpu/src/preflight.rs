@@ -210,8 +210,10 @@ pub async fn verify(kube: &Kube, namespace: &str, create_ns: bool, keep: bool) -
     let ns = Some(namespace);
     require(kube, &verify_permissions(namespace, create_ns, keep)).await?;
     if !can_i(kube, &Permission::new(Role::Verify, "list", "events", ns)).await? {
+        let bind = Role::Verify.bound_in(if create_ns { None } else { ns });
         tracing::warn!(
-            "cannot list events in namespace {namespace}: failed pods will be diagnosed from their status and log only"
+            "cannot list events in namespace {namespace}: failed pods will be diagnosed from their status and log only; {}",
+            bind.advice()
         );
     }
     if !create_ns {

@@ -1,6 +1,8 @@
 //! `kubectl gpu cleanup`: list, and unless `--dry-run` delete, every pod
 //! and namespace labelled `app.kubernetes.io/managed-by=kubectl-gpu` (what
-//! a killed run left behind), and render what it found or did.
+//! a killed run left behind), and render what it found or did. Before
+//! deleting anything it checks (SelfSubjectAccessReview) that every delete
+//! is allowed, and names the missing permission and its role otherwise.
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
@@ -9,8 +11,11 @@ use serde::Serialize;
 
 use crate::client::Kube;
 use crate::error::{Error, Result};
-use crate::objects::OURS_SELECTOR;
+use crate::objects::{Component, LABEL_COMPONENT, OURS_SELECTOR};
+use crate::preflight::{self, Permission};
+use crate::rbac::Role;
 use crate::snapshot;
+use std::collections::BTreeSet;
 
 /// What `cleanup` was asked to do.
 #[derive(Debug, Clone, Copy, Default)]
@@ -71,6 +76,7 @@ pub async fn run(kube: &Kube, opts: &CleanupOptions) -> Result<CleanupReport> {
     if dry_run {
         return Ok(report);
     }
+    preflight::require(kube, &delete_permissions(&pods, &namespaces)).await?;
     let removed = delete_our_pods(kube).await?;
     for p in removed {
         let (ns, name) = p.split_once('/').unwrap_or(("", p.as_str()));
@@ -112,6 +118,43 @@ pub async fn run(kube: &Kube, opts: &CleanupOptions) -> Result<CleanupReport> {
         }
     }
     Ok(report)
+}
+
+/// The deletes `cleanup` makes: our pods, per namespace (node-agent pods:
+/// the node-agent role, bound in their namespace; verify pods: the verify
+/// role, bound cluster-wide in a verify namespace of ours, else in theirs),
+/// and our namespaces (the verify role, cluster-wide).
+pub fn delete_permissions<'a>(pods: &'a [Pod], namespaces: &'a [Namespace]) -> Vec<Permission<'a>> {
+    let ours: BTreeSet<&str> = namespaces
+        .iter()
+        .filter_map(|n| n.metadata.name.as_deref())
+        .collect();
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for p in pods {
+        let Some(ns) = p.metadata.namespace.as_deref() else {
+            continue;
+        };
+        let agent = p
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(LABEL_COMPONENT))
+            .is_some_and(|c| c == Component::NodeAgent.label());
+        let role = if agent { Role::NodeAgent } else { Role::Verify };
+        if seen.insert((ns, role)) {
+            let p = Permission::new(role, "delete", "pods", Some(ns));
+            out.push(if role == Role::Verify && ours.contains(ns) {
+                p.bound_cluster_wide()
+            } else {
+                p
+            });
+        }
+    }
+    if !namespaces.is_empty() {
+        out.push(Permission::new(Role::Verify, "delete", "namespaces", None));
+    }
+    out
 }
 
 /// Deletes every pod we ever created, in every namespace (without grace:

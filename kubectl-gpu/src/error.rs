@@ -38,11 +38,14 @@ pub enum Error {
     )]
     Unreachable { server: String, message: String },
 
-    #[error("forbidden: cannot {verb} {resource}{ns}; ask a cluster admin for the ClusterRole in the README (RBAC section)", ns = namespace.as_ref().map(|n| format!(" in namespace {n}")).unwrap_or_default())]
+    /// A permission we lack; `bind` is the role of `deploy/rbac.yaml` that
+    /// grants it and where to bind it (the message gives the command).
+    #[error("forbidden: cannot {verb} {resource}{ns}; {advice}", ns = namespace.as_ref().map(|n| format!(" in namespace {n}")).unwrap_or_default(), advice = crate::rbac::advice(bind.as_ref()))]
     Forbidden {
         verb: String,
         resource: String,
         namespace: Option<String>,
+        bind: Option<crate::rbac::Binding>,
     },
 
     #[error("Kubernetes API error while trying to {action}: {message}")]
@@ -364,10 +367,12 @@ impl Error {
             kube::Error::Api(status) if status.code == 403 => {
                 let (verb, resource, namespace) = parse_forbidden(&status.message)
                     .unwrap_or_else(|| (action.to_string(), String::new(), None));
+                let bind = crate::rbac::binding_for_read(&verb, &resource, namespace.as_deref());
                 Error::Forbidden {
                     verb,
                     resource,
                     namespace,
+                    bind,
                 }
             }
             kube::Error::Api(status) => Error::Api {
@@ -406,7 +411,7 @@ pub fn exit_code_of(err: &(dyn std::error::Error + 'static)) -> u8 {
 
 /// Reads `pods is forbidden: User "x" cannot create resource "pods" in API
 /// group "" in the namespace "kube-system"` into (verb, resource, namespace).
-fn parse_forbidden(message: &str) -> Option<(String, String, Option<String>)> {
+pub(crate) fn parse_forbidden(message: &str) -> Option<(String, String, Option<String>)> {
     let rest = message.split(" cannot ").nth(1)?;
     let mut words = rest.split_whitespace();
     let verb = words.next()?.to_string();
@@ -476,6 +481,7 @@ mod tests {
                     verb: s(),
                     resource: s(),
                     namespace: None,
+                    bind: None,
                 },
                 EXIT_USAGE,
             ),
@@ -824,8 +830,14 @@ mod tests {
             verb: "list".into(),
             resource: "nodes".into(),
             namespace: None,
+            bind: Some(crate::rbac::Role::Read.default_binding()),
         };
         assert!(e.to_string().contains("cannot list nodes"));
+        assert!(
+            e.to_string()
+                .contains("bind the ClusterRole kubectl-gpu-read from deploy/rbac.yaml"),
+            "{e}"
+        );
         assert_eq!(e.exit_code(), EXIT_USAGE);
     }
 }

@@ -25,6 +25,7 @@ pub mod objects;
 pub mod operator;
 pub mod patch;
 pub mod preflight;
+pub mod rbac;
 pub mod render;
 pub mod report;
 pub mod shell;

@@ -1,11 +1,13 @@
-//! Typed view of the installed GPU Operator: chart version (Helm release or
-//! the `helm.sh/chart` label), the `ClusterPolicy` state and the settings
-//! that matter on RKE2 (toolkit env, CDI, NRI, driver), and its operand pods
-//! per node.
+//! Typed view of the installed GPU Operator: chart version (the
+//! `helm.sh/chart` labels first, the Helm release Secret only when no label
+//! names it: [`chart_label_version_of`]), the `ClusterPolicy` state and the
+//! settings that matter on RKE2 (toolkit env, CDI, NRI, driver), and its
+//! operand pods per node.
 
 use crate::snapshot::{OperatorObjects, Snapshot};
 use crate::version::Triple;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use kube::api::DynamicObject;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -43,7 +45,11 @@ pub struct OperatorFacts {
     pub release: Option<String>,
     pub chart_version: Option<Triple>,
     pub chart_version_raw: Option<String>,
+    /// Where the version was read: `label helm.sh/chart on deployment
+    /// gpu-operator`, `Helm release gpu-operator (revision 3)`.
     pub chart_version_source: Option<String>,
+    /// The chart's appVersion: label `app.kubernetes.io/version`, else the Helm release.
+    pub app_version: Option<String>,
     /// A Helm release Secret that could not be decoded.
     pub release_error: Option<String>,
     pub namespace_labels: BTreeMap<String, String>,
@@ -104,6 +110,68 @@ pub fn daemonset_app(ds: &k8s_openapi::api::apps::v1::DaemonSet) -> String {
 /// The `helm.sh/chart: gpu-operator-v26.7.0` label's version.
 pub fn chart_label_version(label: &str) -> Option<&str> {
     label.strip_prefix("gpu-operator-")
+}
+
+/// The label the chart puts on what it renders.
+pub const CHART_LABEL: &str = "helm.sh/chart";
+
+/// A chart version read from a `helm.sh/chart` label: the version and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelledVersion {
+    pub version: String,
+    /// `label helm.sh/chart on deployment gpu-operator`.
+    pub source: String,
+}
+
+/// The chart version from the `helm.sh/chart: gpu-operator-<version>`
+/// labels, first found in this order: the operator Deployment and the
+/// ClusterPolicy (the chart renders both with `gpu-operator.labels`), then
+/// the operand DaemonSets (the operator copies the ClusterPolicy's
+/// `daemonsets.labels`, rendered from `gpu-operator.operand-labels`):
+/// NVIDIA/gpu-operator v25.10.1:deployments/gpu-operator/templates/_helpers.tpl,
+/// operator.yaml, clusterpolicy.yaml. Labels of subcharts (NFD's
+/// `node-feature-discovery-…`) do not count. None: read the Helm release.
+pub fn chart_label_version_of(
+    ops: &OperatorObjects,
+    cluster_policies: &[DynamicObject],
+) -> Option<LabelledVersion> {
+    let from = |kind: &str, name: Option<&String>, labels: Option<&BTreeMap<String, String>>| {
+        let version = chart_label_version(labels?.get(CHART_LABEL)?)?;
+        Some(LabelledVersion {
+            version: version.to_string(),
+            source: format!(
+                "label {CHART_LABEL} on {kind} {}",
+                name.map(String::as_str).unwrap_or_default()
+            ),
+        })
+    };
+    ops.deployments
+        .iter()
+        .find_map(|d| {
+            from(
+                "deployment",
+                d.metadata.name.as_ref(),
+                d.metadata.labels.as_ref(),
+            )
+        })
+        .or_else(|| {
+            cluster_policies.iter().find_map(|cp| {
+                from(
+                    "clusterpolicy",
+                    cp.metadata.name.as_ref(),
+                    cp.metadata.labels.as_ref(),
+                )
+            })
+        })
+        .or_else(|| {
+            ops.daemonsets.iter().find_map(|d| {
+                from(
+                    "daemonset",
+                    d.metadata.name.as_ref(),
+                    d.metadata.labels.as_ref(),
+                )
+            })
+        })
 }
 
 /// A pod's container statuses, init containers first.
@@ -189,7 +257,14 @@ impl OperatorFacts {
             namespace_labels: ops.namespace_labels.clone(),
             ..Default::default()
         };
-        // Chart version: the Helm release (most precise), else the Deployment's helm.sh/chart label.
+        // Chart version: the helm.sh/chart labels, else the Helm release
+        // (the snapshot reads its Secrets only then).
+        let cps = snap.cluster_policies.as_deref().unwrap_or_default();
+        if let Some(l) = chart_label_version_of(ops, cps) {
+            facts.chart_version = Triple::parse_loose(&l.version);
+            facts.chart_version_raw = Some(l.version);
+            facts.chart_version_source = Some(l.source);
+        }
         let release = match crate::helm::release::find_gpu_operator(&ops.helm_secrets) {
             Ok(r) => r,
             Err(e) => {
@@ -197,31 +272,29 @@ impl OperatorFacts {
                 None
             }
         };
-        if let Some(release) = release {
+        if let Some(release) = &release {
             facts.release = Some(release.name.clone());
-            facts.chart_version = Triple::parse_loose(&release.chart_version);
-            facts.chart_version_raw = Some(release.chart_version.clone());
-            facts.chart_version_source = Some(format!(
-                "Helm release {} (revision {})",
-                release.name, release.revision
-            ));
+            facts.app_version = release.app_version.clone();
+            if facts.chart_version.is_none() {
+                facts.chart_version = Triple::parse_loose(&release.chart_version);
+                facts.chart_version_raw = Some(release.chart_version.clone());
+                facts.chart_version_source = Some(format!(
+                    "Helm release {} (revision {})",
+                    release.name, release.revision
+                ));
+            }
         }
         for d in &ops.deployments {
             let labels = d.metadata.labels.clone().unwrap_or_default();
-            if facts.chart_version.is_none()
-                && let Some(v) = labels
-                    .get("helm.sh/chart")
-                    .and_then(|l| chart_label_version(l))
-            {
-                facts.chart_version = Triple::parse_loose(v);
-                facts.chart_version_raw = Some(v.to_string());
-                facts.chart_version_source = Some(format!(
-                    "label helm.sh/chart on Deployment {}",
-                    d.metadata.name.clone().unwrap_or_default()
-                ));
-            }
             if facts.release.is_none() {
                 facts.release = labels.get("app.kubernetes.io/instance").cloned();
+            }
+            if labels
+                .get(CHART_LABEL)
+                .is_some_and(|l| chart_label_version(l).is_some())
+                && let Some(v) = labels.get("app.kubernetes.io/version")
+            {
+                facts.app_version = Some(v.clone());
             }
         }
         if let Some(cp) = snap.cluster_policies.iter().flatten().next() {

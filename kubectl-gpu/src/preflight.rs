@@ -15,24 +15,32 @@ use kube::api::{Api, PostParams};
 use crate::client::Kube;
 use crate::error::{Error, Result};
 use crate::labels;
+use crate::rbac::Role;
 
 /// One permission: `verb` on `resource` (`/sub`resource) in `namespace`
-/// (cluster scope when `None`).
+/// (cluster scope when `None`), and the role of `deploy/rbac.yaml` that
+/// grants it, bound in `namespace` unless `cluster_wide`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Permission<'a> {
     pub verb: &'a str,
     pub resource: &'a str,
     pub sub: Option<&'a str>,
     pub namespace: Option<&'a str>,
+    pub role: Role,
+    /// The role must be bound cluster-wide (a namespace we create has no
+    /// RoleBinding yet).
+    pub cluster_wide: bool,
 }
 
 impl<'a> Permission<'a> {
-    pub fn new(verb: &'a str, resource: &'a str, namespace: Option<&'a str>) -> Self {
+    pub fn new(role: Role, verb: &'a str, resource: &'a str, namespace: Option<&'a str>) -> Self {
         Permission {
             verb,
             resource,
             sub: None,
             namespace,
+            role,
+            cluster_wide: false,
         }
     }
 
@@ -41,14 +49,32 @@ impl<'a> Permission<'a> {
         self
     }
 
+    /// Granted only by a cluster-wide binding of its role.
+    pub fn bound_cluster_wide(mut self) -> Self {
+        self.cluster_wide = true;
+        self
+    }
+
+    /// `pods/exec`, `namespaces`.
+    pub fn resource_path(&self) -> String {
+        match self.sub {
+            Some(s) => format!("{}/{s}", self.resource),
+            None => self.resource.to_string(),
+        }
+    }
+
+    /// The error that names this permission and the binding of its role.
     fn forbidden(&self) -> Error {
+        let bind_in = if self.cluster_wide {
+            None
+        } else {
+            self.namespace
+        };
         Error::Forbidden {
             verb: self.verb.to_string(),
-            resource: match self.sub {
-                Some(s) => format!("{}/{s}", self.resource),
-                None => self.resource.to_string(),
-            },
+            resource: self.resource_path(),
             namespace: self.namespace.map(str::to_string),
+            bind: Some(self.role.bound_in(bind_in)),
         }
     }
 }
@@ -77,7 +103,7 @@ pub async fn can_i(kube: &Kube, p: &Permission<'_>) -> Result<bool> {
 }
 
 /// Asks for all of `needed` at once; the first one (in order) we lack is
-/// [`Error::Forbidden`].
+/// [`Error::Forbidden`], naming its role and how to bind it.
 pub async fn require(kube: &Kube, needed: &[Permission<'_>]) -> Result<()> {
     let answers = futures::future::join_all(needed.iter().map(|p| can_i(kube, p))).await;
     for (p, allowed) in needed.iter().zip(answers) {
@@ -86,6 +112,50 @@ pub async fn require(kube: &Kube, needed: &[Permission<'_>]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What node-agent pods need in `namespace`: create, watch (until
+/// running), exec (`get` for the WebSocket upgrade kube's exec uses, and
+/// `create`, which Kubernetes 1.35+ also asks of it:
+/// AuthorizePodWebsocketUpgradeCreatePermission, kubernetes/kubernetes#134577)
+/// and delete pods.
+pub fn node_agent_permissions(namespace: &str) -> Vec<Permission<'_>> {
+    let ns = Some(namespace);
+    let r = Role::NodeAgent;
+    vec![
+        Permission::new(r, "create", "pods", ns),
+        Permission::new(r, "watch", "pods", ns),
+        Permission::new(r, "get", "pods", ns).subresource("exec"),
+        Permission::new(r, "create", "pods", ns).subresource("exec"),
+        Permission::new(r, "delete", "pods", ns),
+    ]
+}
+
+/// What verify needs: pods it creates, watches, reads the log of and
+/// deletes in `namespace`; with `create_ns` also the namespace itself
+/// (created, its pods deleted at once, deleted). `keep`: nothing deleted.
+pub fn verify_permissions(namespace: &str, create_ns: bool, keep: bool) -> Vec<Permission<'_>> {
+    let ns = Some(namespace);
+    // In a namespace of our own only a cluster-wide binding can grant it.
+    let p = |verb, resource| {
+        let p = Permission::new(Role::Verify, verb, resource, ns);
+        if create_ns { p.bound_cluster_wide() } else { p }
+    };
+    let mut needed = vec![
+        p("create", "pods"),
+        p("watch", "pods"),
+        p("get", "pods").subresource("log"),
+    ];
+    if create_ns {
+        needed.push(Permission::new(Role::Verify, "create", "namespaces", None));
+        if !keep {
+            needed.push(p("deletecollection", "pods"));
+            needed.push(Permission::new(Role::Verify, "delete", "namespaces", None));
+        }
+    } else if !keep {
+        needed.push(p("delete", "pods"));
+    }
+    needed
 }
 
 /// The labels of an existing namespace; a missing one is a usage error
@@ -125,16 +195,7 @@ pub fn node_agent_psa_refusal(namespace: &str, labels: &BTreeMap<String, String>
 /// namespace, and its PodSecurity level admits a hostPath pod. Says exactly
 /// what is missing.
 pub async fn node_agent(kube: &Kube, namespace: &str) -> Result<()> {
-    let ns = Some(namespace);
-    require(
-        kube,
-        &[
-            Permission::new("create", "pods", ns),
-            Permission::new("create", "pods", ns).subresource("exec"),
-            Permission::new("delete", "pods", ns),
-        ],
-    )
-    .await?;
+    require(kube, &node_agent_permissions(namespace)).await?;
     let labels = namespace_labels(kube, namespace, "pick another with -n").await?;
     match node_agent_psa_refusal(namespace, &labels) {
         Some(e) => Err(e),
@@ -147,23 +208,12 @@ pub async fn node_agent(kube: &Kube, namespace: &str) -> Result<()> {
 /// degrades without it).
 pub async fn verify(kube: &Kube, namespace: &str, create_ns: bool, keep: bool) -> Result<()> {
     let ns = Some(namespace);
-    let mut needed = vec![
-        Permission::new("create", "pods", ns),
-        Permission::new("watch", "pods", ns),
-        Permission::new("get", "pods", ns).subresource("log"),
-    ];
-    if create_ns {
-        needed.push(Permission::new("create", "namespaces", None));
-        if !keep {
-            needed.push(Permission::new("delete", "namespaces", None));
-        }
-    } else if !keep {
-        needed.push(Permission::new("delete", "pods", ns));
-    }
-    require(kube, &needed).await?;
-    if !can_i(kube, &Permission::new("list", "events", ns)).await? {
+    require(kube, &verify_permissions(namespace, create_ns, keep)).await?;
+    if !can_i(kube, &Permission::new(Role::Verify, "list", "events", ns)).await? {
+        let bind = Role::Verify.bound_in(if create_ns { None } else { ns });
         tracing::warn!(
-            "cannot list events in namespace {namespace}: failed pods will be diagnosed from their status and log only"
+            "cannot list events in namespace {namespace}: failed pods will be diagnosed from their status and log only; {}",
+            bind.advice()
         );
     }
     if !create_ns {
@@ -213,19 +263,48 @@ mod tests {
     }
 
     #[test]
-    fn forbidden_names_the_subresource() {
-        let p = Permission::new("create", "pods", Some("ns1")).subresource("exec");
-        match p.forbidden() {
+    fn forbidden_names_the_subresource_and_the_role() {
+        let p = Permission::new(Role::NodeAgent, "create", "pods", Some("ns1")).subresource("exec");
+        let e = p.forbidden();
+        assert_eq!(
+            e.to_string(),
+            "forbidden: cannot create pods/exec in namespace ns1; bind the ClusterRole kubectl-gpu-node-agent from deploy/rbac.yaml: kubectl -n ns1 create rolebinding kubectl-gpu-node-agent --clusterrole=kubectl-gpu-node-agent --user=<you>"
+        );
+        match e {
             Error::Forbidden {
                 verb,
                 resource,
                 namespace,
+                bind,
             } => {
                 assert_eq!(verb, "create");
                 assert_eq!(resource, "pods/exec");
                 assert_eq!(namespace.as_deref(), Some("ns1"));
+                assert_eq!(bind, Some(Role::NodeAgent.bound_in(Some("ns1"))));
             }
             e => panic!("{e:?}"),
         }
+    }
+
+    #[test]
+    fn a_verify_namespace_of_our_own_binds_cluster_wide() {
+        let needed = verify_permissions("kubectl-gpu-verify-1a2b", true, false);
+        let e = needed[0].forbidden().to_string();
+        assert!(
+            e.starts_with("forbidden: cannot create pods in namespace kubectl-gpu-verify-1a2b; bind the ClusterRole kubectl-gpu-verify from deploy/rbac.yaml: kubectl create clusterrolebinding kubectl-gpu-verify"),
+            "{e}"
+        );
+        assert!(
+            needed
+                .iter()
+                .any(|p| p.verb == "deletecollection" && p.resource == "pods")
+        );
+        let in_ns = verify_permissions("gpu-tests", false, false);
+        assert!(in_ns.iter().all(|p| p.namespace == Some("gpu-tests")));
+        let e = in_ns[0].forbidden().to_string();
+        assert!(
+            e.contains("kubectl -n gpu-tests create rolebinding kubectl-gpu-verify"),
+            "{e}"
+        );
     }
 }

@@ -2,14 +2,19 @@
 //! possible, all paginated, concurrent where independent: nodes,
 //! RuntimeClasses, the GPU Operator's namespace (found from its labels or
 //! its `ClusterPolicy`, never hard-coded) with its Deployments, DaemonSets,
-//! pods and Helm release secrets, and the `ClusterPolicy` through the
-//! dynamic API when the CRD exists.
+//! pods, and the `ClusterPolicy` through the dynamic API when the CRD
+//! exists. The Helm release Secrets only when no `helm.sh/chart` label
+//! names the chart version ([`crate::operator::chart_label_version_of`]), or
+//! when asked ([`read_helm_release`], the support bundle's user values):
+//! the read role of `deploy/rbac.yaml` holds no Secrets.
 //!
 //! Only the node list is required: anything else that cannot be read (RBAC)
-//! is recorded in [`Snapshot::unreadable`] and reported instead of failing.
+//! is recorded in [`Snapshot::unreadable`], with the permission and the role
+//! that grants it, and reported instead of failing.
 
 use crate::client::Kube;
 use crate::error::{Error, Result};
+use crate::rbac::Missing;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
 use k8s_openapi::api::node::v1::RuntimeClass;
@@ -41,10 +46,38 @@ pub fn cluster_policy_resource() -> ApiResource {
 }
 
 /// Something the snapshot could not read, and why.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Unreadable {
     pub what: String,
     pub reason: String,
+    /// Forbidden (403): the permission and the role that grants it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing: Option<Missing>,
+}
+
+impl Unreadable {
+    /// `what` could not be read because of `err`; a 403 names the
+    /// permission and its role.
+    pub fn new(what: impl Into<String>, err: &kube::Error) -> Self {
+        Unreadable {
+            what: what.into(),
+            reason: describe(err),
+            missing: match err {
+                kube::Error::Api(s) if s.code == 403 => Missing::from_forbidden_message(&s.message),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// `what: reason`, and for a refused permission the role to bind.
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.missing {
+            Some(m) => write!(f, "{}: forbidden: {m}; {}", self.what, m.advice()),
+            None => write!(f, "{}: {}", self.what, self.reason),
+        }
+    }
 }
 
 /// The GPU Operator's namespace and what runs in it.
@@ -57,6 +90,9 @@ pub struct OperatorObjects {
     pub deployments: Vec<Deployment>,
     pub daemonsets: Vec<DaemonSet>,
     pub pods: Vec<Pod>,
+    /// The Helm release Secrets (`owner=helm`); empty unless no
+    /// `helm.sh/chart` label named the chart version or
+    /// [`read_helm_release`] was called.
     pub helm_secrets: Vec<Secret>,
 }
 
@@ -131,10 +167,9 @@ impl Snapshot {
         };
         match rcs {
             Ok(r) => snap.runtime_classes = Some(r),
-            Err(e) => snap.unreadable.push(Unreadable {
-                what: "runtimeclasses.node.k8s.io".into(),
-                reason: describe(&e),
-            }),
+            Err(e) => snap
+                .unreadable
+                .push(Unreadable::new("runtimeclasses.node.k8s.io", &e)),
         }
         match cps {
             Ok(c) => {
@@ -142,10 +177,9 @@ impl Snapshot {
                 snap.crd_present = Some(true);
             }
             Err(e) if is_not_found(&e) => snap.crd_present = Some(false),
-            Err(e) => snap.unreadable.push(Unreadable {
-                what: "clusterpolicies.nvidia.com".into(),
-                reason: describe(&e),
-            }),
+            Err(e) => snap
+                .unreadable
+                .push(Unreadable::new("clusterpolicies.nvidia.com", &e)),
         }
 
         // The operator's namespace: its Deployment's labels, else the
@@ -167,10 +201,9 @@ impl Snapshot {
                     found = Some((ns, "operator Deployment labels".into()));
                 }
             }
-            Err(e) => snap.unreadable.push(Unreadable {
-                what: "deployments.apps (all namespaces)".into(),
-                reason: describe(&e),
-            }),
+            Err(e) => snap
+                .unreadable
+                .push(Unreadable::new("deployments.apps (all namespaces)", &e)),
         }
         if found.is_none() {
             found = snap
@@ -185,10 +218,50 @@ impl Snapshot {
                 .map(|ns| (ns.to_string(), "ClusterPolicy status.namespace".into()));
         }
         if let Some((namespace, found_by)) = found {
-            snap.operator =
-                Some(read_operator(kube, &namespace, found_by, &mut snap.unreadable).await);
+            let mut ops = read_operator(kube, &namespace, found_by, &mut snap.unreadable).await;
+            let cps = snap.cluster_policies.as_deref().unwrap_or_default();
+            if crate::operator::chart_label_version_of(&ops, cps).is_none() {
+                read_release_secrets(kube, &mut ops, &mut snap.unreadable).await;
+            }
+            snap.operator = Some(ops);
         }
         Ok(snap)
+    }
+}
+
+/// Reads the operator's Helm release Secrets into the snapshot unless they
+/// were read already (or refused): for the release's user values, which
+/// only the Secret holds. A refusal is recorded in `unreadable`.
+pub async fn read_helm_release(kube: &Kube, snap: &mut Snapshot) {
+    let Some(ops) = snap.operator.as_mut() else {
+        return;
+    };
+    let tried = !ops.helm_secrets.is_empty()
+        || snap
+            .unreadable
+            .iter()
+            .any(|u| u.what.starts_with(HELM_SECRETS_WHAT));
+    if !tried {
+        read_release_secrets(kube, ops, &mut snap.unreadable).await;
+    }
+}
+
+/// How an unreadable Helm release is named in [`Snapshot::unreadable`].
+pub const HELM_SECRETS_WHAT: &str = "secrets (Helm release)";
+
+async fn read_release_secrets(
+    kube: &Kube,
+    ops: &mut OperatorObjects,
+    unreadable: &mut Vec<Unreadable>,
+) {
+    let api: Api<Secret> = Api::namespaced(kube.client.clone(), &ops.namespace);
+    let lp = ListParams::default().labels(crate::helm::release::RELEASE_LABEL_SELECTOR);
+    match list_all(&api, &lp).await {
+        Ok(s) => ops.helm_secrets = s,
+        Err(e) => unreadable.push(Unreadable::new(
+            format!("{HELM_SECRETS_WHAT} in namespace {}", ops.namespace),
+            &e,
+        )),
     }
 }
 
@@ -203,15 +276,12 @@ async fn read_operator(
     let deploy_api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let ds_api: Api<DaemonSet> = Api::namespaced(client.clone(), namespace);
     let pod_api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let secret_api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let lp = ListParams::default();
-    let helm_lp = ListParams::default().labels("owner=helm");
-    let (ns, deploys, dss, pods, secrets) = tokio::join!(
+    let (ns, deploys, dss, pods) = tokio::join!(
         ns_api.get(namespace),
         list_all(&deploy_api, &lp),
         list_all(&ds_api, &lp),
         list_all(&pod_api, &lp),
-        list_all(&secret_api, &helm_lp),
     );
     let mut out = OperatorObjects {
         namespace: namespace.to_string(),
@@ -219,10 +289,10 @@ async fn read_operator(
         ..OperatorObjects::default()
     };
     let mut note = |what: &str, e: kube::Error| {
-        unreadable.push(Unreadable {
-            what: format!("{what} in namespace {namespace}"),
-            reason: describe(&e),
-        })
+        unreadable.push(Unreadable::new(
+            format!("{what} in namespace {namespace}"),
+            &e,
+        ))
     };
     match ns {
         Ok(n) => out.namespace_labels = n.metadata.labels.unwrap_or_default(),
@@ -239,10 +309,6 @@ async fn read_operator(
     match pods {
         Ok(p) => out.pods = p,
         Err(e) => note("pods", e),
-    }
-    match secrets {
-        Ok(s) => out.helm_secrets = s,
-        Err(e) => note("secrets (Helm release)", e),
     }
     out
 }

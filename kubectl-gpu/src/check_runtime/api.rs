@@ -31,15 +31,38 @@ pub fn run(view: &ClusterView) -> Vec<Finding> {
     out
 }
 
+/// `rbac-unreadable`: what could not be read, the permission refused and
+/// the role of `deploy/rbac.yaml` that grants it. A warning: the checks
+/// that needed it are skipped or less precise, the run goes on.
 fn unreadable(view: &ClusterView) -> Vec<Finding> {
     view.unreadable
         .iter()
         .map(|u| {
-            Finding::warn("rbac-unreadable", None, format!("could not read {}", u.what))
+            let (message, fix) = match &u.missing {
+                Some(m) => (
+                    format!("could not read {}: {m}", u.what),
+                    format!("{}; or read the results without these checks", m.advice()),
+                ),
+                None => (
+                    format!("could not read {}", u.what),
+                    "see the RBAC section of the README, or read the results without these checks"
+                        .to_string(),
+                ),
+            };
+            Finding::warn("rbac-unreadable", None, message)
                 .evidence(u.reason.clone())
-                .fix("grant the ClusterRole in the README (RBAC section), or read the results without these checks")
+                .fix(fix)
         })
         .collect()
+}
+
+/// `chart v25.10.1 from label helm.sh/chart on deployment gpu-operator`.
+fn chart_evidence(op: &OperatorFacts) -> Option<String> {
+    Some(format!(
+        "chart {} from {}",
+        op.chart_version_raw.as_deref()?,
+        op.chart_version_source.as_deref()?
+    ))
 }
 
 fn gpu_nodes_found(view: &ClusterView) -> Vec<Finding> {
@@ -68,19 +91,25 @@ fn gpu_nodes_found(view: &ClusterView) -> Vec<Finding> {
 
 fn operator_installed(view: &ClusterView) -> Vec<Finding> {
     match &view.operator {
-        Some(op) => vec![Finding::ok(
-            "operator-installed",
-            None,
-            format!(
-                "GPU Operator in namespace {} (found by {}){}",
-                op.namespace,
-                op.found_by,
-                op.chart_version_raw
-                    .as_ref()
-                    .map(|v| format!(", chart {v}"))
-                    .unwrap_or_default()
-            ),
-        )],
+        Some(op) => {
+            let f = Finding::ok(
+                "operator-installed",
+                None,
+                format!(
+                    "GPU Operator in namespace {} (found by {}){}",
+                    op.namespace,
+                    op.found_by,
+                    op.chart_version_raw
+                        .as_ref()
+                        .map(|v| format!(", chart {v}"))
+                        .unwrap_or_default()
+                ),
+            );
+            vec![match chart_evidence(op) {
+                Some(e) => f.evidence(e),
+                None => f,
+            }]
+        }
         None => {
             let advertised = view.gpu_nodes().any(|n| n.gpu.allocatable.unwrap_or(0) > 0);
             let f = if advertised {
@@ -113,8 +142,21 @@ fn chart_version(view: &ClusterView) -> Vec<Finding> {
         return vec![];
     };
     let Some(version) = op.chart_version else {
-        return vec![Finding::warn("operator-chart-version", None, "could not tell the GPU Operator chart version (no readable Helm release, no helm.sh/chart label)")
-            .fix("grant get/list on secrets in the operator namespace, or label the Deployment")];
+        let secrets_refused = view.unreadable.iter().find_map(|u| {
+            u.missing
+                .as_ref()
+                .filter(|m| m.resource == "secrets")
+                .map(|m| m.advice())
+        });
+        let f = Finding::warn("operator-chart-version", None, "could not tell the GPU Operator chart version (no helm.sh/chart label on the operator Deployment, the ClusterPolicy or the operand DaemonSets, no readable Helm release)")
+            .fix(match secrets_refused {
+                Some(advice) => format!("{advice} (the Helm release Secret then gives the version)"),
+                None => format!("reinstall or upgrade the chart (it labels what it renders {}=gpu-operator-<version>): helm rke2gpu upgrade", crate::operator::CHART_LABEL),
+            });
+        return vec![match &op.release_error {
+            Some(e) => f.evidence(e.clone()),
+            None => f,
+        }];
     };
     let mut out: Vec<Finding> = release_undecodable(op).into_iter().collect();
     let defects = chart_defects(view, version);
@@ -122,6 +164,16 @@ fn chart_version(view: &ClusterView) -> Vec<Finding> {
     out.extend(defects);
     out.extend(chart_known(version, bad));
     out.extend(containerd2_support(view, version));
+    // Every chart-version finding says where the version came from.
+    let evidence = chart_evidence(op);
+    for f in &mut out {
+        if let Some(e) = &evidence
+            && f.id == "operator-chart-version"
+            && !f.evidence.contains(e)
+        {
+            f.evidence.insert(0, e.clone());
+        }
+    }
     out
 }
 

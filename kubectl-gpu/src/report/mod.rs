@@ -208,6 +208,9 @@ pub struct ReportOptions {
     pub view: View,
     /// Namespace of the pods view; None: every namespace (`-A`).
     pub namespace: Option<String>,
+    /// Also read the Helm release Secret when labels gave the chart version
+    /// (`--bundle`: the release's user values). Refused: noted, not failed.
+    pub helm_release: bool,
 }
 
 /// The report and the snapshot it was built from (the base of `--watch`
@@ -223,6 +226,9 @@ pub struct ReportRun {
 /// is shown) and builds every view.
 pub async fn run(kube: &Kube, opts: &ReportOptions) -> Result<ReportRun> {
     let mut snap = Snapshot::read(kube).await?;
+    if opts.helm_release {
+        crate::snapshot::read_helm_release(kube, &mut snap).await;
+    }
     let now = Now::system();
     let mut pods = read::gpu_pods_or_note(kube, None, now, &mut snap.unreadable).await;
     if pods.is_none()

@@ -70,7 +70,7 @@ pub struct OperatorView {
     pub release: Option<String>,
     pub chart_version: Option<String>,
     pub chart_version_source: Option<String>,
-    /// The Helm release's appVersion.
+    /// The chart's appVersion (label `app.kubernetes.io/version`, else the Helm release).
     pub app_version: Option<String>,
     /// The operator Deployment's image.
     pub operator_image: Option<String>,
@@ -203,9 +203,7 @@ pub fn build(snap: &Snapshot, view: &ClusterView) -> OperatorView {
     out.cdi_enabled = facts.cdi_enabled;
     out.driver_enabled = facts.driver_enabled;
     out.toolkit_version = facts.toolkit_version.clone();
-    if let Ok(Some(rel)) = crate::helm::release::find_gpu_operator(&objects.helm_secrets) {
-        out.app_version = rel.app_version;
-    }
+    out.app_version = facts.app_version.clone();
     if let Some(d) = objects.deployments.iter().find(|d| {
         d.spec
             .template

@@ -70,13 +70,13 @@ pub async fn gpu_pods_or_note(
     match gpu_pods(kube, namespace, now).await {
         Ok(p) => Some(p),
         Err(e) => {
-            unreadable.push(Unreadable {
-                what: match namespace {
+            unreadable.push(Unreadable::new(
+                match namespace {
                     Some(ns) => format!("pods in namespace {ns}"),
                     None => "pods (all namespaces)".into(),
                 },
-                reason: crate::snapshot::describe(&e),
-            });
+                &e,
+            ));
             None
         }
     }

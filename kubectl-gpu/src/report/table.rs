@@ -233,7 +233,7 @@ pub fn footer(report: &GpuReport) -> String {
     if !report.unreadable.is_empty() {
         s.push_str("\nCould not read (shown as unknown):\n");
         for u in &report.unreadable {
-            s.push_str(&format!("  {}: {}\n", u.what, u.reason));
+            s.push_str(&format!("  {u}\n"));
         }
     }
     s
@@ -313,7 +313,7 @@ fn footer_unreadable(report: &GpuReport) -> String {
     if !report.unreadable.is_empty() {
         s.push_str("\nCould not read:\n");
         for u in &report.unreadable {
-            s.push_str(&format!("  {}: {}\n", u.what, u.reason));
+            s.push_str(&format!("  {u}\n"));
         }
     }
     s

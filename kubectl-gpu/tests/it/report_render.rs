@@ -55,14 +55,14 @@ fn partial_rbac_and_no_operator() {
     snap.crd_present = None;
     snap.runtime_classes = None;
     snap.unreadable = common::unreadable();
-    snap.unreadable.push(rke2gpu::snapshot::Unreadable {
-        what: "clusterpolicies.nvidia.com".into(),
-        reason: "forbidden: cannot list".into(),
-    });
-    snap.unreadable.push(rke2gpu::snapshot::Unreadable {
-        what: "pods (all namespaces)".into(),
-        reason: "forbidden: cannot list pods at the cluster scope".into(),
-    });
+    snap.unreadable.push(rke2gpu::snapshot::Unreadable::new(
+        "clusterpolicies.nvidia.com",
+        &common::forbidden("clusterpolicies", "nvidia.com", None),
+    ));
+    snap.unreadable.push(rke2gpu::snapshot::Unreadable::new(
+        "pods (all namespaces)",
+        &common::forbidden("pods", "", None),
+    ));
     let r = GpuReport::build(&snap, None, None, common::now());
     insta::assert_snapshot!(format!(
         "{}\n---\n{}",

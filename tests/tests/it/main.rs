@@ -7,5 +7,6 @@ mod cluster_smoke;
 mod helm_e2e;
 mod operand_texts_e2e;
 mod patch_e2e;
+mod rbac_e2e;
 mod report_e2e;
 mod verify_e2e;

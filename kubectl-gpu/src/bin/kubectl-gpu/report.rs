@@ -93,6 +93,7 @@ pub async fn run(kube_opts: &KubeOpts, out: &OutputOpts, args: Args) -> Result<u
     let opts = ReportOptions {
         view,
         namespace: namespace.clone(),
+        helm_release: args.bundle.is_some(),
     };
     let ReportRun { snapshot, report } = report::run(&kube, &opts).await?;
 

@@ -156,9 +156,16 @@ fn add_operator(b: &mut Bundle, snap: &Snapshot) {
                     }),
                 );
             }
-            Ok(None) => b
-                .not_collected
-                .push("Helm values: no gpu-operator Helm release found".into()),
+            Ok(None) => b.not_collected.push(
+                match snap
+                    .unreadable
+                    .iter()
+                    .find(|u| u.what.starts_with(crate::snapshot::HELM_SECRETS_WHAT))
+                {
+                    Some(u) => format!("Helm values: {u}"),
+                    None => "Helm values: no gpu-operator Helm release found".into(),
+                },
+            ),
             Err(e) => b.not_collected.push(format!("Helm values: {e}")),
         }
     }

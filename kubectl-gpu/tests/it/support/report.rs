@@ -521,9 +521,30 @@ pub fn pods_read() -> PodsRead {
     }
 }
 
+/// The 403 the API server answers a list it forbids (the Status body of
+/// k8s.io/apiserver `responsewriters.ForbiddenStatusError`).
+pub fn forbidden(resource: &str, group: &str, namespace: Option<&str>) -> kube::Error {
+    let qualified = if group.is_empty() {
+        resource.to_string()
+    } else {
+        format!("{resource}.{group}")
+    };
+    let scope = match namespace {
+        Some(ns) => format!("in the namespace \"{ns}\""),
+        None => "at the cluster scope".into(),
+    };
+    let status: kube::core::Status = serde_json::from_value(json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": format!("{qualified} is forbidden: User \"viewer\" cannot list resource \"{resource}\" in API group \"{group}\" {scope}"),
+        "reason": "Forbidden", "details": {"group": group, "kind": resource}, "code": 403
+    }))
+    .unwrap();
+    kube::Error::Api(Box::new(status))
+}
+
 pub fn unreadable() -> Vec<Unreadable> {
-    vec![Unreadable {
-        what: "runtimeclasses.node.k8s.io".into(),
-        reason: "forbidden: runtimeclasses.node.k8s.io is forbidden: User \"viewer\" cannot list resource \"runtimeclasses\"".into(),
-    }]
+    vec![Unreadable::new(
+        "runtimeclasses.node.k8s.io",
+        &forbidden("runtimeclasses", "node.k8s.io", None),
+    )]
 }

@@ -595,6 +595,11 @@ subjects: [{{kind: ServiceAccount, name: {sa}, namespace: {ns}}}]
         evidence(perm).iter().any(|e| e.contains("forbidden")),
         "{perm:#}"
     );
+    let fix = perm["fix"].as_str().unwrap_or_default();
+    assert!(
+        fix.contains("kubectl-gpu-read") && fix.contains("deploy/rbac.yaml"),
+        "the fix names the role to bind: {perm:#}"
+    );
     let pod = find(&findings, "operand-texts", Some(NODE), "warn")
         .unwrap_or_else(|| panic!("{findings:#?}"));
     assert!(

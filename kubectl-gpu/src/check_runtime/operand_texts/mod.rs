@@ -620,7 +620,8 @@ fn permissions(texts: &OperandTexts, forbidden_logs: &[(String, String)]) -> Opt
         ))
     } else {
         f.fix(format!(
-            "grant {} (the ClusterRole in the README's RBAC section), or read them yourself: kubectl -n {ns} logs <pod> -c <container>; kubectl -n {ns} get events",
+            "{} (it grants {}), or read them yourself: kubectl -n {ns} logs <pod> -c <container>; kubectl -n {ns} get events",
+            crate::rbac::advice(crate::rbac::binding_for_read("get", "pods/log", Some(ns)).as_ref()),
             missing.join(" and ")
         ))
     })

@@ -886,6 +886,34 @@ pub fn first_chart_with(has: impl Fn(&ChartRow) -> bool) -> Triple {
 /// rke2-docs add-ons/gpu_operators.md tab v25.10.x (`version: v25.10.1`).
 pub const UPGRADE_CHART: &str = "v25.10.1";
 
+/// The first chart whose operator always points the toolkit at the host
+/// drop-in `/etc/containerd/conf.d/99-nvidia.toml` (`RUNTIME_DROP_IN_CONFIG`
+/// and `RUNTIME_DROP_IN_CONFIG_HOST_PATH`, whatever `CONTAINERD_SOCKET`
+/// says): on RKE2 the file exists on every correctly configured node and
+/// means nothing, since RKE2's containerd never reads `/etc/containerd`.
+pub const HOST_DROP_IN_CHART: VersionFact = VersionFact {
+    version: t(25, 10, 0),
+    source: "gpu-operator v25.10.0 … v26.7.0 controllers/object_controls.go (DefaultContainerdDropInConfigFile = \"/etc/containerd/conf.d/99-nvidia.toml\"; getRuntimeConfigFiles and transformRuntimeConfigAndSocketMounts set RUNTIME_DROP_IN_CONFIG and RUNTIME_DROP_IN_CONFIG_HOST_PATH); absent at v25.3.4",
+};
+
+/// The first toolkit that writes that drop-in (and only adds `imports` to
+/// the top-level config); 1.17.x edits the top-level config only.
+pub const HOST_DROP_IN_TOOLKIT: VersionFact = VersionFact {
+    version: t(1, 18, 0),
+    source: "nvidia-container-toolkit v1.18.0 cmd/nvidia-ctk-installer/container/container.go (DropInConfig) and runtime/containerd/containerd.go (DefaultDropInConfig); v1.17.8 tools/container has no drop-in",
+};
+
+/// The first toolkit whose installer runs a no-op runtime configurer in NRI
+/// plugin mode: it neither edits containerd's config nor signals containerd,
+/// so RKE2 renders its `nvidia` runtimes only at its next restart. Every
+/// chart with the NRI plugin ([`ChartRow::has_nri`], v26.3.0 ships toolkit
+/// v1.19.0) has it; chart v26.7.0 no longer even mounts the containerd
+/// config and socket in that mode.
+pub const NRI_NOOP_CONFIGURER: VersionFact = VersionFact {
+    version: t(1, 19, 0),
+    source: "nvidia-container-toolkit v1.19.0 cmd/nvidia-ctk-installer/container/runtime/runtime.go (NewConfigurer returns noopRuntimeConfigurer when NRI is enabled: no Setup, no containerd signal); gpu-operator v26.7.0 controllers/object_controls.go transformForRuntime (NRI mode: only the NRI socket is mounted)",
+};
+
 /// The containerd releases that refuse a drop-in whose `version` is above
 /// the root config's. Source: containerd PR #12891 (added), reverted by
 /// containerd PR #13939; NVIDIA/aicr#1688.
@@ -1107,6 +1135,19 @@ mod tests {
         assert!(!nri_supported(t(26, 3, 0), Some(t(2, 0, 4))));
         assert!(nri_supported(t(26, 3, 0), Some(t(1, 7, 30))));
         assert!(!nri_supported(t(25, 10, 1), Some(t(2, 2, 2))));
+    }
+
+    #[test]
+    fn host_drop_in_and_nri_toolkit_boundaries() {
+        // gpu-operator v25.10.0 object_controls.go: the drop-in from this chart on; v25.3.x ships toolkit 1.17.x
+        assert!(chart_row(t(25, 3, 4)).since < HOST_DROP_IN_CHART.version);
+        assert_eq!(chart_row(HOST_DROP_IN_CHART.version).label, "v25.10.x");
+        let toolkit = |c| Triple::parse_loose(chart_row(c).toolkit_version).unwrap();
+        assert!(toolkit(t(25, 3, 4)) < HOST_DROP_IN_TOOLKIT.version);
+        assert!(toolkit(t(25, 10, 1)) >= HOST_DROP_IN_TOOLKIT.version);
+        // NRI arrived with chart 26.3.0, which ships toolkit v1.19.0: the no-op configurer always applies
+        assert!(first_chart_with(|r| r.has_nri) == t(26, 3, 0));
+        assert_eq!(NRI_NOOP_CONFIGURER.version, t(1, 19, 0));
     }
 
     #[test]

@@ -526,6 +526,134 @@ fn host_rules_seeded_faults() {
     assert_eq!(worst(&f, "static-template"), Status::Ok);
 }
 
+// ----- the host drop-in /etc/containerd/conf.d/99-nvidia.toml (issue 13, Domain item 2) -----
+
+/// The drop-in the toolkit writes when the top-level config does not exist
+/// and `containerd config dump` fails: RKE2's case (toolkit v1.20.0 golden).
+fn toolkit_drop_in() -> String {
+    fixture(
+        "upstream/toolkit-golden/installer-lifecycle-v2-top-level-config-does-not-exist.expected-dropin.toml",
+    )
+}
+
+fn operator_at(chart: &str) -> rke2gpu::operator::OperatorFacts {
+    rke2gpu::operator::OperatorFacts {
+        namespace: "gpu-operator".into(),
+        chart_version: rke2gpu::version::Triple::parse_loose(chart),
+        toolkit_enabled: Some(true),
+        ..Default::default()
+    }
+}
+
+fn dropin_probe(generated: String, dropin: String) -> ProbeResult {
+    let paths = NodePaths::new(Distribution::Rke2, None);
+    probe_with(
+        &[
+            (&paths.generated_config, Some(generated)),
+            (host::HOST_CONTAINERD_DROPIN, Some(dropin)),
+        ],
+        &[
+            ("/usr/local/nvidia/toolkit/nvidia-container-runtime", true),
+            (host::HOST_CONTAINERD_DROPIN, true),
+        ],
+    )
+}
+
+#[test]
+fn host_drop_in_is_ok_where_the_operator_always_writes_it() {
+    // gpu-operator v25.10.0+ object_controls.go: DefaultContainerdDropInConfigFile is always set, toolkit ≥ 1.18 writes it.
+    let paths = NodePaths::new(Distribution::Rke2, None);
+    let probe = dropin_probe(
+        fixture("rke2-containerd-config-example.toml"),
+        toolkit_drop_in(),
+    );
+    for chart in ["v25.10.1", "v26.3.2", "v26.7.0"] {
+        let op = operator_at(chart);
+        let f = host::rules(&node_facts(), Some(&op), &paths, &probe);
+        let d = status_of(&f, "host-containerd-dropin");
+        assert_eq!(d.len(), 1, "{chart}: {f:#?}");
+        assert_eq!(d[0].status, Status::Ok, "{chart}: {:#?}", d[0]);
+    }
+    // Chart v25.3.4 (toolkit 1.17.8) never points the toolkit there: the file means something else wrote it.
+    let f = host::rules(&node_facts(), Some(&operator_at("v25.3.4")), &paths, &probe);
+    let d = status_of(&f, "host-containerd-dropin");
+    assert_eq!(d[0].status, Status::Warn, "{:#?}", d[0]);
+    assert!(d[0].message.contains("chart 25.3.4"), "{}", d[0].message);
+    // Chart v25.10.1 with toolkit pinned to 1.17.8: no drop-in from that toolkit.
+    let mut op = operator_at("v25.10.1");
+    op.toolkit_version = Some("v1.17.8-ubuntu20.04".into());
+    let f = host::rules(&node_facts(), Some(&op), &paths, &probe);
+    assert_eq!(worst(&f, "host-containerd-dropin"), Status::Warn);
+    // NRI mode (toolkit ≥ 1.19 configures nothing): a harmless leftover.
+    let mut op = operator_at("v26.7.0");
+    op.nri_enabled = Some(true);
+    let f = host::rules(&node_facts(), Some(&op), &paths, &probe);
+    assert_eq!(worst(&f, "host-containerd-dropin"), Status::Ok);
+}
+
+#[test]
+fn host_drop_in_warns_where_its_content_conflicts_with_rke2() {
+    let paths = NodePaths::new(Distribution::Rke2, None);
+    let op = operator_at("v26.7.0");
+    // Toolkit golden with SetAsDefault=true: default_runtime_name = "nvidia", which RKE2 never applies.
+    let probe = dropin_probe(
+        fixture("rke2-containerd-config-example.toml"),
+        fixture(
+            "upstream/toolkit-golden/installer-lifecycle-v2-existing-config-without-default-runtime-setasdefault-true.expected-dropin.toml",
+        ),
+    );
+    let f = host::rules(&node_facts(), Some(&op), &paths, &probe);
+    let d = status_of(&f, "host-containerd-dropin");
+    assert_eq!(d[0].status, Status::Warn, "{:#?}", d[0]);
+    assert!(d[0].message.contains("default runtime"), "{}", d[0].message);
+    assert!(d[0].fix.as_deref().unwrap().contains("default-runtime"));
+    // operator.runtimeClass=foo: the toolkit registers foo, foo-cdi, foo-legacy, which RKE2 never renders.
+    let custom = toolkit_drop_in().replace("runtimes.nvidia", "runtimes.foo");
+    let probe = dropin_probe(fixture("rke2-containerd-config-example.toml"), custom);
+    let f = host::rules(&node_facts(), Some(&op), &paths, &probe);
+    let d = status_of(&f, "host-containerd-dropin");
+    assert_eq!(d[0].status, Status::Warn, "{:#?}", d[0]);
+    assert!(
+        d[0].message.contains("foo, foo-cdi, foo-legacy"),
+        "{}",
+        d[0].message
+    );
+    // A user template that makes RKE2 import /etc/containerd/conf.d: on containerd 1.7 the
+    // drop-in's CRI plugin table replaces RKE2's (no merge before containerd 2.0).
+    let legacy = fixture(
+        "../node-trees/gpu-a100-legacy-0/var/lib/rancher/rke2/agent/etc/containerd/config.toml",
+    );
+    let generated = format!("imports = [\"/etc/containerd/conf.d/*.toml\"]\n{legacy}");
+    let node = NodeFacts::from_node(&gpu_node(
+        "gpu-1",
+        "v1.30.14+rke2r1",
+        "containerd://1.7.27-k3s1",
+        "8",
+    ));
+    let f = host::rules(
+        &node,
+        Some(&op),
+        &paths,
+        &dropin_probe(generated.clone(), toolkit_drop_in()),
+    );
+    let d = status_of(&f, "host-containerd-dropin");
+    assert_eq!(d[0].status, Status::Fail, "{:#?}", d[0]);
+    assert!(
+        d[0].message
+            .contains("imports /etc/containerd/conf.d/*.toml"),
+        "{}",
+        d[0].message
+    );
+    // On containerd 2.x imported tables merge: still a warning.
+    let f = host::rules(
+        &node_facts(),
+        Some(&op),
+        &paths,
+        &dropin_probe(generated, toolkit_drop_in()),
+    );
+    assert_eq!(worst(&f, "host-containerd-dropin"), Status::Warn);
+}
+
 #[test]
 fn leftover_toolkit_without_operator() {
     let paths = NodePaths::new(Distribution::Rke2, None);

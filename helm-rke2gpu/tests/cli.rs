@@ -412,6 +412,92 @@ fn refusals_and_usage_errors() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+/// k3s pkg/agent/containerd/runtimes.go: RKE2 renders only nvidia, nvidia-experimental, nvidia-cdi. A custom
+/// operator.runtimeClass, however given, is refused before helm runs (exit 1), unless forced.
+#[test]
+fn custom_runtime_class_is_refused_before_helm_runs() {
+    let env = Env::new("v26.7.0");
+    let nodes = nodes_fixture();
+    let nodes = nodes.to_str().unwrap();
+    let mine = env.dir.path().join("mine.yaml");
+    std::fs::write(&mine, "operator:\n  runtimeClass: foo\n").unwrap();
+    let mine = mine.to_str().unwrap();
+    let cases: [&[&str]; 5] = [
+        &[
+            "install",
+            "--nodes-file",
+            nodes,
+            "--set",
+            "operator.runtimeClass=foo",
+        ],
+        &[
+            "install",
+            "--nodes-file",
+            nodes,
+            "--set-string=operator.runtimeClass=foo",
+        ],
+        &["upgrade", "--nodes-file", nodes, "-f", mine],
+        &[
+            "values",
+            "--nodes-file",
+            nodes,
+            "--set",
+            "operator.runtimeClass=foo",
+        ],
+        &["values", "--nodes-file", nodes, "-f", mine],
+    ];
+    for args in cases {
+        let o = env.cmd(args).output().unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("operator.runtimeClass=foo")
+                && err.contains("nvidia, nvidia-experimental, nvidia-cdi")
+                && err.contains("--force"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            env.calls()
+                .iter()
+                .all(|c| c[0] != "install" && c[0] != "upgrade"),
+            "{args:?}: helm ran"
+        );
+    }
+    // --force (install) and --rke2gpu-force (upgrade) go on, with the reason as a warning.
+    for args in [
+        vec![
+            "install",
+            "--nodes-file",
+            nodes,
+            "--set",
+            "operator.runtimeClass=foo",
+            "--force",
+        ],
+        vec![
+            "upgrade",
+            "--nodes-file",
+            nodes,
+            "-f",
+            mine,
+            "--rke2gpu-force",
+        ],
+    ] {
+        let o = env.cmd(&args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("warning: --force: operator.runtimeClass=foo"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    // The user's flags still reach helm verbatim, after our values file.
+    let install = env.calls().into_iter().find(|c| c[0] == "install").unwrap();
+    assert!(
+        install.ends_with(&["--set".to_string(), "operator.runtimeClass=foo".to_string()]),
+        "{install:?}"
+    );
+}
+
 #[test]
 fn version_completion_and_help() {
     let env = Env::new("v26.7.0");

@@ -769,6 +769,10 @@ pub const RKE2_NVIDIA_RUNTIMES: &[&str] = &["nvidia", "nvidia-experimental", "nv
 /// Where [`RKE2_NVIDIA_RUNTIMES`] comes from.
 pub const RKE2_NVIDIA_RUNTIMES_SOURCE: &str = "k3s pkg/agent/containerd/runtimes.go (findNvidiaContainerRuntimes: nvidia, nvidia-experimental, nvidia-cdi)";
 
+/// Why a custom `operator.runtimeClass` breaks the operator itself: its
+/// operands run with `runtimeClassName` set to it (except in NRI mode).
+pub const OPERANDS_RUNTIME_CLASS_SOURCE: &str = "gpu-operator v26.7.0 controllers/object_controls.go (setRuntimeClassName: operands run with runtimeClassName = operator.runtimeClass unless the NRI plugin is enabled; transformForRuntime sets CONTAINERD_RUNTIME_CLASS to it)";
+
 /// The Pod Security Admission level the GPU Operator's namespace needs on
 /// RKE2 with `profile: cis` (which enforces `restricted` cluster-wide).
 pub const PSA_PRIVILEGED: &str = "privileged";

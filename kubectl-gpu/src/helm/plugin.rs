@@ -11,7 +11,9 @@ use super::cluster as nodes;
 use super::helmchart;
 use super::invocation::{self, DEFAULT_RELEASE, Mode, PluginFlags, Split, WrapArgv, display_cmd};
 use super::uninstall::cleanup_notes;
-use super::values::{ClusterInputs, ComputedValues, compute_values, user_set_conflicts};
+use super::values::{
+    ClusterInputs, ComputedValues, UserValues, compute_values_with, user_set_conflicts,
+};
 use crate::cli::KubeOpts;
 use crate::client::{self, Kube};
 use crate::labels::PSA_ENFORCE;
@@ -92,6 +94,9 @@ pub struct ValuesRequest {
     pub devel: bool,
     pub flags: PluginFlags,
     pub output: ValuesOutput,
+    /// The values flags the user will pass to Helm after ours (`-f FILE`,
+    /// `--set K=V`, …), checked against our refusals, not merged.
+    pub user_args: Vec<String>,
 }
 
 /// What a command prints on stdout, or that its help was asked for.
@@ -231,6 +236,18 @@ async fn read_cluster(
     Ok((inputs, kube))
 }
 
+/// The user's values flags (`-f`, `--set`, …) as Helm will apply them; a
+/// file we cannot read (URL, stdin, missing) is a warning, not an error.
+fn read_user_values(args: &[String], notice: &mut dyn FnMut(Notice)) -> UserValues {
+    let read = UserValues::from_helm_args(args, &|path| {
+        std::fs::read_to_string(path).map_err(|e| e.to_string())
+    });
+    for w in read.warnings {
+        notice(Notice::Warning(w));
+    }
+    read.values
+}
+
 fn report(computed: &ComputedValues, notice: &mut dyn FnMut(Notice)) {
     for w in &computed.warnings {
         notice(Notice::Warning(w.clone()));
@@ -288,7 +305,8 @@ pub async fn values(
         locating.push("--devel".into());
     }
     let read = read_chart(env, &req.chart, req.version.as_deref(), &locating)?;
-    let computed = compute_values(&inputs, &read.chart, &req.flags.values)?;
+    let user = read_user_values(&req.user_args, notice);
+    let computed = compute_values_with(&inputs, &read.chart, &req.flags.values, &user)?;
     report(&computed, notice);
     Ok(match req.output {
         ValuesOutput::Yaml => computed.to_yaml(),
@@ -343,7 +361,8 @@ pub async fn install_or_upgrade(
     let opts = kube_opts(env, Some(&s));
     let (inputs, kube) = read_cluster(&s.ours, &opts).await?;
     let read = read_chart(env, &chart_ref, s.version.as_deref(), &s.chart_locating())?;
-    let computed = compute_values(&inputs, &read.chart, &s.ours.values)?;
+    let user = read_user_values(&s.helm, notice);
+    let computed = compute_values_with(&inputs, &read.chart, &s.ours.values, &user)?;
     report(&computed, notice);
     for w in user_set_conflicts(&computed, &s.helm) {
         notice(Notice::Warning(w));

@@ -13,7 +13,10 @@
 //! label ([`namespace`]). User values are not merged here: the binary passes
 //! the computed file first (`-f computed.yaml`) and the user's flags after
 //! it, so Helm's own precedence makes user values win ([`user_set_conflicts`]
-//! warns when a user `--set` would clobber a computed list).
+//! warns when a user `--set` would clobber a computed list). They are read
+//! ([`user`], [`compute_values_with`]) only to refuse what cannot work on
+//! RKE2/K3s: an `operator.runtimeClass` RKE2 does not render
+//! ([`runtime_class`]).
 
 mod cdi;
 mod conflicts;
@@ -24,8 +27,10 @@ mod nri;
 mod render;
 mod runtime_class;
 mod toolkit;
+mod user;
 
 pub use conflicts::user_set_conflicts;
+pub use user::{ReadUserValues, UserValue, UserValues};
 
 use super::chart::{Chart, GPU_OPERATOR_CHART};
 use crate::matrix::{self, ChartRow, Rke2ChartValues};
@@ -151,6 +156,8 @@ struct Ctx<'a> {
     chart: &'a Chart,
     opts: &'a ValuesOptions,
     cluster: &'a ClusterInputs,
+    /// The user's own values (applied by Helm after ours), for refusals.
+    user: &'a UserValues,
     /// `Chart.yaml` version as written.
     vs: &'a str,
     /// The version rows are looked up by.
@@ -174,6 +181,29 @@ impl<'a> Ctx<'a> {
             .iter()
             .filter(|t| t.containerd.major < 2)
             .collect()
+    }
+
+    /// The value Helm ends up with at `path` and where it comes from: the
+    /// user's (`--set …`, `-f …`), else the chart's `values.yaml` default.
+    fn effective(&self, path: &str) -> Option<UserValue> {
+        self.user.get(path).or_else(|| {
+            let v = path
+                .split('.')
+                .try_fold(&self.chart.values, |cur, k| cur.get(k))?;
+            Some(UserValue {
+                value: v.clone(),
+                origin: format!("the chart's values.yaml ({})", self.chart.origin),
+            })
+        })
+    }
+
+    /// NRI plugin mode: `--nri`, or `cdi.nriPluginEnabled=true` in the user's values.
+    fn nri_mode(&self) -> bool {
+        self.opts.nri
+            || self
+                .user
+                .get("cdi.nriPluginEnabled")
+                .is_some_and(|v| v.value == Value::Bool(true))
     }
 
     /// Targets on containerd 2.x or later.
@@ -219,11 +249,24 @@ fn refuse(reason: String) -> Error {
     Error::ValuesRefused { reason }
 }
 
-/// Computes the values for a cluster, a chart and options.
+/// Computes the values for a cluster, a chart and options, with no user
+/// values to check.
 pub fn compute_values(
     cluster: &ClusterInputs,
     chart: &Chart,
     opts: &ValuesOptions,
+) -> Result<ComputedValues> {
+    compute_values_with(cluster, chart, opts, &UserValues::default())
+}
+
+/// Computes the values for a cluster, a chart and options, refusing user
+/// values ([`UserValues`], applied by Helm after ours) that cannot work on
+/// these nodes unless `--force`.
+pub fn compute_values_with(
+    cluster: &ClusterInputs,
+    chart: &Chart,
+    opts: &ValuesOptions,
+    user: &UserValues,
 ) -> Result<ComputedValues> {
     if chart.meta.name != GPU_OPERATOR_CHART {
         return Err(Error::NotGpuOperatorChart {
@@ -252,6 +295,7 @@ pub fn compute_values(
         chart,
         opts,
         cluster,
+        user,
         vs,
         version,
         row,
@@ -263,6 +307,7 @@ pub fn compute_values(
     };
 
     known_bad::known_defects(&ctx, &mut out)?;
+    runtime_class::unrendered_runtime_class(&ctx, &mut out)?;
     nri::nri(&ctx, &mut out)?;
     toolkit::toolkit_env(&ctx, &mut out);
     toolkit::per_version_extras(&ctx, &mut out);

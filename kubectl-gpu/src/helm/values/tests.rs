@@ -771,3 +771,112 @@ fn messages_built_from_the_matrix_read_as_before() {
         got.hints
     );
 }
+
+fn user(args: &[&str], files: &[(&str, &str)]) -> UserValues {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let files: Vec<(String, String)> = files
+        .iter()
+        .map(|(p, t)| (p.to_string(), t.to_string()))
+        .collect();
+    let read = UserValues::from_helm_args(&args, &|path| {
+        files
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, t)| t.clone())
+            .ok_or_else(|| "no such file".to_string())
+    });
+    assert!(read.warnings.is_empty(), "{:?}", read.warnings);
+    read.values
+}
+
+/// k3s pkg/agent/containerd/runtimes.go renders only nvidia, nvidia-experimental and nvidia-cdi; gpu-operator
+/// object_controls.go runs the operands with runtimeClassName = operator.runtimeClass: any other name is refused.
+#[test]
+fn custom_runtime_class_is_refused_on_rke2_unless_forced() {
+    let nodes = one("v1.34.6+rke2r1", "2.2.2-k3s1");
+    let file = "operator:\n  runtimeClass: foo\n";
+    for (args, origin) in [
+        (
+            vec!["--set", "operator.runtimeClass=foo"],
+            "--set operator.runtimeClass=foo",
+        ),
+        (
+            vec!["--set-string", "operator.runtimeClass=foo"],
+            "--set-string operator.runtimeClass=foo",
+        ),
+        (vec!["-f", "my-values.yaml"], "-f my-values.yaml"),
+    ] {
+        for chart in ["v25.3.4", "v25.10.1", "v26.7.0"] {
+            let u = user(&args, &[("my-values.yaml", file)]);
+            let e = compute_values_with(&nodes, &chart_at(chart), &ValuesOptions::default(), &u)
+                .unwrap_err();
+            assert!(matches!(e, Error::ValuesRefused { .. }), "{e}");
+            let text = e.to_string();
+            assert!(
+                text.contains(origin)
+                    && text.contains("nvidia, nvidia-experimental, nvidia-cdi")
+                    && text.contains("--set operator.runtimeClass=nvidia")
+                    && text.contains("--force"),
+                "{chart}: {text}"
+            );
+        }
+    }
+    // --force goes on, loudly.
+    let u = user(&["--set", "operator.runtimeClass=foo"], &[]);
+    let forced = ValuesOptions {
+        force: true,
+        ..Default::default()
+    };
+    let got = compute_values_with(&nodes, &chart_at("v26.7.0"), &forced, &u).unwrap();
+    assert!(
+        got.warnings
+            .iter()
+            .any(|w| w.starts_with("--force: operator.runtimeClass=foo"))
+    );
+    // The three names RKE2 renders are fine; so is the chart's own default.
+    for name in ["nvidia", "nvidia-experimental", "nvidia-cdi"] {
+        let u = user(&["--set", &format!("operator.runtimeClass={name}")], &[]);
+        compute_values_with(&nodes, &chart_at("v26.7.0"), &ValuesOptions::default(), &u)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    // A later --set-string wins over the file (Helm applies --set-string last).
+    let u = user(
+        &[
+            "-f",
+            "my-values.yaml",
+            "--set-string",
+            "operator.runtimeClass=nvidia",
+        ],
+        &[("my-values.yaml", file)],
+    );
+    compute_values_with(&nodes, &chart_at("v26.7.0"), &ValuesOptions::default(), &u).unwrap();
+    // NRI mode puts no runtime class on the operands: not refused there.
+    let nri = ValuesOptions {
+        nri: true,
+        ..Default::default()
+    };
+    let u = user(&["--set", "operator.runtimeClass=foo"], &[]);
+    compute_values_with(&nodes, &chart_at("v26.7.0"), &nri, &u).unwrap();
+    // A chart whose own values.yaml names another class is refused the same way.
+    let mut c = chart_at("v26.7.0");
+    c.values["operator"]["runtimeClass"] = json!("gpu");
+    let e = compute_values(&nodes, &c, &ValuesOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("operator.runtimeClass=gpu (from the chart's values.yaml"),
+        "{e}"
+    );
+    // Not an RKE2 cluster: nothing to refuse.
+    let kubeadm = cluster(vec![node(
+        "n1",
+        "v1.29.4-eks-036c24b",
+        Some("1.7.11"),
+        true,
+    )]);
+    let generic = ValuesOptions {
+        allow_generic: true,
+        ..Default::default()
+    };
+    compute_values_with(&kubeadm, &chart_at("v26.7.0"), &generic, &u).unwrap();
+}

@@ -498,6 +498,41 @@ fn custom_runtime_class_is_refused_before_helm_runs() {
     );
 }
 
+/// gpu-operator v26.7.0 templates/validations.yaml: NRI needs the toolkit. Refused before helm runs.
+#[test]
+fn nri_with_the_toolkit_disabled_is_refused() {
+    let env = Env::new("v26.7.0");
+    let nodes = nodes_fixture();
+    let nodes = nodes.to_str().unwrap();
+    for args in [
+        vec![
+            "install",
+            "--nodes-file",
+            nodes,
+            "--nri",
+            "--set",
+            "toolkit.enabled=false",
+        ],
+        vec![
+            "values",
+            "--nodes-file",
+            nodes,
+            "--nri",
+            "--set",
+            "toolkit.enabled=false",
+        ],
+    ] {
+        let o = env.cmd(&args).output().unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("--nri with toolkit.enabled=false (from --set toolkit.enabled=false)"),
+            "{err}"
+        );
+    }
+    assert!(env.calls().iter().all(|c| c[0] != "install"));
+}
+
 #[test]
 fn version_completion_and_help() {
     let env = Env::new("v26.7.0");

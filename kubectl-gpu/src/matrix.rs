@@ -783,6 +783,10 @@ pub const PSA_CIS_SOURCE: &str = "rancher/rke2 pkg/rke2/psa.go (profile: cis enf
 /// The NRI plugin's status: NVIDIA calls it experimental.
 pub const NRI_SOURCE: &str = "gpu-operator release-notes.rst 26.3.0 (NRI plugin; containerd v1.7.30+, 2.1.x, 2.2.x), commit 5745476d (\"not yet GA, and not recommended for production use\"); rke2-docs gpu_operators.md tab v26.3.x with NRI";
 
+/// Why NRI mode needs the toolkit and CDI: the chart's own validations, and
+/// where the plugin runs.
+pub const NRI_NEEDS_TOOLKIT_AND_CDI_SOURCE: &str = "gpu-operator v26.7.0 deployments/gpu-operator/templates/validations.yaml (\"the NRI Plugin cannot be enabled when the Container Toolkit is disabled\", commit 9a1ff56bc; \"... when CDI is disabled\" since v26.3.0); object_controls.go transformToolkitCtrForCDI (ENABLE_NRI_PLUGIN on the toolkit container)";
+
 // ---------------------------------------------------------------------------
 // patch-containerd: containerd schema support, the containerd assumed
 // offline, and the release lists the planner's messages name

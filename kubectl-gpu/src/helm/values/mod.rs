@@ -16,7 +16,8 @@
 //! warns when a user `--set` would clobber a computed list). They are read
 //! ([`user`], [`compute_values_with`]) only to refuse what cannot work on
 //! RKE2/K3s: an `operator.runtimeClass` RKE2 does not render
-//! ([`runtime_class`]).
+//! ([`runtime_class`]), NRI with `toolkit.enabled=false` or
+//! `cdi.enabled=false` ([`nri`]).
 
 mod cdi;
 mod conflicts;
@@ -203,7 +204,7 @@ impl<'a> Ctx<'a> {
             || self
                 .user
                 .get("cdi.nriPluginEnabled")
-                .is_some_and(|v| v.value == Value::Bool(true))
+                .is_some_and(|v| template_bool(&v.value) == Some(true))
     }
 
     /// Targets on containerd 2.x or later.
@@ -242,6 +243,17 @@ impl Out<'_> {
             ));
             self.dropped.push(cv);
         }
+    }
+}
+
+/// A boolean as the chart's templates render it: `enabled: {{ .Values.x }}`
+/// writes a `--set-string` `"false"` unquoted, so it is a YAML `false` too.
+fn template_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s == "true" => Some(true),
+        Value::String(s) if s == "false" => Some(false),
+        _ => None,
     }
 }
 

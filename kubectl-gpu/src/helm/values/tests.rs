@@ -880,3 +880,72 @@ fn custom_runtime_class_is_refused_on_rke2_unless_forced() {
     };
     compute_values_with(&kubeadm, &chart_at("v26.7.0"), &generic, &u).unwrap();
 }
+
+/// gpu-operator v26.7.0 templates/validations.yaml: "the NRI Plugin cannot be enabled when the Container Toolkit is
+/// disabled" (and, since v26.3.0, when CDI is disabled): refused before Helm, from any source of the value.
+#[test]
+fn nri_refuses_toolkit_or_cdi_disabled() {
+    let nodes = one("v1.34.6+rke2r1", "2.2.2-k3s1");
+    let nri = ValuesOptions {
+        nri: true,
+        ..Default::default()
+    };
+    for (args, origin) in [
+        (
+            vec!["--set", "toolkit.enabled=false"],
+            "--set toolkit.enabled=false",
+        ),
+        (vec!["-f", "host-toolkit.yaml"], "-f host-toolkit.yaml"),
+        (
+            vec!["--set-json", "toolkit.enabled=false"],
+            "--set-json toolkit.enabled=false",
+        ),
+    ] {
+        for chart in ["v26.3.0", "v26.7.0"] {
+            let u = user(
+                &args,
+                &[("host-toolkit.yaml", "toolkit:\n  enabled: false\n")],
+            );
+            let e = compute_values_with(&nodes, &chart_at(chart), &nri, &u).unwrap_err();
+            assert!(matches!(e, Error::ValuesRefused { .. }), "{e}");
+            let text = e.to_string();
+            assert!(
+                text.contains("--nri with toolkit.enabled=false")
+                    && text.contains(origin)
+                    && text.contains("toolkit container"),
+                "{chart}: {text}"
+            );
+        }
+    }
+    // --set-string "false": clusterpolicy.yaml renders `enabled: false` unquoted (v26.3.x disables the toolkit;
+    // v26.7.0's validation fails with `incompatible types for comparison`): refused the same way.
+    let u = user(&["--set-string", "toolkit.enabled=false"], &[]);
+    let e = compute_values_with(&nodes, &chart_at("v26.3.0"), &nri, &u).unwrap_err();
+    assert!(
+        e.to_string().contains("--set-string toolkit.enabled=false"),
+        "{e}"
+    );
+    // The user's cdi.nriPluginEnabled=true is NRI mode too; cdi.enabled=false is refused with it.
+    let u = user(
+        &["--set", "cdi.nriPluginEnabled=true,cdi.enabled=false"],
+        &[],
+    );
+    let e = compute_values_with(&nodes, &chart_at("v26.7.0"), &ValuesOptions::default(), &u)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("cdi.nriPluginEnabled=true with cdi.enabled=false"),
+        "{e}"
+    );
+    // The toolkit on (explicitly or by default) is fine.
+    let u = user(&["--set", "toolkit.enabled=true"], &[]);
+    compute_values_with(&nodes, &chart_at("v26.7.0"), &nri, &u).unwrap();
+    // Without NRI the host may provide the toolkit.
+    let u = user(&["--set", "toolkit.enabled=false"], &[]);
+    compute_values_with(&nodes, &chart_at("v26.7.0"), &ValuesOptions::default(), &u).unwrap();
+    // A chart without the NRI plugin still says so first.
+    let e = compute_values_with(&nodes, &chart_at("v25.10.1"), &nri, &u)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("has no NRI plugin"), "{e}");
+}

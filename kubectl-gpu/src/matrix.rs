@@ -705,28 +705,60 @@ pub const RKE2_CHART_VALUES: &[Rke2ChartValues] = &[
     Rke2ChartValues {
         from: t(25, 3, 0),
         to: t(25, 3, 999),
-        toolkit_env: &[
-            EnvVar {
-                name: "ACCEPT_NVIDIA_VISIBLE_DEVICES_ENVVAR_WHEN_UNPRIVILEGED",
-                value: "false",
-            },
-            EnvVar {
-                name: "ACCEPT_NVIDIA_VISIBLE_DEVICES_AS_VOLUME_MOUNTS",
-                value: "true",
-            },
-        ],
-        device_plugin_env: &[EnvVar {
-            name: "DEVICE_LIST_STRATEGY",
-            value: "volume-mounts",
-        }],
+        // The tab's two ACCEPT_* envs and DEVICE_LIST_STRATEGY are GPU_ISOLATION,
+        // which applies wherever CDI ends up off, this line included.
+        toolkit_env: &[],
+        device_plugin_env: &[],
         toolkit_version: None,
         fixes_defect: None,
         cdi_off: true,
         needs_runtime_class: true,
-        note: "chart v25.3.x on RKE2: GPU isolation through volume mounts, CDI off, test pods need runtimeClassName: nvidia",
+        note: "chart v25.3.x on RKE2: CDI off, test pods need runtimeClassName: nvidia",
         source: "rke2-docs add-ons/gpu_operators.md tab v25.3.x (chart v25.3.4); gpu-operator release-notes.rst 25.3.1/25.3.2 known issues (CDI not operational with RKE2)",
     },
 ];
+
+/// GPU isolation for pods that reach their GPU through the `nvidia` runtime
+/// (CDI off: every chart before v25.10, and v25.10+ wherever `cdi.enabled`
+/// is computed or set false). The runtime then honours `NVIDIA_VISIBLE_DEVICES`
+/// from any unprivileged container by default (CUDA images set it to `all`),
+/// so a pod with `runtimeClassName: nvidia` sees every GPU whatever it was
+/// allocated. These envs make the runtime take the device list only from the
+/// device plugin's volume mounts. With CDI on they must not be set: the
+/// operator's `DEVICE_LIST_STRATEGY` is then `cdi-annotations,cdi-cri` (or
+/// `envvar,cdi-annotations` before v25.10), and `devicePlugin.env` is applied
+/// after it.
+#[derive(Debug, Clone, Serialize)]
+pub struct GpuIsolation {
+    /// Extra `toolkit.env` entries.
+    pub toolkit_env: &'static [EnvVar],
+    /// `devicePlugin.env` entries.
+    pub device_plugin_env: &'static [EnvVar],
+    /// The first chart whose toolkit container reads the toolkit envs: v22.9.0
+    /// ships toolkit v1.11.0 (values.yaml @v22.9.0); v1.11.x charts ship v1.10.0.
+    pub from_chart: Triple,
+    pub source: &'static str,
+}
+
+/// See [`GpuIsolation`].
+pub const GPU_ISOLATION: GpuIsolation = GpuIsolation {
+    toolkit_env: &[
+        EnvVar {
+            name: "ACCEPT_NVIDIA_VISIBLE_DEVICES_ENVVAR_WHEN_UNPRIVILEGED",
+            value: "false",
+        },
+        EnvVar {
+            name: "ACCEPT_NVIDIA_VISIBLE_DEVICES_AS_VOLUME_MOUNTS",
+            value: "true",
+        },
+    ],
+    device_plugin_env: &[EnvVar {
+        name: "DEVICE_LIST_STRATEGY",
+        value: "volume-mounts",
+    }],
+    from_chart: t(22, 9, 0),
+    source: "nvidia-container-toolkit v1.11.0 … v1.20.0 toolkit installer flags accept-nvidia-visible-devices-envvar-when-unprivileged (default true) and accept-nvidia-visible-devices-as-volume-mounts read from ACCEPT_NVIDIA_VISIBLE_DEVICES_* (commit 90518e0c, absent in v1.10.0), internal/config/image/cuda_image.go VisibleDevices (volume mounts first, the env only if privileged or accepted); k8s-device-plugin v0.9.0 … v0.20.0 DEVICE_LIST_STRATEGY=volume-mounts (/var/run/nvidia-container-devices); gpu-operator assets/state-device-plugin (DEVICE_LIST_STRATEGY=envvar unless cdi.enabled), object_controls.go TransformDevicePlugin (devicePlugin.env applied last); rke2-docs add-ons/gpu_operators.md tab v25.3.x",
+};
 
 /// The per-version RKE2 values that apply to a chart version.
 pub fn rke2_chart_values(version: Triple) -> impl Iterator<Item = &'static Rke2ChartValues> {
@@ -1184,15 +1216,17 @@ mod tests {
         assert_eq!(v[0].toolkit_version, Some("v1.17.1-ubuntu20.04"));
         assert!(chart_defects(t(24, 9, 0)).any(|d| Some(d.id) == v[0].fixes_defect));
         assert_eq!(rke2_chart_values(t(24, 9, 1)).count(), 0);
-        // rke2-docs tab v25.3.x: two ACCEPT_* toolkit envs and DEVICE_LIST_STRATEGY
+        // rke2-docs tab v25.3.x: CDI off; its two ACCEPT_* toolkit envs and DEVICE_LIST_STRATEGY are GPU_ISOLATION
         for c in [t(25, 3, 0), t(25, 3, 4)] {
             let v: Vec<_> = rke2_chart_values(c).collect();
             assert_eq!(v.len(), 1);
-            assert_eq!(v[0].toolkit_env.len(), 2);
-            assert_eq!(v[0].toolkit_env[0].value, "false");
-            assert_eq!(v[0].device_plugin_env[0].value, "volume-mounts");
-            assert!(v[0].cdi_off);
+            assert!(v[0].cdi_off && v[0].toolkit_env.is_empty());
         }
+        assert_eq!(GPU_ISOLATION.toolkit_env.len(), 2);
+        assert_eq!(GPU_ISOLATION.toolkit_env[0].value, "false");
+        assert_eq!(GPU_ISOLATION.device_plugin_env[0].value, "volume-mounts");
+        // values.yaml @v22.9.0 ships toolkit v1.11.0, the first whose container reads the ACCEPT_* envs
+        assert_eq!(GPU_ISOLATION.from_chart, t(22, 9, 0));
         assert_eq!(rke2_chart_values(t(25, 10, 1)).count(), 0);
         assert_eq!(rke2_chart_values(t(24, 9, 2)).count(), 0);
         assert_eq!(RKE2_SOCKET_ENV.value, "/run/k3s/containerd/containerd.sock");

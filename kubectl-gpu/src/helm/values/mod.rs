@@ -8,8 +8,9 @@
 //! them, one concern per submodule, in this order: the chart version and
 //! known-bad refusals ([`known_bad`]), the nodes the values are for
 //! ([`nodes`]), the NRI plugin ([`nri`]), the toolkit env and per-version
-//! toolkit/device-plugin values ([`toolkit`]), `cdi.enabled` ([`cdi`]), how
-//! pods reach their GPU ([`runtime_class`]) and the namespace's Pod Security
+//! toolkit/device-plugin values ([`toolkit`]), `cdi.enabled` ([`cdi`]), GPU
+//! isolation where CDI ends up off ([`isolation`]), how pods reach their GPU
+//! ([`runtime_class`]) and the namespace's Pod Security
 //! label ([`namespace`]). User values are not merged here: the binary passes
 //! the computed file first (`-f computed.yaml`) and the user's flags after
 //! it, so Helm's own precedence makes user values win ([`user_set_conflicts`]
@@ -21,6 +22,7 @@
 
 mod cdi;
 mod conflicts;
+mod isolation;
 mod known_bad;
 mod namespace;
 mod nodes;
@@ -257,6 +259,22 @@ fn template_bool(v: &Value) -> Option<bool> {
     }
 }
 
+impl Out<'_> {
+    /// Appends items to a list value computed earlier (`toolkit.env`), adding
+    /// to its reason and source; nothing when that value was not set.
+    fn extend_list(&mut self, path: &str, items: Vec<Value>, reason: &str, source: &str) {
+        let Some(cv) = self.values.iter_mut().find(|v| v.path == path) else {
+            return;
+        };
+        if let Value::Array(list) = &mut cv.value {
+            list.extend(items);
+            cv.reason.push_str(reason);
+            cv.source.push_str("; ");
+            cv.source.push_str(source);
+        }
+    }
+}
+
 fn refuse(reason: String) -> Error {
     Error::ValuesRefused { reason }
 }
@@ -324,6 +342,7 @@ pub fn compute_values_with(
     toolkit::toolkit_env(&ctx, &mut out);
     toolkit::per_version_extras(&ctx, &mut out);
     let cdi_effective = cdi::cdi_enabled(&ctx, &mut out)?;
+    isolation::gpu_isolation(&ctx, cdi_effective, &mut out);
     let pod_access = runtime_class::pod_access(&ctx, cdi_effective, &mut out);
     known_bad::old_chart_on_containerd2(&ctx, &mut out);
     if ctx.generic {

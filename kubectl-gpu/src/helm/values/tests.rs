@@ -94,7 +94,8 @@ struct Case {
 #[test]
 fn one_case_per_reference_row() {
     let socket = || Some(env(&[("CONTAINERD_SOCKET", SOCKET)]));
-    let v25_3_env = || {
+    // GPU isolation wherever CDI ends up off (matrix::GPU_ISOLATION; rke2-docs tab v25.3.x gives the same envs)
+    let isolated = || {
         Some(env(&[
             ("CONTAINERD_SOCKET", SOCKET),
             (
@@ -104,14 +105,15 @@ fn one_case_per_reference_row() {
             ("ACCEPT_NVIDIA_VISIBLE_DEVICES_AS_VOLUME_MOUNTS", "true"),
         ]))
     };
+    let volume_mounts = || Some(env(&[("DEVICE_LIST_STRATEGY", "volume-mounts")]));
     let cases = [
         Case {
-            why: "rke2 Dockerfile hardened-containerd tag, containerd 1.7 (v1.30.14 → 1.7.27): GPU Op ≤25.3 socket only; runtimeClassName",
+            why: "rke2 Dockerfile hardened-containerd tag, containerd 1.7 (v1.30.14 → 1.7.27): GPU Op ≤25.3 socket plus GPU isolation (toolkit v1.17.4 reads ACCEPT_*, CDI off); runtimeClassName",
             kubelet: "v1.30.14+rke2r1",
             containerd: "1.7.27-k3s1",
             chart: "v24.9.2",
-            toolkit_env: socket(),
-            device_plugin_env: None,
+            toolkit_env: isolated(),
+            device_plugin_env: volume_mounts(),
             cdi_enabled: None,
             toolkit_version: None,
             access: PodGpuAccess::RuntimeClass,
@@ -121,7 +123,7 @@ fn one_case_per_reference_row() {
             kubelet: "v1.30.14+rke2r1",
             containerd: "1.7.27-k3s1",
             chart: "v25.3.4",
-            toolkit_env: v25_3_env(),
+            toolkit_env: isolated(),
             device_plugin_env: Some(env(&[("DEVICE_LIST_STRATEGY", "volume-mounts")])),
             cdi_enabled: Some(false),
             toolkit_version: None,
@@ -132,19 +134,19 @@ fn one_case_per_reference_row() {
             kubelet: "v1.31.6+rke2r1",
             containerd: "2.0.2-k3s2",
             chart: "v25.3.4",
-            toolkit_env: v25_3_env(),
+            toolkit_env: isolated(),
             device_plugin_env: Some(env(&[("DEVICE_LIST_STRATEGY", "volume-mounts")])),
             cdi_enabled: Some(false),
             toolkit_version: None,
             access: PodGpuAccess::RuntimeClass,
         },
         Case {
-            why: "rke2 Dockerfile hardened-containerd tag, containerd 1.7: GPU Op ≥25.10 on containerd 1.7: cdi.enabled=false",
+            why: "rke2 Dockerfile hardened-containerd tag, containerd 1.7: GPU Op ≥25.10 on containerd 1.7: cdi.enabled=false, so GPU isolation (toolkit v1.18.1, device plugin v0.18.1 envvar strategy)",
             kubelet: "v1.30.14+rke2r1",
             containerd: "1.7.27-k3s1",
             chart: "v25.10.1",
-            toolkit_env: socket(),
-            device_plugin_env: None,
+            toolkit_env: isolated(),
+            device_plugin_env: volume_mounts(),
             cdi_enabled: Some(false),
             toolkit_version: None,
             access: PodGpuAccess::RuntimeClass,
@@ -194,23 +196,23 @@ fn one_case_per_reference_row() {
             access: PodGpuAccess::Cdi,
         },
         Case {
-            why: "release-notes.rst 24.9.0 known limitation: force toolkit.version=v1.17.1-ubuntu20.04",
+            why: "release-notes.rst 24.9.0 known limitation: force toolkit.version=v1.17.1-ubuntu20.04; GPU isolation (CDI off)",
             kubelet: "v1.30.6+rke2r1",
             containerd: "1.7.22-k3s1",
             chart: "v24.9.0",
-            toolkit_env: socket(),
-            device_plugin_env: None,
+            toolkit_env: isolated(),
+            device_plugin_env: volume_mounts(),
             cdi_enabled: None,
             toolkit_version: Some("v1.17.1-ubuntu20.04"),
             access: PodGpuAccess::RuntimeClass,
         },
         Case {
-            why: "release-notes.rst 24.9.1: default values for GPU Op ≥ 24.9.1: only the socket",
+            why: "release-notes.rst 24.9.1: default values for GPU Op ≥ 24.9.1: the socket plus GPU isolation (CDI off)",
             kubelet: "v1.30.6+rke2r1",
             containerd: "1.7.22-k3s1",
             chart: "v24.9.1",
-            toolkit_env: socket(),
-            device_plugin_env: None,
+            toolkit_env: isolated(),
+            device_plugin_env: volume_mounts(),
             cdi_enabled: None,
             toolkit_version: None,
             access: PodGpuAccess::RuntimeClass,
@@ -450,6 +452,12 @@ fn legacy_2021_values_only_on_request_and_loudly() {
             ("CONTAINERD_SOCKET", SOCKET),
             ("CONTAINERD_RUNTIME_CLASS", "nvidia"),
             ("CONTAINERD_SET_AS_DEFAULT", "true"),
+            // nvidia as the default runtime makes isolation matter most (CDI off on 24.9.2)
+            (
+                "ACCEPT_NVIDIA_VISIBLE_DEVICES_ENVVAR_WHEN_UNPRIVILEGED",
+                "false",
+            ),
+            ("ACCEPT_NVIDIA_VISIBLE_DEVICES_AS_VOLUME_MOUNTS", "true"),
         ]))
     );
     assert_eq!(
@@ -948,4 +956,89 @@ fn nri_refuses_toolkit_or_cdi_disabled() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("has no NRI plugin"), "{e}");
+}
+
+/// Toolkit v1.11.0…v1.20.0 honour ACCEPT_NVIDIA_VISIBLE_DEVICES_* and default to accepting the env from unprivileged
+/// containers; device plugin v0.9.0…v0.20.0 has DEVICE_LIST_STRATEGY=volume-mounts. So wherever CDI ends up off, not
+/// only on 25.3.x, pods on the nvidia runtime need both for isolation; never with CDI on.
+#[test]
+fn gpu_isolation_wherever_cdi_is_off() {
+    let iso = [
+        "ACCEPT_NVIDIA_VISIBLE_DEVICES_ENVVAR_WHEN_UNPRIVILEGED",
+        "ACCEPT_NVIDIA_VISIBLE_DEVICES_AS_VOLUME_MOUNTS",
+    ];
+    let names = |c: &ComputedValues| -> Vec<String> {
+        get(c, "toolkit.env")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["name"].as_str().map(str::to_string))
+            .collect()
+    };
+    let off = ValuesOptions {
+        cdi: Some(false),
+        ..Default::default()
+    };
+    let on = ValuesOptions {
+        cdi: Some(true),
+        ..Default::default()
+    };
+    let new = one("v1.34.6+rke2r1", "2.2.2-k3s1");
+    let old = one("v1.30.14+rke2r1", "1.7.27-k3s1");
+    // (nodes, chart, options, isolated)
+    let cases: [(&ClusterInputs, &str, &ValuesOptions, bool); 9] = [
+        (&new, "v26.7.0", &off, true), // --cdi false on a CDI-by-default chart
+        (&new, "v26.7.0", &ValuesOptions::default(), false), // CDI on: cdi-annotations,cdi-cri stays
+        (&old, "v26.7.0", &ValuesOptions::default(), true), // containerd 1.7: cdi.enabled=false computed
+        (&new, "v25.10.1", &off, true),
+        (&old, "v24.9.2", &ValuesOptions::default(), true), // ≤ 24.9: no CDI by default
+        (&old, "v24.9.2", &on, false), // old CDI mode (envvar,cdi-annotations) keeps its strategy
+        (&old, "v23.9.2", &ValuesOptions::default(), true),
+        (&old, "v22.9.0", &ValuesOptions::default(), true), // toolkit v1.11.0: the first that reads the envs
+        (&old, "v1.11.0", &ValuesOptions::default(), false), // toolkit v1.10.0 ignores them
+    ];
+    for (nodes, chart, opts, want) in cases {
+        let got = compute_values(nodes, &chart_at(chart), opts)
+            .unwrap_or_else(|e| panic!("{chart}: {e}"));
+        let n = names(&got);
+        assert_eq!(
+            iso.iter().all(|i| n.iter().any(|x| x == i)),
+            want,
+            "{chart} {opts:?}: {n:?}"
+        );
+        assert_eq!(
+            get(&got, "devicePlugin.env")
+                == Some(&env(&[("DEVICE_LIST_STRATEGY", "volume-mounts")])),
+            want,
+            "{chart} {opts:?}"
+        );
+        if want {
+            let tv = got.values.iter().find(|v| v.path == "toolkit.env").unwrap();
+            assert!(tv.reason.contains("GPU isolation"), "{}", tv.reason);
+            assert!(
+                tv.source.contains("nvidia-container-toolkit v1.11.0")
+                    && tv.source.contains("k8s-device-plugin"),
+                "{}",
+                tv.source
+            );
+            // the socket stays first
+            assert_eq!(n[0], "CONTAINERD_SOCKET");
+        }
+    }
+    // Before toolkit v1.11.0 the envs cannot be set: say so.
+    let got = compute_values(&old, &chart_at("v1.11.0"), &ValuesOptions::default()).unwrap();
+    assert!(
+        got.warnings
+            .iter()
+            .any(|w| w.contains("does not read ACCEPT_NVIDIA_VISIBLE_DEVICES_*")),
+        "{:?}",
+        got.warnings
+    );
+    // NRI: no toolkit env, no device-plugin strategy override.
+    let nri = ValuesOptions {
+        nri: true,
+        ..Default::default()
+    };
+    let got = compute_values(&new, &chart_at("v26.7.0"), &nri).unwrap();
+    assert!(get(&got, "devicePlugin.env").is_none());
 }

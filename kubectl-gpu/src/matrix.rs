@@ -57,6 +57,9 @@ pub enum Rke2Feature {
     Containerd2,
     /// containerd ≥ 2.1 (needed by the GPU Operator's NRI plugin).
     Containerd21,
+    /// `profile: cis` exempts `compliance-operator-system` from PSA (was
+    /// `cis-operator-system`; rancher/rke2 commit fd52255c6).
+    PsaComplianceOperatorExemption,
 }
 
 /// One row of the RKE2 feature table.
@@ -155,6 +158,19 @@ pub const RKE2_FEATURES: &[FeatureRow] = &[
         all_lines_from: (1, 35),
         confidence: Confidence::Confirmed,
         source: "rke2-docs add-ons/gpu_operators.md NRI tab (September 2025 releases)",
+    },
+    FeatureRow {
+        feature: Rke2Feature::PsaComplianceOperatorExemption,
+        description: "profile: cis PSA exemptions are kube-system, compliance-operator-system, tigera-operator (before: cis-operator-system)",
+        first_releases: &[
+            lr(1, 32, 13, 2),
+            lr(1, 33, 10, 1),
+            lr(1, 34, 6, 1),
+            lr(1, 35, 3, 1),
+        ],
+        all_lines_from: (1, 36),
+        confidence: Confidence::Confirmed,
+        source: "rancher/rke2 commit fd52255c6 (\"Update PSA namespace exceptions\", #9867, 2026-03-06) pkg/rke2/psa.go restrictedPSAConfig; first tag per line read from pkg/rke2/psa.go at the tags",
     },
 ];
 
@@ -273,13 +289,13 @@ pub const RKE2_ROWS: &[Rke2Row] = &[
     },
     Rke2Row {
         id: "containerd-2.3-v3-imports",
-        rke2: "v1.36.2+rke2r1 and later",
+        rke2: "v1.36.2+rke2r1 (2.3.2), v1.36.3+rke2r1 (2.3.3), v1.36.4 (2.3.4) and later",
         containerd: "2.3 (native schema v4)",
         schema: ConfigSchema::V3,
         templates: &["config-v3.toml.tmpl", "config.toml.tmpl"],
         drop_in_dir: Some("config-v3.toml.d"),
-        notes: "still rendered as version = 3; drop-ins must be version = 3 (not above the root)",
-        source: "rancher/hardened-containerd v2.3.x; containerd PR #12891 / #13939",
+        notes: "still rendered as version = 3; drop-ins must be version = 3 (not above the root): 2.3.0–2.3.4 refuse to start otherwise",
+        source: "rancher/rke2 Dockerfile hardened-containerd tags (v1.36.2+rke2r1 v2.3.2-k3s2, v1.36.3+rke2r1 v2.3.3-k3s1, v1.36.4-rc1+rke2r1 v2.3.4-k3s1.36); containerd PR #12891 / #13939",
     },
 ];
 
@@ -810,7 +826,24 @@ pub const OPERANDS_RUNTIME_CLASS_SOURCE: &str = "gpu-operator v26.7.0 controller
 pub const PSA_PRIVILEGED: &str = "privileged";
 
 /// Where [`PSA_PRIVILEGED`] comes from.
-pub const PSA_CIS_SOURCE: &str = "rancher/rke2 pkg/rke2/psa.go (profile: cis enforces restricted except kube-system, compliance-operator-system, tigera-operator)";
+pub const PSA_CIS_SOURCE: &str = "rancher/rke2 pkg/rke2/psa.go restrictedPSAConfig (profile: cis enforces restricted except kube-system, compliance-operator-system, tigera-operator; cis-operator-system before commit fd52255c6)";
+
+/// The namespaces RKE2's `profile: cis` exempts from PSA `restricted`
+/// ([`PSA_CIS_SOURCE`]) on a release: `compliance-operator-system` from the
+/// releases of [`Rke2Feature::PsaComplianceOperatorExemption`] on,
+/// `cis-operator-system` before (and when the release is unknown, both).
+pub fn cis_psa_exempt_namespaces(kubelet: Option<&KubeletVersion>) -> Vec<&'static str> {
+    let (new, old) = ("compliance-operator-system", "cis-operator-system");
+    let middle: &[&'static str] = match kubelet {
+        Some(k) if has(k, Rke2Feature::PsaComplianceOperatorExemption) => &[new],
+        Some(_) => &[old],
+        None => &[new, old],
+    };
+    let mut out = vec!["kube-system"];
+    out.extend_from_slice(middle);
+    out.push("tigera-operator");
+    out
+}
 
 /// The NRI plugin's status: NVIDIA calls it experimental.
 pub const NRI_SOURCE: &str = "gpu-operator release-notes.rst 26.3.0 (NRI plugin; containerd v1.7.30+, 2.1.x, 2.2.x), commit 5745476d (\"not yet GA, and not recommended for production use\"); rke2-docs gpu_operators.md tab v26.3.x with NRI";
@@ -959,6 +992,20 @@ pub const NRI_NOOP_CONFIGURER: VersionFact = VersionFact {
 /// containerd PR #13939; NVIDIA/aicr#1688.
 pub const DROP_IN_VERSION_REJECTED_BY: &str = "2.3.0–2.3.4";
 
+/// Whether a containerd release refuses a drop-in above the root's version
+/// ([`DROP_IN_VERSION_REJECTED_BY`]).
+pub fn containerd_rejects_newer_drop_in(containerd: Triple) -> bool {
+    containerd >= t(2, 3, 0) && containerd <= t(2, 3, 4)
+}
+
+/// The RKE2 releases that ship such a containerd: every v1.36 release from
+/// v1.36.2 (v1.36.0/v1.36.1 ship 2.2.3), as messages name them.
+pub const RKE2_REJECTING_NEWER_DROP_INS: &str =
+    "RKE2 v1.36.2+rke2r1 (containerd 2.3.2), v1.36.3+rke2r1 (2.3.3), v1.36.4 (2.3.4)";
+
+/// Where [`RKE2_REJECTING_NEWER_DROP_INS`] comes from.
+pub const RKE2_REJECTING_NEWER_DROP_INS_SOURCE: &str = "rancher/rke2 Dockerfile hardened-containerd tags: v1.36.1+rke2r2 v2.2.3-k3s1, v1.36.2+rke2r1 v2.3.2-k3s2, v1.36.3+rke2r1 v2.3.3-k3s1, v1.36.4-rc1+rke2r1 and master (2026-08-19) v2.3.4-k3s1.36; containerd PR #12891 (the rule), reverted by #13939 (2026-08-11, after 2.3.4)";
+
 // ---------------------------------------------------------------------------
 // verify area: the versions `kubectl gpu verify`'s diagnoses name
 // ---------------------------------------------------------------------------
@@ -1075,6 +1122,14 @@ mod tests {
             // containerd 2.1 for NRI: v1.31.13, v1.32.9, v1.33.5, v1.34.1
             ("v1.33.5+rke2r1", Containerd21, true),
             ("v1.33.4+rke2r1", Containerd21, false),
+            // PSA compliance-operator-system (rke2 fd52255c6): read from pkg/rke2/psa.go at the tags
+            ("v1.32.13+rke2r2", PsaComplianceOperatorExemption, true),
+            ("v1.32.13+rke2r1", PsaComplianceOperatorExemption, false),
+            ("v1.33.10+rke2r1", PsaComplianceOperatorExemption, true),
+            ("v1.33.9+rke2r1", PsaComplianceOperatorExemption, false),
+            ("v1.35.2+rke2r1", PsaComplianceOperatorExemption, false),
+            ("v1.36.0+rke2r1", PsaComplianceOperatorExemption, true),
+            ("v1.31.14+rke2r1", PsaComplianceOperatorExemption, false),
         ];
         for (v, f, want) in cases {
             assert_eq!(has(&k(v), f), want, "{v} {f:?}");
@@ -1092,6 +1147,7 @@ mod tests {
             RuntimeClassesChart,
             Containerd2,
             Containerd21,
+            PsaComplianceOperatorExemption,
         ] {
             let rows: Vec<_> = RKE2_FEATURES.iter().filter(|r| r.feature == f).collect();
             assert_eq!(rows.len(), 1, "{f:?}");
@@ -1188,6 +1244,37 @@ mod tests {
         // NRI arrived with chart 26.3.0, which ships toolkit v1.19.0: the no-op configurer always applies
         assert!(first_chart_with(|r| r.has_nri) == t(26, 3, 0));
         assert_eq!(NRI_NOOP_CONFIGURER.version, t(1, 19, 0));
+    }
+
+    #[test]
+    fn drop_in_version_rule_on_rke2_1_36() {
+        // rancher/rke2 Dockerfile: v1.36.1+rke2r2 → 2.2.3, v1.36.2 → 2.3.2, v1.36.3 → 2.3.3, v1.36.4-rc1 → 2.3.4
+        assert!(!containerd_rejects_newer_drop_in(t(2, 2, 3)));
+        for c in [t(2, 3, 2), t(2, 3, 3), t(2, 3, 4)] {
+            assert!(containerd_rejects_newer_drop_in(c), "{c}");
+            assert_eq!(
+                rke2_row(&k("v1.36.3+rke2r1"), Some(c)).id,
+                "containerd-2.3-v3-imports"
+            );
+        }
+        assert!(!containerd_rejects_newer_drop_in(t(2, 3, 5)));
+    }
+
+    #[test]
+    fn cis_psa_exemptions_by_release() {
+        assert_eq!(
+            cis_psa_exempt_namespaces(Some(&k("v1.34.6+rke2r1"))),
+            [
+                "kube-system",
+                "compliance-operator-system",
+                "tigera-operator"
+            ]
+        );
+        assert_eq!(
+            cis_psa_exempt_namespaces(Some(&k("v1.34.5+rke2r1"))),
+            ["kube-system", "cis-operator-system", "tigera-operator"]
+        );
+        assert_eq!(cis_psa_exempt_namespaces(None).len(), 4);
     }
 
     #[test]

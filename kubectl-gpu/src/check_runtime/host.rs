@@ -317,12 +317,42 @@ fn drop_in_versions(h: &Host, cfg: &ContainerdConfig) -> Vec<Finding> {
                 continue;
             };
             match ContainerdConfig::parse(&path, text) {
-                Ok(d) if d.version() > cfg.version() => out.push(
-                    Finding::fail("drop-in-version", n, format!("{path} has version = {} above the root config's {}: containerd {} refuse to start, others silently skip migration", d.version(), cfg.version(), matrix::DROP_IN_VERSION_REJECTED_BY))
+                Ok(d) if d.version() > cfg.version() => {
+                    let consequence = match h.node.containerd() {
+                        Some(c) if matrix::containerd_rejects_newer_drop_in(c) => format!(
+                            "this node's containerd {c} refuses to start with it (as every containerd {} does: {})",
+                            matrix::DROP_IN_VERSION_REJECTED_BY,
+                            matrix::RKE2_REJECTING_NEWER_DROP_INS
+                        ),
+                        _ => format!(
+                            "containerd {} ({}) refuse to start, others silently skip migration",
+                            matrix::DROP_IN_VERSION_REJECTED_BY,
+                            matrix::RKE2_REJECTING_NEWER_DROP_INS
+                        ),
+                    };
+                    out.push(
+                        Finding::fail(
+                            "drop-in-version",
+                            n,
+                            format!(
+                                "{path} has version = {} above the root config's {}: {consequence}",
+                                d.version(),
+                                cfg.version()
+                            ),
+                        )
+                        .evidence(format!(
+                            "source: {}",
+                            matrix::RKE2_REJECTING_NEWER_DROP_INS_SOURCE
+                        ))
                         .fix(format!("set version = {} in {path}", cfg.version())),
-                ),
+                    );
+                }
                 Ok(_) => {}
-                Err(e) => out.push(Finding::fail("drop-in-version", n, format!("{path} does not parse: {e}")).fix(format!("fix or remove {path}, then systemctl restart {unit}"))),
+                Err(e) => out.push(
+                    Finding::fail("drop-in-version", n, format!("{path} does not parse: {e}")).fix(
+                        format!("fix or remove {path}, then systemctl restart {unit}"),
+                    ),
+                ),
             }
         }
     }
@@ -385,13 +415,16 @@ fn rke2_default_runtime(h: &Host) -> Option<Finding> {
     })
 }
 
-/// `rke2-profile`: the CIS profile (rancher/rke2 pkg/rke2/psa.go).
+/// `rke2-profile`: the CIS profile and its PSA exemptions ([`matrix::cis_psa_exempt_namespaces`]).
 fn rke2_profile(h: &Host) -> Option<Finding> {
     h.rke2
         .profile
         .as_deref()
         .is_some_and(|p| p.starts_with("cis"))
-        .then(|| Finding::ok("rke2-profile", h.n(), "RKE2 profile cis: PSA restricted everywhere but kube-system; the operator namespace needs pod-security.kubernetes.io/enforce=privileged"))
+        .then(|| {
+            let exempt = matrix::cis_psa_exempt_namespaces(h.node.kubelet.as_ref());
+            Finding::ok("rke2-profile", h.n(), format!("RKE2 profile cis: PSA restricted everywhere but {}; the operator namespace needs pod-security.kubernetes.io/enforce=privileged", exempt.join(", ")))
+        })
 }
 
 /// `data-dir`: the RKE2 config's data-dir is where the files were read.

@@ -371,6 +371,68 @@ fn psa_restricted_operator_namespace_fails() {
     assert!(p[0].fix.as_deref().unwrap().contains("enforce=privileged"));
 }
 
+/// rancher/rke2 pkg/rke2/psa.go: profile cis exempts kube-system, compliance-operator-system (cis-operator-system
+/// before commit fd52255c6, first in v1.32.13+rke2r2/v1.33.10+rke2r1/v1.34.6+rke2r1/v1.35.3+rke2r1) and tigera-operator.
+#[test]
+fn cis_psa_exemptions_follow_the_rke2_release() {
+    let cis = |w: &mut World, kubelet: &str, ns: &str| {
+        let n = &mut w.snap.nodes[0];
+        n.metadata.annotations = Some(
+            [(
+                "rke2.io/node-args".to_string(),
+                "[\"server\",\"--profile\",\"cis\"]".to_string(),
+            )]
+            .into(),
+        );
+        n.status
+            .as_mut()
+            .unwrap()
+            .node_info
+            .as_mut()
+            .unwrap()
+            .kubelet_version = kubelet.into();
+        w.snap.operator.as_mut().unwrap().namespace = ns.into();
+    };
+    // The operator in an exempt namespace needs no label.
+    let mut w = World::healthy();
+    cis(&mut w, "v1.33.10+rke2r1", "kube-system");
+    let p = w
+        .findings()
+        .into_iter()
+        .filter(|f| f.id == "psa-enforce")
+        .collect::<Vec<_>>();
+    assert_eq!(p[0].status, Status::Ok, "{p:#?}");
+    assert!(p[0].message.contains("exempt"), "{}", p[0].message);
+    // Elsewhere it fails, naming the release's exemptions.
+    let mut w = World::healthy();
+    cis(&mut w, "v1.33.10+rke2r1", "gpu-operator");
+    let p = w
+        .findings()
+        .into_iter()
+        .filter(|f| f.id == "psa-enforce")
+        .collect::<Vec<_>>();
+    assert_eq!(p[0].status, Status::Fail, "{p:#?}");
+    assert!(
+        p[0].message
+            .contains("kube-system, compliance-operator-system, tigera-operator"),
+        "{}",
+        p[0].message
+    );
+    let mut w = World::healthy();
+    cis(&mut w, "v1.33.9+rke2r1", "gpu-operator");
+    let p = w
+        .findings()
+        .into_iter()
+        .filter(|f| f.id == "psa-enforce")
+        .collect::<Vec<_>>();
+    assert!(
+        p[0].message
+            .contains("kube-system, cis-operator-system, tigera-operator"),
+        "{}",
+        p[0].message
+    );
+}
+
 #[test]
 fn no_gpu_nodes_and_no_operator() {
     let mut w = World::healthy();
@@ -705,6 +767,23 @@ fn drop_in_above_root_version_fails() {
     );
     let f = host::rules(&node_facts(), None, &paths, &probe);
     assert_eq!(worst(&f, "drop-in-version"), Status::Fail);
+    // rancher/rke2 Dockerfile: v1.36.3+rke2r1 ships containerd 2.3.3, which refuses such a drop-in (containerd #12891).
+    let node = NodeFacts::from_node(&gpu_node(
+        "gpu-1",
+        "v1.36.3+rke2r1",
+        "containerd://2.3.3-k3s1",
+        "8",
+    ));
+    let f = host::rules(&node, None, &paths, &probe);
+    let d = status_of(&f, "drop-in-version");
+    assert_eq!(d[0].status, Status::Fail);
+    assert!(
+        d[0].message
+            .contains("this node's containerd 2.3.3 refuses to start")
+            && d[0].message.contains("v1.36.3+rke2r1"),
+        "{}",
+        d[0].message
+    );
 }
 
 /// The command's pure core: `--node` selection, the `gpu-node` finding for a

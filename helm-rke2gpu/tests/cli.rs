@@ -533,6 +533,41 @@ fn nri_with_the_toolkit_disabled_is_refused() {
     assert!(env.calls().iter().all(|c| c[0] != "install"));
 }
 
+/// nvidia-container-toolkit v1.19.0 runtime.go: in NRI mode nothing signals containerd, so RKE2 renders its
+/// nvidia runtime only at its next restart: said after a successful install, and ahead of it for `values`.
+#[test]
+fn nri_install_notes_the_rke2_restart_after_helm() {
+    let env = Env::new("v26.7.0");
+    // The fixture node moved to RKE2 v1.33.5 (containerd 2.1.4, rke2 Dockerfile tag), which has NRI.
+    let text = std::fs::read_to_string(nodes_fixture())
+        .unwrap()
+        .replace("2.0.2-k3s2", "2.1.4-k3s1")
+        .replace("v1.31.6+rke2r1", "v1.33.5+rke2r1");
+    let nodes = env.dir.path().join("nodes-21.json");
+    std::fs::write(&nodes, text).unwrap();
+    let nodes = nodes.to_str().unwrap();
+    let o = env
+        .cmd(&["install", "--nodes-file", nodes, "--nri"])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(env.calls().iter().any(|c| c[0] == "install"));
+    assert!(
+        err.contains("note: NRI mode: the toolkit") && err.contains("only at its next restart"),
+        "{err}"
+    );
+    let o = env
+        .cmd(&["values", "--nodes-file", nodes, "--nri"])
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&o).contains("note: after install: NRI mode"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn version_completion_and_help() {
     let env = Env::new("v26.7.0");

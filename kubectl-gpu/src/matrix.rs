@@ -987,6 +987,24 @@ pub const NRI_NOOP_CONFIGURER: VersionFact = VersionFact {
     source: "nvidia-container-toolkit v1.19.0 cmd/nvidia-ctk-installer/container/runtime/runtime.go (NewConfigurer returns noopRuntimeConfigurer when NRI is enabled: no Setup, no containerd signal); gpu-operator v26.7.0 controllers/object_controls.go transformForRuntime (NRI mode: only the NRI socket is mounted)",
 };
 
+/// The first chart whose toolkit (v1.20.0) lets the NRI plugin inject
+/// management CDI devices into namespaces other than the operator's
+/// (`NRI_MANAGEMENT_CDI_DEVICE_NAMESPACES`); toolkit v1.19.x (chart v26.3.x)
+/// injects annotated CDI devices only in the operator's namespace.
+pub const NRI_MANAGEMENT_NAMESPACES: VersionFact = VersionFact {
+    version: t(26, 7, 0),
+    source: "nvidia-container-toolkit v1.20.0 cmd/nvidia-ctk-installer/main.go (--nri-management-cdi-device-namespaces, env NRI_MANAGEMENT_CDI_DEVICE_NAMESPACES; commit e950019a) and container/runtime/nri/plugin.go parseCDIDevices; v1.19.0 plugin.go skips pods outside the toolkit's namespace; gpu-operator values.yaml @v26.7.0 toolkit v1.20.0",
+};
+
+/// The first chart with `hostPaths.kubeletRootDir` (commented out in
+/// values.yaml, default `/var/lib/kubelet`; used for dcgm-exporter's
+/// pod-resources mount). RKE2 and K3s keep the kubelet's default root dir,
+/// so no value is needed on them.
+pub const KUBELET_ROOT_DIR_CHART: VersionFact = VersionFact {
+    version: t(26, 7, 0),
+    source: "gpu-operator v26.7.0 deployments/gpu-operator/values.yaml (hostPaths.kubeletRootDir), templates/clusterpolicy.yaml, controllers/object_controls.go TransformDCGMExporter (pod-gpu-resources → <kubeletRootDir>/pod-resources); absent at v26.3.3",
+};
+
 /// The containerd releases that refuse a drop-in whose `version` is above
 /// the root config's. Source: containerd PR #12891 (added), reverted by
 /// containerd PR #13939; NVIDIA/aicr#1688.

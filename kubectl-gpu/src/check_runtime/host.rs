@@ -235,6 +235,14 @@ fn nvidia_runtime(h: &Host, cfg: &ContainerdConfig) -> Vec<Finding> {
     let (n, unit, node) = (h.n(), h.unit, h.node);
     let (toolkit_runtime, host_runtime) = (h.toolkit_runtime, h.host_runtime);
     if h.operator.and_then(|o| o.nri_enabled) == Some(true) {
+        if cfg.runtime("nvidia").is_none() && (toolkit_runtime || host_runtime) {
+            // Toolkit ≥ 1.19 in NRI mode: no-op configurer, no SIGHUP.
+            return vec![
+                Finding::skipped("nvidia-runtime", n, format!("NRI plugin mode: GPU pods need no nvidia runtime, and RKE2 has not rendered one: in NRI mode the toolkit (≥ {}) configures no runtime and does not signal containerd, so RKE2 renders nvidia only at its next restart; pods with runtimeClassName: nvidia fail with `no runtime for \"nvidia\" is configured` until then", matrix::NRI_NOOP_CONFIGURER.version))
+                    .evidence(format!("{}: {toolkit_runtime}, {}: {host_runtime}; source: {}", matrix::TOOLKIT_RUNTIME, matrix::HOST_RUNTIME, matrix::NRI_NOOP_CONFIGURER.source))
+                    .fix(format!("only if pods use runtimeClassName: nvidia: systemctl restart {unit}")),
+            ];
+        }
         return vec![Finding::skipped(
             "nvidia-runtime",
             n,

@@ -257,6 +257,23 @@ fn report(computed: &ComputedValues, notice: &mut dyn FnMut(Notice)) {
     }
 }
 
+/// What to know once the release is installed: after `helm install`
+/// succeeded, or (`installed` false) ahead of it, for output that installs
+/// later (values file, HelmChart, printed command).
+fn report_after_install(
+    computed: &ComputedValues,
+    installed: bool,
+    notice: &mut dyn FnMut(Notice),
+) {
+    for n in &computed.after_install {
+        notice(Notice::Note(if installed {
+            n.clone()
+        } else {
+            format!("after install: {n}")
+        }));
+    }
+}
+
 /// Creates the namespace with `pod-security.kubernetes.io/enforce=privileged`,
 /// or adds the label to an existing one.
 async fn ensure_privileged_namespace(kube: &Kube, name: &str) -> Result<()> {
@@ -308,6 +325,7 @@ pub async fn values(
     let user = read_user_values(&req.user_args, notice);
     let computed = compute_values_with(&inputs, &read.chart, &req.flags.values, &user)?;
     report(&computed, notice);
+    report_after_install(&computed, false, notice);
     Ok(match req.output {
         ValuesOutput::Yaml => computed.to_yaml(),
         ValuesOutput::Json => serde_json::to_string_pretty(&computed)
@@ -381,6 +399,7 @@ pub async fn install_or_upgrade(
         for n in m.notes {
             notice(Notice::Note(n));
         }
+        report_after_install(&computed, false, notice);
         return Ok(Outcome::Print(m.yaml));
     }
 
@@ -393,6 +412,7 @@ pub async fn install_or_upgrade(
     });
     let argv = WrapArgv::new(mode, &s, &release, &chart_ref, &ns, pin.as_deref());
     if s.print_command {
+        report_after_install(&computed, false, notice);
         return Ok(Outcome::Print(invocation::print_command(
             &argv.with_set_flags(computed.set_flags()),
             &ns,
@@ -436,6 +456,8 @@ pub async fn install_or_upgrade(
             code,
         });
     }
+    // `--dry-run` installs nothing; the notes still say what the real install will need.
+    report_after_install(&computed, !s.dry_run, notice);
     Ok(Outcome::Print(String::new()))
 }
 

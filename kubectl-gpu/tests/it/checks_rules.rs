@@ -716,6 +716,44 @@ fn host_drop_in_warns_where_its_content_conflicts_with_rke2() {
     assert_eq!(worst(&f, "host-containerd-dropin"), Status::Warn);
 }
 
+/// nvidia-container-toolkit v1.19.0 runtime.go NewConfigurer: in NRI mode a no-op configurer (no SIGHUP), so RKE2
+/// renders nvidia only at its next restart: say so instead of a bare "skipped".
+#[test]
+fn nri_mode_without_a_rendered_nvidia_runtime_says_when_it_comes() {
+    let paths = NodePaths::new(Distribution::Rke2, None);
+    // A v3 config RKE2 rendered before the toolkit installed anything (no nvidia runtime).
+    let generated =
+        fixture("../node-trees/worker-0/var/lib/rancher/rke2/agent/etc/containerd/config.toml");
+    let mut op = operator_at("v26.7.0");
+    op.nri_enabled = Some(true);
+    let probe = probe_with(
+        &[(&paths.generated_config, Some(generated.clone()))],
+        &[("/usr/local/nvidia/toolkit/nvidia-container-runtime", true)],
+    );
+    let f = host::rules(&node_facts(), Some(&op), &paths, &probe);
+    let rt = status_of(&f, "nvidia-runtime");
+    assert_eq!(rt[0].status, Status::Skipped, "{rt:#?}");
+    assert!(
+        rt[0].message.contains("only at its next restart"),
+        "{}",
+        rt[0].message
+    );
+    assert!(
+        rt[0]
+            .fix
+            .as_deref()
+            .unwrap()
+            .contains("systemctl restart rke2-"),
+        "{rt:#?}"
+    );
+    // Before the toolkit installed its binaries there is nothing to render yet.
+    let probe = probe_with(&[(&paths.generated_config, Some(generated))], &[]);
+    let f = host::rules(&node_facts(), Some(&op), &paths, &probe);
+    let rt = status_of(&f, "nvidia-runtime");
+    assert_eq!(rt[0].status, Status::Skipped);
+    assert!(!rt[0].message.contains("next restart"));
+}
+
 #[test]
 fn leftover_toolkit_without_operator() {
     let paths = NodePaths::new(Distribution::Rke2, None);

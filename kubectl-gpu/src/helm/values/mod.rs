@@ -149,6 +149,9 @@ pub struct ComputedValues {
     pub dropped: Vec<ComputedValue>,
     pub warnings: Vec<String>,
     pub hints: Vec<String>,
+    /// What to know once the release is installed (`helm rke2gpu install`
+    /// prints these after Helm succeeds).
+    pub after_install: Vec<String>,
     pub pod_access: PodGpuAccess,
     /// The operator namespace must be PSA-privileged before install (CIS).
     pub namespace_needs_privileged: bool,
@@ -225,6 +228,7 @@ struct Out<'c> {
     dropped: Vec<ComputedValue>,
     warnings: Vec<String>,
     hints: Vec<String>,
+    after_install: Vec<String>,
 }
 
 impl Out<'_> {
@@ -313,6 +317,7 @@ pub fn compute_values_with(
         dropped: Vec::new(),
         warnings: version_warning.into_iter().collect(),
         hints: Vec::new(),
+        after_install: Vec::new(),
     };
     known_bad::check_options(opts)?;
     let selected = nodes::select(cluster, opts, &mut out)?;
@@ -364,6 +369,7 @@ pub fn compute_values_with(
         dropped: out.dropped,
         warnings: out.warnings,
         hints: out.hints,
+        after_install: out.after_install,
         pod_access,
         namespace_needs_privileged,
     })

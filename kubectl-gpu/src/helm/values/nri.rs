@@ -8,6 +8,7 @@ use super::nodes::{Target, describe_all};
 use super::{Ctx, Out, refuse, template_bool};
 use crate::Result;
 use crate::matrix::{self, NRI_SOURCE, Rke2Feature};
+use crate::version::Distribution;
 use serde_json::Value;
 
 /// NRI mode (`--nri` or the user's `cdi.nriPluginEnabled=true`) with
@@ -41,6 +42,19 @@ fn needs_toolkit_and_cdi(ctx: &Ctx<'_>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The systemd units that restart RKE2/K3s on the GPU nodes, for messages.
+fn describe_units(ctx: &Ctx<'_>) -> String {
+    let k3s = ctx
+        .targets
+        .iter()
+        .any(|t| t.node.kubelet.distribution == Distribution::K3s);
+    if k3s {
+        "systemctl restart k3s / k3s-agent".into()
+    } else {
+        "systemctl restart rke2-agent, or rke2-server on servers".into()
+    }
 }
 
 pub(super) fn nri(ctx: &Ctx<'_>, out: &mut Out<'_>) -> Result<()> {
@@ -86,5 +100,23 @@ pub(super) fn nri(ctx: &Ctx<'_>, out: &mut Out<'_>) -> Result<()> {
     out.warnings.push(
         "NRI mode: NVIDIA calls the NRI plugin experimental (not GA, not recommended for production)".into(),
     );
+    let units = describe_units(ctx);
+    out.after_install.push(format!(
+        "NRI mode: the toolkit (≥ {}) configures no runtime and does not signal containerd, so RKE2 renders its nvidia runtimes only at its next restart ({units}); GPU pods with a nvidia.com/gpu limit work now, pods with runtimeClassName: nvidia fail with `no runtime for \"nvidia\" is configured` until then (source: {})",
+        matrix::NRI_NOOP_CONFIGURER.version,
+        matrix::NRI_NOOP_CONFIGURER.source
+    ));
+    let mgmt = matrix::NRI_MANAGEMENT_NAMESPACES;
+    out.hints.push(if ctx.version >= mgmt.version {
+        format!(
+            "NRI mode: management CDI devices (annotation nvidia.cdi.k8s.io/container.<name>: management.nvidia.com/gpu=all) reach only pods in the operator's namespace; to allow others add toolkit.env NRI_MANAGEMENT_CDI_DEVICE_NAMESPACES=<ns>,<ns> (source: {})",
+            mgmt.source
+        )
+    } else {
+        format!(
+            "NRI mode: {} injects annotated CDI devices (nvidia.cdi.k8s.io/...) only into pods in the operator's namespace; chart v{} adds toolkit.env NRI_MANAGEMENT_CDI_DEVICE_NAMESPACES for others (source: {})",
+            ctx.chart_desc, mgmt.version, mgmt.source
+        )
+    });
     Ok(())
 }

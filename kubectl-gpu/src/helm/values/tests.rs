@@ -322,6 +322,42 @@ fn nri_only_where_every_gpu_node_supports_it() {
     assert!(get(&got, "toolkit.env").is_none());
     assert_eq!(got.pod_access, PodGpuAccess::Nri);
     assert!(got.warnings.iter().any(|w| w.contains("experimental")));
+    // toolkit v1.19.0 runtime.go: no-op configurer in NRI mode, no SIGHUP: RKE2 renders nvidia at its next restart.
+    assert!(
+        got.after_install
+            .iter()
+            .any(|n| n.contains("only at its next restart") && n.contains("rke2-agent")),
+        "{:?}",
+        got.after_install
+    );
+    // toolkit v1.19 (chart v26.3.x) injects NRI CDI devices only in the operator's namespace; v1.20 (v26.7.0) adds
+    // NRI_MANAGEMENT_CDI_DEVICE_NAMESPACES.
+    assert!(
+        got.hints
+            .iter()
+            .any(|h| h.contains("only into pods in the operator's namespace"))
+    );
+    let got = compute_values(
+        &one("v1.34.6+rke2r1", "2.2.2-k3s1"),
+        &chart_at("v26.7.0"),
+        &nri,
+    )
+    .unwrap();
+    assert!(
+        got.hints
+            .iter()
+            .any(|h| h.contains("NRI_MANAGEMENT_CDI_DEVICE_NAMESPACES="))
+    );
+    assert!(
+        compute_values(
+            &one("v1.34.6+rke2r1", "2.2.2-k3s1"),
+            &chart_at("v26.7.0"),
+            &ValuesOptions::default()
+        )
+        .unwrap()
+        .after_install
+        .is_empty()
+    );
     // containerd 2.0 has no NRI support the plugin accepts (26.3.0 notes: 1.7.30+, 2.1, 2.2)
     let e = compute_values(
         &one("v1.33.0+rke2r1", "2.0.4-k3s1"),

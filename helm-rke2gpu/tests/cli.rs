@@ -568,6 +568,60 @@ fn nri_install_notes_the_rke2_restart_after_helm() {
     );
 }
 
+/// rke2-docs add-ons/gpu_operators.md tab v26.3.x, SLES 16.0 block: detected from the nodes' osImage, or asked with
+/// --os sles16 (our flag: not passed to helm).
+#[test]
+fn sles16_driver_values_from_os_image_and_os_flag() {
+    let env = Env::new("v26.7.0");
+    let tgz = env.tgz("v26.7.0");
+    let text = std::fs::read_to_string(nodes_fixture())
+        .unwrap()
+        .replace("Ubuntu 22.04.5 LTS", "SUSE Linux Enterprise Server 16.0");
+    let sles = env.dir.path().join("nodes-sles.json");
+    std::fs::write(&sles, text).unwrap();
+    let o = env
+        .cmd(&[
+            "values",
+            tgz.to_str().unwrap(),
+            "--nodes-file",
+            sles.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("repository: \"registry.suse.com/third-party/nvidia\"")
+            && out.contains("usePrecompiled: true")
+            && out.contains("version: \"595\""),
+        "{out}"
+    );
+    // The Ubuntu fixture needs --os sles16; install consumes the flag.
+    let nodes = nodes_fixture();
+    let o = env
+        .cmd(&[
+            "install",
+            tgz.to_str().unwrap(),
+            "--nodes-file",
+            nodes.to_str().unwrap(),
+            "--os",
+            "sles16",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let install = env.calls().into_iter().find(|c| c[0] == "install").unwrap();
+    assert!(
+        !install.iter().any(|a| a == "--os" || a == "sles16"),
+        "{install:?}"
+    );
+    let first = std::fs::read_to_string(env.dir.path().join("first-values.yaml")).unwrap();
+    assert!(
+        first.contains("registry.suse.com/third-party/nvidia"),
+        "{first}"
+    );
+}
+
 #[test]
 fn version_completion_and_help() {
     let env = Env::new("v26.7.0");

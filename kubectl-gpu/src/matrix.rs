@@ -821,6 +821,48 @@ pub const RKE2_NVIDIA_RUNTIMES_SOURCE: &str = "k3s pkg/agent/containerd/runtimes
 /// operands run with `runtimeClassName` set to it (except in NRI mode).
 pub const OPERANDS_RUNTIME_CLASS_SOURCE: &str = "gpu-operator v26.7.0 controllers/object_controls.go (setRuntimeClassName: operands run with runtimeClassName = operator.runtimeClass unless the NRI plugin is enabled; transformForRuntime sets CONTAINERD_RUNTIME_CLASS to it)";
 
+/// Driver values for an OS whose vendor ships precompiled driver images.
+#[derive(Debug, Clone, Serialize)]
+pub struct OsDriverValues {
+    /// How messages name the OS (`SLES 16`).
+    pub os: &'static str,
+    /// `status.nodeInfo.osImage` (os-release `PRETTY_NAME`) starts with this …
+    pub os_image_prefix: &'static str,
+    /// … and its last word (the version) starts with this.
+    pub os_version_prefix: &'static str,
+    pub repository: &'static str,
+    pub use_precompiled: bool,
+    /// The driver branch the docs name; it depends on the GPU architecture.
+    pub version: &'static str,
+    /// The first chart line the docs give these values for.
+    pub from_chart: Triple,
+    pub source: &'static str,
+}
+
+/// The rke2-docs v26.3.x tab's block for SLES 16.0 (`driver.repository`,
+/// `usePrecompiled`, `version`).
+pub const SLES16_DRIVER: OsDriverValues = OsDriverValues {
+    os: "SLES 16",
+    os_image_prefix: "SUSE Linux Enterprise Server",
+    os_version_prefix: "16",
+    repository: "registry.suse.com/third-party/nvidia",
+    use_precompiled: true,
+    version: "595",
+    from_chart: t(26, 3, 0),
+    source: "rke2-docs add-ons/gpu_operators.md tab v26.3.x (commit a57214c2, 2026-05-21: \"in SLES 16.0, you can use the following manifest\": driver.repository registry.suse.com/third-party/nvidia, usePrecompiled: true, version: 595 \"depends on the nvidia driver that works with your GPU architecture\"); SLES 16.0 os-release PRETTY_NAME \"SUSE Linux Enterprise Server 16.0\" (kubelet osImage)",
+};
+
+impl OsDriverValues {
+    /// Whether a node's `osImage` is this OS.
+    pub fn matches(&self, os_image: &str) -> bool {
+        os_image.starts_with(self.os_image_prefix)
+            && os_image.split_whitespace().last().is_some_and(|v| {
+                v == self.os_version_prefix
+                    || v.starts_with(&format!("{}.", self.os_version_prefix))
+            })
+    }
+}
+
 /// The Pod Security Admission level the GPU Operator's namespace needs on
 /// RKE2 with `profile: cis` (which enforces `restricted` cluster-wide).
 pub const PSA_PRIVILEGED: &str = "privileged";
@@ -1276,6 +1318,17 @@ mod tests {
             );
         }
         assert!(!containerd_rejects_newer_drop_in(t(2, 3, 5)));
+    }
+
+    #[test]
+    fn sles16_from_the_os_image() {
+        assert!(SLES16_DRIVER.matches("SUSE Linux Enterprise Server 16.0"));
+        assert!(SLES16_DRIVER.matches("SUSE Linux Enterprise Server for SAP Applications 16.0"));
+        assert!(!SLES16_DRIVER.matches("SUSE Linux Enterprise Server 15 SP7"));
+        assert!(!SLES16_DRIVER.matches("SUSE Linux Enterprise Server 160"));
+        assert!(!SLES16_DRIVER.matches("Ubuntu 24.04.1 LTS"));
+        assert!(chart_row(SLES16_DRIVER.from_chart).has_nri);
+        assert_eq!(KUBELET_ROOT_DIR_CHART.version, NEWEST_KNOWN_CHART);
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! known-bad refusals ([`known_bad`]), the nodes the values are for
 //! ([`nodes`]), the NRI plugin ([`nri`]), the toolkit env and per-version
 //! toolkit/device-plugin values ([`toolkit`]), `cdi.enabled` ([`cdi`]), GPU
-//! isolation where CDI ends up off ([`isolation`]), how pods reach their GPU
+//! isolation where CDI ends up off ([`isolation`]), the OS vendor's driver
+//! values (`--os`, [`driver`]), how pods reach their GPU
 //! ([`runtime_class`]) and the namespace's Pod Security
 //! label ([`namespace`]). User values are not merged here: the binary passes
 //! the computed file first (`-f computed.yaml`) and the user's flags after
@@ -22,6 +23,7 @@
 
 mod cdi;
 mod conflicts;
+mod driver;
 mod isolation;
 mod known_bad;
 mod namespace;
@@ -52,6 +54,8 @@ pub struct NodeInput {
     pub containerd: Option<Triple>,
     /// Whether the node has an NVIDIA GPU (labels or capacity).
     pub gpu: bool,
+    /// `status.nodeInfo.osImage` (`SUSE Linux Enterprise Server 16.0`).
+    pub os_image: String,
 }
 
 /// What the value computation needs to know about the cluster.
@@ -100,6 +104,27 @@ pub struct ValuesOptions {
         help = "Override cdi.enabled"
     )]
     pub cdi: Option<bool>,
+    /// The GPU nodes' OS, for the OS vendor's driver values.
+    #[arg(
+        long,
+        value_enum,
+        default_value_t = NodeOs::Auto,
+        help = "GPU nodes' OS for vendor driver values: auto (from osImage), sles16, other"
+    )]
+    pub os: NodeOs,
+}
+
+/// `--os`: which OS vendor's driver values to set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeOs {
+    /// From the GPU nodes' osImage: SLES 16 when every GPU node runs it.
+    #[default]
+    Auto,
+    /// SLES 16: SUSE's precompiled driver images (rke2-docs v26.3.x tab).
+    Sles16,
+    /// No OS-specific values.
+    Other,
 }
 
 /// Parses the value of `--cdi` in an install/upgrade passthrough command
@@ -348,6 +373,7 @@ pub fn compute_values_with(
     toolkit::per_version_extras(&ctx, &mut out);
     let cdi_effective = cdi::cdi_enabled(&ctx, &mut out)?;
     isolation::gpu_isolation(&ctx, cdi_effective, &mut out);
+    driver::os_driver(&ctx, &mut out);
     let pod_access = runtime_class::pod_access(&ctx, cdi_effective, &mut out);
     known_bad::old_chart_on_containerd2(&ctx, &mut out);
     if ctx.generic {

@@ -51,6 +51,7 @@ fn node(name: &str, kubelet: &str, containerd: Option<&str>, gpu: bool) -> NodeI
         kubelet: KubeletVersion::parse(kubelet).unwrap(),
         containerd: containerd.and_then(Triple::parse_loose),
         gpu,
+        os_image: "Ubuntu 24.04.1 LTS".into(),
     }
 }
 
@@ -1077,4 +1078,102 @@ fn gpu_isolation_wherever_cdi_is_off() {
     };
     let got = compute_values(&new, &chart_at("v26.7.0"), &nri).unwrap();
     assert!(get(&got, "devicePlugin.env").is_none());
+}
+
+fn sles(name: &str) -> NodeInput {
+    NodeInput {
+        os_image: "SUSE Linux Enterprise Server 16.0".into(),
+        ..node(name, "v1.34.6+rke2r1", Some("2.2.2-k3s1"), true)
+    }
+}
+
+/// rke2-docs add-ons/gpu_operators.md tab v26.3.x: "in SLES 16.0" driver.repository=registry.suse.com/third-party/nvidia,
+/// usePrecompiled: true, version: 595. From --os sles16, or detected when every GPU node's osImage is SLES 16.
+#[test]
+fn sles16_driver_values_from_the_os_image_or_os_flag() {
+    let drv = |c: &ComputedValues| {
+        (
+            get(c, "driver.repository").cloned(),
+            get(c, "driver.usePrecompiled").cloned(),
+            get(c, "driver.version").cloned(),
+        )
+    };
+    let suse = (
+        Some(json!("registry.suse.com/third-party/nvidia")),
+        Some(json!(true)),
+        Some(json!("595")),
+    );
+    let none = (None, None, None);
+    // Detected: every GPU node runs SLES 16 (CPU nodes do not count).
+    let mut c = cluster(vec![sles("gpu-1"), sles("gpu-2")]);
+    c.nodes
+        .push(node("cpu-1", "v1.34.6+rke2r1", Some("2.2.2-k3s1"), false));
+    for chart in ["v26.3.2", "v26.7.0"] {
+        let got = compute_values(&c, &chart_at(chart), &ValuesOptions::default()).unwrap();
+        assert_eq!(drv(&got), suse, "{chart}");
+        let why = &got
+            .values
+            .iter()
+            .find(|v| v.path == "driver.version")
+            .unwrap()
+            .reason;
+        assert!(
+            why.contains("GPU architecture") && why.contains("osImage"),
+            "{why}"
+        );
+        // The values pass as strings/bools Helm keeps (driver.version "595" stays a string).
+        assert!(got.set_flags().contains(&"driver.version=595".to_string()));
+    }
+    // Ubuntu GPU nodes: nothing, unless asked.
+    let ubuntu = one("v1.34.6+rke2r1", "2.2.2-k3s1");
+    let got = compute_values(&ubuntu, &chart_at("v26.7.0"), &ValuesOptions::default()).unwrap();
+    assert_eq!(drv(&got), none);
+    let sles16 = ValuesOptions {
+        os: NodeOs::Sles16,
+        ..Default::default()
+    };
+    let got = compute_values(&ubuntu, &chart_at("v26.7.0"), &sles16).unwrap();
+    assert_eq!(drv(&got), suse);
+    assert!(
+        got.warnings
+            .iter()
+            .any(|w| w.contains("do not run SLES 16")),
+        "{:?}",
+        got.warnings
+    );
+    // Mixed OS under auto: not set, said why.
+    let mixed = cluster(vec![
+        sles("gpu-1"),
+        node("gpu-2", "v1.34.6+rke2r1", Some("2.2.2-k3s1"), true),
+    ]);
+    let got = compute_values(&mixed, &chart_at("v26.7.0"), &ValuesOptions::default()).unwrap();
+    assert_eq!(drv(&got), none);
+    assert!(
+        got.warnings
+            .iter()
+            .any(|w| w.contains("cluster-wide driver image")),
+        "{:?}",
+        got.warnings
+    );
+    // --os other: never.
+    let other = ValuesOptions {
+        os: NodeOs::Other,
+        ..Default::default()
+    };
+    assert_eq!(
+        drv(&compute_values(&c, &chart_at("v26.7.0"), &other).unwrap()),
+        none
+    );
+    // A chart before the docs' v26.3.x tab: only a hint under auto.
+    let got = compute_values(&c, &chart_at("v25.10.1"), &ValuesOptions::default()).unwrap();
+    assert_eq!(drv(&got), none);
+    assert!(
+        got.hints.iter().any(|h| h.contains("chart ≥ v26.3.0")),
+        "{:?}",
+        got.hints
+    );
+    // driver.enabled=false from the user: the operator installs no driver.
+    let u = user(&["--set", "driver.enabled=false"], &[]);
+    let got = compute_values_with(&c, &chart_at("v26.7.0"), &ValuesOptions::default(), &u).unwrap();
+    assert_eq!(drv(&got), none);
 }

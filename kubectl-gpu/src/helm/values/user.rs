@@ -7,7 +7,8 @@
 //! Helm's precedence (`pkg/cli/values/options.go` `MergeValues`): the
 //! values files in order, then every `--set-json`, then `--set`, then
 //! `--set-string`, then `--set-file`, then `--set-literal`; within one kind
-//! the later flag wins. `--set` types `true`/`false`/`null` and integers,
+//! the later flag wins (Helm 4's `--set-json '{…}'` merges a whole object
+//! like a file). `--set` types `true`/`false`/`null` and integers,
 //! `--set-string` keeps strings. `--set-file` values are file contents and
 //! are not read here.
 
@@ -125,6 +126,21 @@ impl UserValues {
                             origin: format!("{flag} {value}"),
                             source: Source::Assign(k.to_string(), Value::String(v.to_string())),
                         });
+                    }
+                }
+                // Helm 4: `--set-json '{"a":{"b":1}}'`, a whole object merged like a file.
+                Layer::Json if value.trim_start().starts_with('{') => {
+                    pos += 1;
+                    match serde_json::from_str::<Value>(value.trim()) {
+                        Ok(tree) => out.values.entries.push(Entry {
+                            layer,
+                            pos,
+                            origin: format!("{flag} {value}"),
+                            source: Source::File(tree),
+                        }),
+                        Err(e) => out.warnings.push(format!(
+                            "{flag} {value}: not checked for values helm rke2gpu refuses (not JSON: {e})"
+                        )),
                     }
                 }
                 _ => {
@@ -322,6 +338,21 @@ mod tests {
         );
         assert_eq!(r.values.get("toolkit.enabled").unwrap().value, json!(false));
         assert_eq!(r.values.get("driver.enabled"), None);
+        // Helm 4 --set-json with a whole object, applied after the files.
+        let r = UserValues::from_helm_args(
+            &args(&[
+                "--set-json",
+                "{\"operator\":{\"runtimeClass\":\"from-json\"}}",
+                "-f",
+                "rc.yaml",
+            ]),
+            &files,
+        );
+        assert_eq!(
+            r.values.get("operator.runtimeClass").unwrap().value,
+            json!("from-json")
+        );
+        assert_eq!(r.values.get("toolkit.enabled").unwrap().value, json!(false));
     }
 
     #[test]

@@ -41,11 +41,14 @@ Our flags (consumed):
                         which when it refuses); no toolkit env
   --legacy-2021         emit the 2021-2024 NVIDIA values (CONTAINERD_CONFIG=...config.toml.tmpl):
                         freezes RKE2's containerd config; do not use unless you must
-  --force               install a chart known to fail on RKE2 / force a CDI choice
+  --force               install a chart known to fail on RKE2 / force a CDI choice /
+                        keep an operator.runtimeClass RKE2 does not render
                         (on upgrade --force is Helm's: use --rke2gpu-force)
   --rke2gpu-force       same as --force, on every command
   --allow-generic       allow clusters without RKE2/K3s nodes (generic values only)
   --cdi true|false      override cdi.enabled
+  --os auto|sles16|other  the GPU nodes' OS for the OS vendor's driver values (SLES 16:
+                        SUSE's precompiled driver images); auto reads the nodes' osImage
   --cis                 treat the cluster as RKE2 profile: cis (label the namespace
                         PSA-privileged) when the rke2.io/node-args annotation is missing
   --nodes-file FILE     read nodes from `kubectl get nodes -o json` output, not the cluster
@@ -54,4 +57,6 @@ Our flags (consumed):
 
 Every other flag goes to helm verbatim, in order (--version is read AND passed on;
 --wait, --timeout, --dry-run, --set, --set-string, -f, ...). Give flags unknown to
-this plugin that take a value as --flag=value.";
+this plugin that take a value as --flag=value. Your -f/--set values are also read (not
+merged) to refuse what cannot work: an operator.runtimeClass other than nvidia,
+nvidia-experimental or nvidia-cdi; toolkit.enabled=false or cdi.enabled=false with NRI.";

@@ -89,6 +89,34 @@ struct ValuesArgs {
     /// Output format
     #[arg(long, short = 'o', value_enum, default_value = "yaml")]
     output: ValuesOutput,
+    /// A values file you will pass to helm after ours: checked against the refusals, not merged
+    #[arg(short = 'f', long = "values", value_name = "FILE")]
+    user_files: Vec<String>,
+    /// A --set you will pass to helm after ours: checked against the refusals, not merged
+    #[arg(long = "set", value_name = "KEY=VAL")]
+    user_set: Vec<String>,
+    /// A --set-string you will pass to helm after ours: checked against the refusals, not merged
+    #[arg(long = "set-string", value_name = "KEY=VAL")]
+    user_set_string: Vec<String>,
+    /// A --set-json you will pass to helm after ours: checked against the refusals, not merged
+    #[arg(long = "set-json", value_name = "KEY=JSON")]
+    user_set_json: Vec<String>,
+}
+
+impl ValuesArgs {
+    /// The user's values flags as a Helm command line would carry them.
+    fn user_args(&self) -> Vec<String> {
+        let pairs = [
+            ("-f", &self.user_files),
+            ("--set", &self.user_set),
+            ("--set-string", &self.user_set_string),
+            ("--set-json", &self.user_set_json),
+        ];
+        pairs
+            .iter()
+            .flat_map(|(flag, vals)| vals.iter().flat_map(move |v| [flag.to_string(), v.clone()]))
+            .collect()
+    }
 }
 
 fn main() -> ExitCode {
@@ -124,6 +152,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let env = HelmEnv::from_env();
     let (outcome, sub) = match cli.cmd {
         Cmd::Values(a) => {
+            let user_args = a.user_args();
             let req = ValuesRequest {
                 chart: a.chart,
                 version: a.version,
@@ -131,6 +160,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 devel: a.devel,
                 flags: a.flags,
                 output: a.output,
+                user_args,
             };
             let text = plugin::values(&env, &req, &mut notify).await?;
             (Outcome::Print(text), "values")

@@ -412,6 +412,216 @@ fn refusals_and_usage_errors() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+/// k3s pkg/agent/containerd/runtimes.go: RKE2 renders only nvidia, nvidia-experimental, nvidia-cdi. A custom
+/// operator.runtimeClass, however given, is refused before helm runs (exit 1), unless forced.
+#[test]
+fn custom_runtime_class_is_refused_before_helm_runs() {
+    let env = Env::new("v26.7.0");
+    let nodes = nodes_fixture();
+    let nodes = nodes.to_str().unwrap();
+    let mine = env.dir.path().join("mine.yaml");
+    std::fs::write(&mine, "operator:\n  runtimeClass: foo\n").unwrap();
+    let mine = mine.to_str().unwrap();
+    let cases: [&[&str]; 5] = [
+        &[
+            "install",
+            "--nodes-file",
+            nodes,
+            "--set",
+            "operator.runtimeClass=foo",
+        ],
+        &[
+            "install",
+            "--nodes-file",
+            nodes,
+            "--set-string=operator.runtimeClass=foo",
+        ],
+        &["upgrade", "--nodes-file", nodes, "-f", mine],
+        &[
+            "values",
+            "--nodes-file",
+            nodes,
+            "--set",
+            "operator.runtimeClass=foo",
+        ],
+        &["values", "--nodes-file", nodes, "-f", mine],
+    ];
+    for args in cases {
+        let o = env.cmd(args).output().unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("operator.runtimeClass=foo")
+                && err.contains("nvidia, nvidia-experimental, nvidia-cdi")
+                && err.contains("--force"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            env.calls()
+                .iter()
+                .all(|c| c[0] != "install" && c[0] != "upgrade"),
+            "{args:?}: helm ran"
+        );
+    }
+    // --force (install) and --rke2gpu-force (upgrade) go on, with the reason as a warning.
+    for args in [
+        vec![
+            "install",
+            "--nodes-file",
+            nodes,
+            "--set",
+            "operator.runtimeClass=foo",
+            "--force",
+        ],
+        vec![
+            "upgrade",
+            "--nodes-file",
+            nodes,
+            "-f",
+            mine,
+            "--rke2gpu-force",
+        ],
+    ] {
+        let o = env.cmd(&args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("warning: --force: operator.runtimeClass=foo"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    // The user's flags still reach helm verbatim, after our values file.
+    let install = env.calls().into_iter().find(|c| c[0] == "install").unwrap();
+    assert!(
+        install.ends_with(&["--set".to_string(), "operator.runtimeClass=foo".to_string()]),
+        "{install:?}"
+    );
+}
+
+/// gpu-operator v26.7.0 templates/validations.yaml: NRI needs the toolkit. Refused before helm runs.
+#[test]
+fn nri_with_the_toolkit_disabled_is_refused() {
+    let env = Env::new("v26.7.0");
+    let nodes = nodes_fixture();
+    let nodes = nodes.to_str().unwrap();
+    for args in [
+        vec![
+            "install",
+            "--nodes-file",
+            nodes,
+            "--nri",
+            "--set",
+            "toolkit.enabled=false",
+        ],
+        vec![
+            "values",
+            "--nodes-file",
+            nodes,
+            "--nri",
+            "--set",
+            "toolkit.enabled=false",
+        ],
+    ] {
+        let o = env.cmd(&args).output().unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("--nri with toolkit.enabled=false (from --set toolkit.enabled=false)"),
+            "{err}"
+        );
+    }
+    assert!(env.calls().iter().all(|c| c[0] != "install"));
+}
+
+/// nvidia-container-toolkit v1.19.0 runtime.go: in NRI mode nothing signals containerd, so RKE2 renders its
+/// nvidia runtime only at its next restart: said after a successful install, and ahead of it for `values`.
+#[test]
+fn nri_install_notes_the_rke2_restart_after_helm() {
+    let env = Env::new("v26.7.0");
+    // The fixture node moved to RKE2 v1.33.5 (containerd 2.1.4, rke2 Dockerfile tag), which has NRI.
+    let text = std::fs::read_to_string(nodes_fixture())
+        .unwrap()
+        .replace("2.0.2-k3s2", "2.1.4-k3s1")
+        .replace("v1.31.6+rke2r1", "v1.33.5+rke2r1");
+    let nodes = env.dir.path().join("nodes-21.json");
+    std::fs::write(&nodes, text).unwrap();
+    let nodes = nodes.to_str().unwrap();
+    let o = env
+        .cmd(&["install", "--nodes-file", nodes, "--nri"])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(env.calls().iter().any(|c| c[0] == "install"));
+    assert!(
+        err.contains("note: NRI mode: the toolkit") && err.contains("only at its next restart"),
+        "{err}"
+    );
+    let o = env
+        .cmd(&["values", "--nodes-file", nodes, "--nri"])
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&o).contains("note: after install: NRI mode"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// rke2-docs add-ons/gpu_operators.md tab v26.3.x, SLES 16.0 block: detected from the nodes' osImage, or asked with
+/// --os sles16 (our flag: not passed to helm).
+#[test]
+fn sles16_driver_values_from_os_image_and_os_flag() {
+    let env = Env::new("v26.7.0");
+    let tgz = env.tgz("v26.7.0");
+    let text = std::fs::read_to_string(nodes_fixture())
+        .unwrap()
+        .replace("Ubuntu 22.04.5 LTS", "SUSE Linux Enterprise Server 16.0");
+    let sles = env.dir.path().join("nodes-sles.json");
+    std::fs::write(&sles, text).unwrap();
+    let o = env
+        .cmd(&[
+            "values",
+            tgz.to_str().unwrap(),
+            "--nodes-file",
+            sles.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("repository: \"registry.suse.com/third-party/nvidia\"")
+            && out.contains("usePrecompiled: true")
+            && out.contains("version: \"595\""),
+        "{out}"
+    );
+    // The Ubuntu fixture needs --os sles16; install consumes the flag.
+    let nodes = nodes_fixture();
+    let o = env
+        .cmd(&[
+            "install",
+            tgz.to_str().unwrap(),
+            "--nodes-file",
+            nodes.to_str().unwrap(),
+            "--os",
+            "sles16",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let install = env.calls().into_iter().find(|c| c[0] == "install").unwrap();
+    assert!(
+        !install.iter().any(|a| a == "--os" || a == "sles16"),
+        "{install:?}"
+    );
+    let first = std::fs::read_to_string(env.dir.path().join("first-values.yaml")).unwrap();
+    assert!(
+        first.contains("registry.suse.com/third-party/nvidia"),
+        "{first}"
+    );
+}
+
 #[test]
 fn version_completion_and_help() {
     let env = Env::new("v26.7.0");

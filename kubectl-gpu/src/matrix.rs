@@ -57,6 +57,9 @@ pub enum Rke2Feature {
     Containerd2,
     /// containerd ≥ 2.1 (needed by the GPU Operator's NRI plugin).
     Containerd21,
+    /// `profile: cis` exempts `compliance-operator-system` from PSA (was
+    /// `cis-operator-system`; rancher/rke2 commit fd52255c6).
+    PsaComplianceOperatorExemption,
 }
 
 /// One row of the RKE2 feature table.
@@ -155,6 +158,19 @@ pub const RKE2_FEATURES: &[FeatureRow] = &[
         all_lines_from: (1, 35),
         confidence: Confidence::Confirmed,
         source: "rke2-docs add-ons/gpu_operators.md NRI tab (September 2025 releases)",
+    },
+    FeatureRow {
+        feature: Rke2Feature::PsaComplianceOperatorExemption,
+        description: "profile: cis PSA exemptions are kube-system, compliance-operator-system, tigera-operator (before: cis-operator-system)",
+        first_releases: &[
+            lr(1, 32, 13, 2),
+            lr(1, 33, 10, 1),
+            lr(1, 34, 6, 1),
+            lr(1, 35, 3, 1),
+        ],
+        all_lines_from: (1, 36),
+        confidence: Confidence::Confirmed,
+        source: "rancher/rke2 commit fd52255c6 (\"Update PSA namespace exceptions\", #9867, 2026-03-06) pkg/rke2/psa.go restrictedPSAConfig; first tag per line read from pkg/rke2/psa.go at the tags",
     },
 ];
 
@@ -273,13 +289,13 @@ pub const RKE2_ROWS: &[Rke2Row] = &[
     },
     Rke2Row {
         id: "containerd-2.3-v3-imports",
-        rke2: "v1.36.2+rke2r1 and later",
+        rke2: "v1.36.2+rke2r1 (2.3.2), v1.36.3+rke2r1 (2.3.3), v1.36.4 (2.3.4) and later",
         containerd: "2.3 (native schema v4)",
         schema: ConfigSchema::V3,
         templates: &["config-v3.toml.tmpl", "config.toml.tmpl"],
         drop_in_dir: Some("config-v3.toml.d"),
-        notes: "still rendered as version = 3; drop-ins must be version = 3 (not above the root)",
-        source: "rancher/hardened-containerd v2.3.x; containerd PR #12891 / #13939",
+        notes: "still rendered as version = 3; drop-ins must be version = 3 (not above the root): 2.3.0–2.3.4 refuse to start otherwise",
+        source: "rancher/rke2 Dockerfile hardened-containerd tags (v1.36.2+rke2r1 v2.3.2-k3s2, v1.36.3+rke2r1 v2.3.3-k3s1, v1.36.4-rc1+rke2r1 v2.3.4-k3s1.36); containerd PR #12891 / #13939",
     },
 ];
 
@@ -705,28 +721,60 @@ pub const RKE2_CHART_VALUES: &[Rke2ChartValues] = &[
     Rke2ChartValues {
         from: t(25, 3, 0),
         to: t(25, 3, 999),
-        toolkit_env: &[
-            EnvVar {
-                name: "ACCEPT_NVIDIA_VISIBLE_DEVICES_ENVVAR_WHEN_UNPRIVILEGED",
-                value: "false",
-            },
-            EnvVar {
-                name: "ACCEPT_NVIDIA_VISIBLE_DEVICES_AS_VOLUME_MOUNTS",
-                value: "true",
-            },
-        ],
-        device_plugin_env: &[EnvVar {
-            name: "DEVICE_LIST_STRATEGY",
-            value: "volume-mounts",
-        }],
+        // The tab's two ACCEPT_* envs and DEVICE_LIST_STRATEGY are GPU_ISOLATION,
+        // which applies wherever CDI ends up off, this line included.
+        toolkit_env: &[],
+        device_plugin_env: &[],
         toolkit_version: None,
         fixes_defect: None,
         cdi_off: true,
         needs_runtime_class: true,
-        note: "chart v25.3.x on RKE2: GPU isolation through volume mounts, CDI off, test pods need runtimeClassName: nvidia",
+        note: "chart v25.3.x on RKE2: CDI off, test pods need runtimeClassName: nvidia",
         source: "rke2-docs add-ons/gpu_operators.md tab v25.3.x (chart v25.3.4); gpu-operator release-notes.rst 25.3.1/25.3.2 known issues (CDI not operational with RKE2)",
     },
 ];
+
+/// GPU isolation for pods that reach their GPU through the `nvidia` runtime
+/// (CDI off: every chart before v25.10, and v25.10+ wherever `cdi.enabled`
+/// is computed or set false). The runtime then honours `NVIDIA_VISIBLE_DEVICES`
+/// from any unprivileged container by default (CUDA images set it to `all`),
+/// so a pod with `runtimeClassName: nvidia` sees every GPU whatever it was
+/// allocated. These envs make the runtime take the device list only from the
+/// device plugin's volume mounts. With CDI on they must not be set: the
+/// operator's `DEVICE_LIST_STRATEGY` is then `cdi-annotations,cdi-cri` (or
+/// `envvar,cdi-annotations` before v25.10), and `devicePlugin.env` is applied
+/// after it.
+#[derive(Debug, Clone, Serialize)]
+pub struct GpuIsolation {
+    /// Extra `toolkit.env` entries.
+    pub toolkit_env: &'static [EnvVar],
+    /// `devicePlugin.env` entries.
+    pub device_plugin_env: &'static [EnvVar],
+    /// The first chart whose toolkit container reads the toolkit envs: v22.9.0
+    /// ships toolkit v1.11.0 (values.yaml @v22.9.0); v1.11.x charts ship v1.10.0.
+    pub from_chart: Triple,
+    pub source: &'static str,
+}
+
+/// See [`GpuIsolation`].
+pub const GPU_ISOLATION: GpuIsolation = GpuIsolation {
+    toolkit_env: &[
+        EnvVar {
+            name: "ACCEPT_NVIDIA_VISIBLE_DEVICES_ENVVAR_WHEN_UNPRIVILEGED",
+            value: "false",
+        },
+        EnvVar {
+            name: "ACCEPT_NVIDIA_VISIBLE_DEVICES_AS_VOLUME_MOUNTS",
+            value: "true",
+        },
+    ],
+    device_plugin_env: &[EnvVar {
+        name: "DEVICE_LIST_STRATEGY",
+        value: "volume-mounts",
+    }],
+    from_chart: t(22, 9, 0),
+    source: "nvidia-container-toolkit v1.11.0 … v1.20.0 toolkit installer flags accept-nvidia-visible-devices-envvar-when-unprivileged (default true) and accept-nvidia-visible-devices-as-volume-mounts read from ACCEPT_NVIDIA_VISIBLE_DEVICES_* (commit 90518e0c, absent in v1.10.0), internal/config/image/cuda_image.go VisibleDevices (volume mounts first, the env only if privileged or accepted); k8s-device-plugin v0.9.0 … v0.20.0 DEVICE_LIST_STRATEGY=volume-mounts (/var/run/nvidia-container-devices); gpu-operator assets/state-device-plugin (DEVICE_LIST_STRATEGY=envvar unless cdi.enabled), object_controls.go TransformDevicePlugin (devicePlugin.env applied last); rke2-docs add-ons/gpu_operators.md tab v25.3.x",
+};
 
 /// The per-version RKE2 values that apply to a chart version.
 pub fn rke2_chart_values(version: Triple) -> impl Iterator<Item = &'static Rke2ChartValues> {
@@ -769,15 +817,82 @@ pub const RKE2_NVIDIA_RUNTIMES: &[&str] = &["nvidia", "nvidia-experimental", "nv
 /// Where [`RKE2_NVIDIA_RUNTIMES`] comes from.
 pub const RKE2_NVIDIA_RUNTIMES_SOURCE: &str = "k3s pkg/agent/containerd/runtimes.go (findNvidiaContainerRuntimes: nvidia, nvidia-experimental, nvidia-cdi)";
 
+/// Why a custom `operator.runtimeClass` breaks the operator itself: its
+/// operands run with `runtimeClassName` set to it (except in NRI mode).
+pub const OPERANDS_RUNTIME_CLASS_SOURCE: &str = "gpu-operator v26.7.0 controllers/object_controls.go (setRuntimeClassName: operands run with runtimeClassName = operator.runtimeClass unless the NRI plugin is enabled; transformForRuntime sets CONTAINERD_RUNTIME_CLASS to it)";
+
+/// Driver values for an OS whose vendor ships precompiled driver images.
+#[derive(Debug, Clone, Serialize)]
+pub struct OsDriverValues {
+    /// How messages name the OS (`SLES 16`).
+    pub os: &'static str,
+    /// `status.nodeInfo.osImage` (os-release `PRETTY_NAME`) starts with this …
+    pub os_image_prefix: &'static str,
+    /// … and its last word (the version) starts with this.
+    pub os_version_prefix: &'static str,
+    pub repository: &'static str,
+    pub use_precompiled: bool,
+    /// The driver branch the docs name; it depends on the GPU architecture.
+    pub version: &'static str,
+    /// The first chart line the docs give these values for.
+    pub from_chart: Triple,
+    pub source: &'static str,
+}
+
+/// The rke2-docs v26.3.x tab's block for SLES 16.0 (`driver.repository`,
+/// `usePrecompiled`, `version`).
+pub const SLES16_DRIVER: OsDriverValues = OsDriverValues {
+    os: "SLES 16",
+    os_image_prefix: "SUSE Linux Enterprise Server",
+    os_version_prefix: "16",
+    repository: "registry.suse.com/third-party/nvidia",
+    use_precompiled: true,
+    version: "595",
+    from_chart: t(26, 3, 0),
+    source: "rke2-docs add-ons/gpu_operators.md tab v26.3.x (commit a57214c2, 2026-05-21: \"in SLES 16.0, you can use the following manifest\": driver.repository registry.suse.com/third-party/nvidia, usePrecompiled: true, version: 595 \"depends on the nvidia driver that works with your GPU architecture\"); SLES 16.0 os-release PRETTY_NAME \"SUSE Linux Enterprise Server 16.0\" (kubelet osImage)",
+};
+
+impl OsDriverValues {
+    /// Whether a node's `osImage` is this OS.
+    pub fn matches(&self, os_image: &str) -> bool {
+        os_image.starts_with(self.os_image_prefix)
+            && os_image.split_whitespace().last().is_some_and(|v| {
+                v == self.os_version_prefix
+                    || v.starts_with(&format!("{}.", self.os_version_prefix))
+            })
+    }
+}
+
 /// The Pod Security Admission level the GPU Operator's namespace needs on
 /// RKE2 with `profile: cis` (which enforces `restricted` cluster-wide).
 pub const PSA_PRIVILEGED: &str = "privileged";
 
 /// Where [`PSA_PRIVILEGED`] comes from.
-pub const PSA_CIS_SOURCE: &str = "rancher/rke2 pkg/rke2/psa.go (profile: cis enforces restricted except kube-system, compliance-operator-system, tigera-operator)";
+pub const PSA_CIS_SOURCE: &str = "rancher/rke2 pkg/rke2/psa.go restrictedPSAConfig (profile: cis enforces restricted except kube-system, compliance-operator-system, tigera-operator; cis-operator-system before commit fd52255c6)";
+
+/// The namespaces RKE2's `profile: cis` exempts from PSA `restricted`
+/// ([`PSA_CIS_SOURCE`]) on a release: `compliance-operator-system` from the
+/// releases of [`Rke2Feature::PsaComplianceOperatorExemption`] on,
+/// `cis-operator-system` before (and when the release is unknown, both).
+pub fn cis_psa_exempt_namespaces(kubelet: Option<&KubeletVersion>) -> Vec<&'static str> {
+    let (new, old) = ("compliance-operator-system", "cis-operator-system");
+    let middle: &[&'static str] = match kubelet {
+        Some(k) if has(k, Rke2Feature::PsaComplianceOperatorExemption) => &[new],
+        Some(_) => &[old],
+        None => &[new, old],
+    };
+    let mut out = vec!["kube-system"];
+    out.extend_from_slice(middle);
+    out.push("tigera-operator");
+    out
+}
 
 /// The NRI plugin's status: NVIDIA calls it experimental.
 pub const NRI_SOURCE: &str = "gpu-operator release-notes.rst 26.3.0 (NRI plugin; containerd v1.7.30+, 2.1.x, 2.2.x), commit 5745476d (\"not yet GA, and not recommended for production use\"); rke2-docs gpu_operators.md tab v26.3.x with NRI";
+
+/// Why NRI mode needs the toolkit and CDI: the chart's own validations, and
+/// where the plugin runs.
+pub const NRI_NEEDS_TOOLKIT_AND_CDI_SOURCE: &str = "gpu-operator v26.7.0 deployments/gpu-operator/templates/validations.yaml (\"the NRI Plugin cannot be enabled when the Container Toolkit is disabled\", commit 9a1ff56bc; \"... when CDI is disabled\" since v26.3.0); object_controls.go transformToolkitCtrForCDI (ENABLE_NRI_PLUGIN on the toolkit container)";
 
 // ---------------------------------------------------------------------------
 // patch-containerd: containerd schema support, the containerd assumed
@@ -886,10 +1001,70 @@ pub fn first_chart_with(has: impl Fn(&ChartRow) -> bool) -> Triple {
 /// rke2-docs add-ons/gpu_operators.md tab v25.10.x (`version: v25.10.1`).
 pub const UPGRADE_CHART: &str = "v25.10.1";
 
+/// The first chart whose operator always points the toolkit at the host
+/// drop-in `/etc/containerd/conf.d/99-nvidia.toml` (`RUNTIME_DROP_IN_CONFIG`
+/// and `RUNTIME_DROP_IN_CONFIG_HOST_PATH`, whatever `CONTAINERD_SOCKET`
+/// says): on RKE2 the file exists on every correctly configured node and
+/// means nothing, since RKE2's containerd never reads `/etc/containerd`.
+pub const HOST_DROP_IN_CHART: VersionFact = VersionFact {
+    version: t(25, 10, 0),
+    source: "gpu-operator v25.10.0 … v26.7.0 controllers/object_controls.go (DefaultContainerdDropInConfigFile = \"/etc/containerd/conf.d/99-nvidia.toml\"; getRuntimeConfigFiles and transformRuntimeConfigAndSocketMounts set RUNTIME_DROP_IN_CONFIG and RUNTIME_DROP_IN_CONFIG_HOST_PATH); absent at v25.3.4",
+};
+
+/// The first toolkit that writes that drop-in (and only adds `imports` to
+/// the top-level config); 1.17.x edits the top-level config only.
+pub const HOST_DROP_IN_TOOLKIT: VersionFact = VersionFact {
+    version: t(1, 18, 0),
+    source: "nvidia-container-toolkit v1.18.0 cmd/nvidia-ctk-installer/container/container.go (DropInConfig) and runtime/containerd/containerd.go (DefaultDropInConfig); v1.17.8 tools/container has no drop-in",
+};
+
+/// The first toolkit whose installer runs a no-op runtime configurer in NRI
+/// plugin mode: it neither edits containerd's config nor signals containerd,
+/// so RKE2 renders its `nvidia` runtimes only at its next restart. Every
+/// chart with the NRI plugin ([`ChartRow::has_nri`], v26.3.0 ships toolkit
+/// v1.19.0) has it; chart v26.7.0 no longer even mounts the containerd
+/// config and socket in that mode.
+pub const NRI_NOOP_CONFIGURER: VersionFact = VersionFact {
+    version: t(1, 19, 0),
+    source: "nvidia-container-toolkit v1.19.0 cmd/nvidia-ctk-installer/container/runtime/runtime.go (NewConfigurer returns noopRuntimeConfigurer when NRI is enabled: no Setup, no containerd signal); gpu-operator v26.7.0 controllers/object_controls.go transformForRuntime (NRI mode: only the NRI socket is mounted)",
+};
+
+/// The first chart whose toolkit (v1.20.0) lets the NRI plugin inject
+/// management CDI devices into namespaces other than the operator's
+/// (`NRI_MANAGEMENT_CDI_DEVICE_NAMESPACES`); toolkit v1.19.x (chart v26.3.x)
+/// injects annotated CDI devices only in the operator's namespace.
+pub const NRI_MANAGEMENT_NAMESPACES: VersionFact = VersionFact {
+    version: t(26, 7, 0),
+    source: "nvidia-container-toolkit v1.20.0 cmd/nvidia-ctk-installer/main.go (--nri-management-cdi-device-namespaces, env NRI_MANAGEMENT_CDI_DEVICE_NAMESPACES; commit e950019a) and container/runtime/nri/plugin.go parseCDIDevices; v1.19.0 plugin.go skips pods outside the toolkit's namespace; gpu-operator values.yaml @v26.7.0 toolkit v1.20.0",
+};
+
+/// The first chart with `hostPaths.kubeletRootDir` (commented out in
+/// values.yaml, default `/var/lib/kubelet`; used for dcgm-exporter's
+/// pod-resources mount). RKE2 and K3s keep the kubelet's default root dir,
+/// so no value is needed on them.
+pub const KUBELET_ROOT_DIR_CHART: VersionFact = VersionFact {
+    version: t(26, 7, 0),
+    source: "gpu-operator v26.7.0 deployments/gpu-operator/values.yaml (hostPaths.kubeletRootDir), templates/clusterpolicy.yaml, controllers/object_controls.go TransformDCGMExporter (pod-gpu-resources → <kubeletRootDir>/pod-resources); absent at v26.3.3",
+};
+
 /// The containerd releases that refuse a drop-in whose `version` is above
 /// the root config's. Source: containerd PR #12891 (added), reverted by
 /// containerd PR #13939; NVIDIA/aicr#1688.
 pub const DROP_IN_VERSION_REJECTED_BY: &str = "2.3.0–2.3.4";
+
+/// Whether a containerd release refuses a drop-in above the root's version
+/// ([`DROP_IN_VERSION_REJECTED_BY`]).
+pub fn containerd_rejects_newer_drop_in(containerd: Triple) -> bool {
+    containerd >= t(2, 3, 0) && containerd <= t(2, 3, 4)
+}
+
+/// The RKE2 releases that ship such a containerd: every v1.36 release from
+/// v1.36.2 (v1.36.0/v1.36.1 ship 2.2.3), as messages name them.
+pub const RKE2_REJECTING_NEWER_DROP_INS: &str =
+    "RKE2 v1.36.2+rke2r1 (containerd 2.3.2), v1.36.3+rke2r1 (2.3.3), v1.36.4 (2.3.4)";
+
+/// Where [`RKE2_REJECTING_NEWER_DROP_INS`] comes from.
+pub const RKE2_REJECTING_NEWER_DROP_INS_SOURCE: &str = "rancher/rke2 Dockerfile hardened-containerd tags: v1.36.1+rke2r2 v2.2.3-k3s1, v1.36.2+rke2r1 v2.3.2-k3s2, v1.36.3+rke2r1 v2.3.3-k3s1, v1.36.4-rc1+rke2r1 and master (2026-08-19) v2.3.4-k3s1.36; containerd PR #12891 (the rule), reverted by #13939 (2026-08-11, after 2.3.4)";
 
 // ---------------------------------------------------------------------------
 // verify area: the versions `kubectl gpu verify`'s diagnoses name
@@ -1007,6 +1182,14 @@ mod tests {
             // containerd 2.1 for NRI: v1.31.13, v1.32.9, v1.33.5, v1.34.1
             ("v1.33.5+rke2r1", Containerd21, true),
             ("v1.33.4+rke2r1", Containerd21, false),
+            // PSA compliance-operator-system (rke2 fd52255c6): read from pkg/rke2/psa.go at the tags
+            ("v1.32.13+rke2r2", PsaComplianceOperatorExemption, true),
+            ("v1.32.13+rke2r1", PsaComplianceOperatorExemption, false),
+            ("v1.33.10+rke2r1", PsaComplianceOperatorExemption, true),
+            ("v1.33.9+rke2r1", PsaComplianceOperatorExemption, false),
+            ("v1.35.2+rke2r1", PsaComplianceOperatorExemption, false),
+            ("v1.36.0+rke2r1", PsaComplianceOperatorExemption, true),
+            ("v1.31.14+rke2r1", PsaComplianceOperatorExemption, false),
         ];
         for (v, f, want) in cases {
             assert_eq!(has(&k(v), f), want, "{v} {f:?}");
@@ -1024,6 +1207,7 @@ mod tests {
             RuntimeClassesChart,
             Containerd2,
             Containerd21,
+            PsaComplianceOperatorExemption,
         ] {
             let rows: Vec<_> = RKE2_FEATURES.iter().filter(|r| r.feature == f).collect();
             assert_eq!(rows.len(), 1, "{f:?}");
@@ -1110,6 +1294,61 @@ mod tests {
     }
 
     #[test]
+    fn host_drop_in_and_nri_toolkit_boundaries() {
+        // gpu-operator v25.10.0 object_controls.go: the drop-in from this chart on; v25.3.x ships toolkit 1.17.x
+        assert!(chart_row(t(25, 3, 4)).since < HOST_DROP_IN_CHART.version);
+        assert_eq!(chart_row(HOST_DROP_IN_CHART.version).label, "v25.10.x");
+        let toolkit = |c| Triple::parse_loose(chart_row(c).toolkit_version).unwrap();
+        assert!(toolkit(t(25, 3, 4)) < HOST_DROP_IN_TOOLKIT.version);
+        assert!(toolkit(t(25, 10, 1)) >= HOST_DROP_IN_TOOLKIT.version);
+        // NRI arrived with chart 26.3.0, which ships toolkit v1.19.0: the no-op configurer always applies
+        assert!(first_chart_with(|r| r.has_nri) == t(26, 3, 0));
+        assert_eq!(NRI_NOOP_CONFIGURER.version, t(1, 19, 0));
+    }
+
+    #[test]
+    fn drop_in_version_rule_on_rke2_1_36() {
+        // rancher/rke2 Dockerfile: v1.36.1+rke2r2 → 2.2.3, v1.36.2 → 2.3.2, v1.36.3 → 2.3.3, v1.36.4-rc1 → 2.3.4
+        assert!(!containerd_rejects_newer_drop_in(t(2, 2, 3)));
+        for c in [t(2, 3, 2), t(2, 3, 3), t(2, 3, 4)] {
+            assert!(containerd_rejects_newer_drop_in(c), "{c}");
+            assert_eq!(
+                rke2_row(&k("v1.36.3+rke2r1"), Some(c)).id,
+                "containerd-2.3-v3-imports"
+            );
+        }
+        assert!(!containerd_rejects_newer_drop_in(t(2, 3, 5)));
+    }
+
+    #[test]
+    fn sles16_from_the_os_image() {
+        assert!(SLES16_DRIVER.matches("SUSE Linux Enterprise Server 16.0"));
+        assert!(SLES16_DRIVER.matches("SUSE Linux Enterprise Server for SAP Applications 16.0"));
+        assert!(!SLES16_DRIVER.matches("SUSE Linux Enterprise Server 15 SP7"));
+        assert!(!SLES16_DRIVER.matches("SUSE Linux Enterprise Server 160"));
+        assert!(!SLES16_DRIVER.matches("Ubuntu 24.04.1 LTS"));
+        assert!(chart_row(SLES16_DRIVER.from_chart).has_nri);
+        assert_eq!(KUBELET_ROOT_DIR_CHART.version, NEWEST_KNOWN_CHART);
+    }
+
+    #[test]
+    fn cis_psa_exemptions_by_release() {
+        assert_eq!(
+            cis_psa_exempt_namespaces(Some(&k("v1.34.6+rke2r1"))),
+            [
+                "kube-system",
+                "compliance-operator-system",
+                "tigera-operator"
+            ]
+        );
+        assert_eq!(
+            cis_psa_exempt_namespaces(Some(&k("v1.34.5+rke2r1"))),
+            ["kube-system", "cis-operator-system", "tigera-operator"]
+        );
+        assert_eq!(cis_psa_exempt_namespaces(None).len(), 4);
+    }
+
+    #[test]
     fn paths_follow_data_dir() {
         let p = NodePaths::new(Distribution::Rke2, None);
         assert_eq!(
@@ -1135,15 +1374,17 @@ mod tests {
         assert_eq!(v[0].toolkit_version, Some("v1.17.1-ubuntu20.04"));
         assert!(chart_defects(t(24, 9, 0)).any(|d| Some(d.id) == v[0].fixes_defect));
         assert_eq!(rke2_chart_values(t(24, 9, 1)).count(), 0);
-        // rke2-docs tab v25.3.x: two ACCEPT_* toolkit envs and DEVICE_LIST_STRATEGY
+        // rke2-docs tab v25.3.x: CDI off; its two ACCEPT_* toolkit envs and DEVICE_LIST_STRATEGY are GPU_ISOLATION
         for c in [t(25, 3, 0), t(25, 3, 4)] {
             let v: Vec<_> = rke2_chart_values(c).collect();
             assert_eq!(v.len(), 1);
-            assert_eq!(v[0].toolkit_env.len(), 2);
-            assert_eq!(v[0].toolkit_env[0].value, "false");
-            assert_eq!(v[0].device_plugin_env[0].value, "volume-mounts");
-            assert!(v[0].cdi_off);
+            assert!(v[0].cdi_off && v[0].toolkit_env.is_empty());
         }
+        assert_eq!(GPU_ISOLATION.toolkit_env.len(), 2);
+        assert_eq!(GPU_ISOLATION.toolkit_env[0].value, "false");
+        assert_eq!(GPU_ISOLATION.device_plugin_env[0].value, "volume-mounts");
+        // values.yaml @v22.9.0 ships toolkit v1.11.0, the first whose container reads the ACCEPT_* envs
+        assert_eq!(GPU_ISOLATION.from_chart, t(22, 9, 0));
         assert_eq!(rke2_chart_values(t(25, 10, 1)).count(), 0);
         assert_eq!(rke2_chart_values(t(24, 9, 2)).count(), 0);
         assert_eq!(RKE2_SOCKET_ENV.value, "/run/k3s/containerd/containerd.sock");

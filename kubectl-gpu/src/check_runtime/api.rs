@@ -475,10 +475,13 @@ fn runtime_class(view: &ClusterView) -> Vec<Finding> {
 }
 
 fn psa(view: &ClusterView) -> Vec<Finding> {
+    // The CIS profile is set on servers; their release decides the exemption list.
+    let cis_node = view.nodes.iter().find(|n| n.args.cis());
+    let exempt = matrix::cis_psa_exempt_namespaces(cis_node.and_then(|n| n.kubelet.as_ref()));
     let Some(op) = &view.operator else {
-        let cis = view.nodes.iter().any(|n| n.args.cis());
-        if cis {
-            return vec![Finding::warn("psa-enforce", None, "RKE2 runs with profile: cis (PSA restricted on every namespace but kube-system): label the GPU Operator's namespace before installing")
+        if cis_node.is_some() {
+            return vec![Finding::warn("psa-enforce", None, format!("RKE2 runs with profile: cis (PSA restricted on every namespace but {}): label the GPU Operator's namespace before installing", exempt.join(", ")))
+                .evidence(format!("source: {}", matrix::PSA_CIS_SOURCE))
                 .fix("kubectl create ns gpu-operator && kubectl label ns gpu-operator pod-security.kubernetes.io/enforce=privileged   (helm rke2gpu install does this)")];
         }
         return vec![];
@@ -488,8 +491,12 @@ fn psa(view: &ClusterView) -> Vec<Finding> {
             .fix(format!("kubectl label ns {} pod-security.kubernetes.io/enforce=privileged --overwrite", op.namespace))],
         Some(level) => vec![Finding::ok("psa-enforce", None, format!("namespace {} enforces PodSecurity {level}", op.namespace))],
         None => {
-            if view.nodes.iter().any(|n| n.args.cis()) {
-                vec![Finding::fail("psa-enforce", None, format!("RKE2 profile cis enforces PSA restricted by default and namespace {} has no privileged label", op.namespace))
+            if cis_node.is_some() && exempt.contains(&op.namespace.as_str()) {
+                vec![Finding::ok("psa-enforce", None, format!("namespace {} is exempt from RKE2 profile cis's PSA restricted ({})", op.namespace, exempt.join(", ")))
+                    .evidence(format!("source: {}", matrix::PSA_CIS_SOURCE))]
+            } else if cis_node.is_some() {
+                vec![Finding::fail("psa-enforce", None, format!("RKE2 profile cis enforces PSA restricted on every namespace but {} and namespace {} has no privileged label", exempt.join(", "), op.namespace))
+                    .evidence(format!("source: {}", matrix::PSA_CIS_SOURCE))
                     .fix(format!("kubectl label ns {} pod-security.kubernetes.io/enforce=privileged", op.namespace))]
             } else {
                 vec![Finding::ok("psa-enforce", None, format!("namespace {} has no PodSecurity enforce label (cluster default applies)", op.namespace))]

@@ -7,7 +7,7 @@
 //! The read ([`read_nodes`], [`probe_node`]) is the only I/O; [`rules`] and
 //! [`findings`] are pure.
 
-use super::finding::Finding;
+use super::finding::{Finding, Status};
 use crate::client::Kube;
 use crate::containerd::model::ContainerdConfig;
 use crate::error::Result;
@@ -16,6 +16,7 @@ use crate::matrix::{self, NodePaths};
 use crate::node::agent::{AgentOptions, Agents};
 use crate::node::probe::{ProbeRequest, ProbeResult};
 use crate::operator::OperatorFacts;
+use crate::version::Triple;
 use futures::StreamExt;
 use std::collections::BTreeMap;
 
@@ -70,6 +71,7 @@ pub fn first_probe(paths: &NodePaths) -> ProbeRequest {
             paths.template_v2.clone(),
             DRIVER_VERSION_FILE.into(),
             MODULES_FILE.into(),
+            HOST_CONTAINERD_DROPIN.into(),
         ],
         dirs: vec![
             paths.config_yaml_d.clone(),
@@ -233,6 +235,14 @@ fn nvidia_runtime(h: &Host, cfg: &ContainerdConfig) -> Vec<Finding> {
     let (n, unit, node) = (h.n(), h.unit, h.node);
     let (toolkit_runtime, host_runtime) = (h.toolkit_runtime, h.host_runtime);
     if h.operator.and_then(|o| o.nri_enabled) == Some(true) {
+        if cfg.runtime("nvidia").is_none() && (toolkit_runtime || host_runtime) {
+            // Toolkit ≥ 1.19 in NRI mode: no-op configurer, no SIGHUP.
+            return vec![
+                Finding::skipped("nvidia-runtime", n, format!("NRI plugin mode: GPU pods need no nvidia runtime, and RKE2 has not rendered one: in NRI mode the toolkit (≥ {}) configures no runtime and does not signal containerd, so RKE2 renders nvidia only at its next restart; pods with runtimeClassName: nvidia fail with `no runtime for \"nvidia\" is configured` until then", matrix::NRI_NOOP_CONFIGURER.version))
+                    .evidence(format!("{}: {toolkit_runtime}, {}: {host_runtime}; source: {}", matrix::TOOLKIT_RUNTIME, matrix::HOST_RUNTIME, matrix::NRI_NOOP_CONFIGURER.source))
+                    .fix(format!("only if pods use runtimeClassName: nvidia: systemctl restart {unit}")),
+            ];
+        }
         return vec![Finding::skipped(
             "nvidia-runtime",
             n,
@@ -315,12 +325,42 @@ fn drop_in_versions(h: &Host, cfg: &ContainerdConfig) -> Vec<Finding> {
                 continue;
             };
             match ContainerdConfig::parse(&path, text) {
-                Ok(d) if d.version() > cfg.version() => out.push(
-                    Finding::fail("drop-in-version", n, format!("{path} has version = {} above the root config's {}: containerd {} refuse to start, others silently skip migration", d.version(), cfg.version(), matrix::DROP_IN_VERSION_REJECTED_BY))
+                Ok(d) if d.version() > cfg.version() => {
+                    let consequence = match h.node.containerd() {
+                        Some(c) if matrix::containerd_rejects_newer_drop_in(c) => format!(
+                            "this node's containerd {c} refuses to start with it (as every containerd {} does: {})",
+                            matrix::DROP_IN_VERSION_REJECTED_BY,
+                            matrix::RKE2_REJECTING_NEWER_DROP_INS
+                        ),
+                        _ => format!(
+                            "containerd {} ({}) refuse to start, others silently skip migration",
+                            matrix::DROP_IN_VERSION_REJECTED_BY,
+                            matrix::RKE2_REJECTING_NEWER_DROP_INS
+                        ),
+                    };
+                    out.push(
+                        Finding::fail(
+                            "drop-in-version",
+                            n,
+                            format!(
+                                "{path} has version = {} above the root config's {}: {consequence}",
+                                d.version(),
+                                cfg.version()
+                            ),
+                        )
+                        .evidence(format!(
+                            "source: {}",
+                            matrix::RKE2_REJECTING_NEWER_DROP_INS_SOURCE
+                        ))
                         .fix(format!("set version = {} in {path}", cfg.version())),
-                ),
+                    );
+                }
                 Ok(_) => {}
-                Err(e) => out.push(Finding::fail("drop-in-version", n, format!("{path} does not parse: {e}")).fix(format!("fix or remove {path}, then systemctl restart {unit}"))),
+                Err(e) => out.push(
+                    Finding::fail("drop-in-version", n, format!("{path} does not parse: {e}")).fix(
+                        format!("fix or remove {path}, then systemctl restart {unit}"),
+                    ),
+                ),
             }
         }
     }
@@ -383,13 +423,16 @@ fn rke2_default_runtime(h: &Host) -> Option<Finding> {
     })
 }
 
-/// `rke2-profile`: the CIS profile (rancher/rke2 pkg/rke2/psa.go).
+/// `rke2-profile`: the CIS profile and its PSA exemptions ([`matrix::cis_psa_exempt_namespaces`]).
 fn rke2_profile(h: &Host) -> Option<Finding> {
     h.rke2
         .profile
         .as_deref()
         .is_some_and(|p| p.starts_with("cis"))
-        .then(|| Finding::ok("rke2-profile", h.n(), "RKE2 profile cis: PSA restricted everywhere but kube-system; the operator namespace needs pod-security.kubernetes.io/enforce=privileged"))
+        .then(|| {
+            let exempt = matrix::cis_psa_exempt_namespaces(h.node.kubelet.as_ref());
+            Finding::ok("rke2-profile", h.n(), format!("RKE2 profile cis: PSA restricted everywhere but {}; the operator namespace needs pod-security.kubernetes.io/enforce=privileged", exempt.join(", ")))
+        })
 }
 
 /// `data-dir`: the RKE2 config's data-dir is where the files were read.
@@ -477,12 +520,141 @@ fn secure_boot(h: &Host) -> Option<Finding> {
     })
 }
 
-/// `host-containerd-dropin`: the toolkit configured the host's containerd.
+/// `host-containerd-dropin`: `/etc/containerd/conf.d/99-nvidia.toml`, which
+/// RKE2's containerd never reads. From chart v25.10 with toolkit ≥ 1.18 the
+/// operator writes it on every node ([`matrix::HOST_DROP_IN_CHART`]), so its
+/// presence alone is no finding worth a warning there. It is one where it
+/// means something: an older chart or toolkit (something configured the
+/// host's containerd), no operator (a leftover), or content that conflicts
+/// with RKE2's config (RKE2's config imports it, it sets a default runtime
+/// RKE2 never applies, or it registers runtime names RKE2 does not render).
 fn host_containerd_dropin(h: &Host) -> Option<Finding> {
-    (h.node.is_rke2_like() && h.probe.exists(HOST_CONTAINERD_DROPIN)).then(|| {
-        Finding::warn("host-containerd-dropin", h.n(), format!("{HOST_CONTAINERD_DROPIN} exists: the toolkit configured the host's containerd, which RKE2 does not use"))
-            .fix(format!("set toolkit.env CONTAINERD_SOCKET={} (helm rke2gpu upgrade) and remove the file", matrix::RKE2_CONTAINERD_SOCKET))
+    let path = HOST_CONTAINERD_DROPIN;
+    let present = h.probe.exists(path) || h.probe.file(path).is_some();
+    if !h.node.is_rke2_like() || !present {
+        return None;
+    }
+    let n = h.n();
+    let generated = h
+        .probe
+        .file(&h.paths.generated_config)
+        .and_then(|t| ContainerdConfig::parse(&h.paths.generated_config, t).ok());
+    if let Some(imported) = generated
+        .as_ref()
+        .and_then(|g| g.imports().into_iter().find(|i| glob_matches(i, path)))
+    {
+        let replaces = h
+            .node
+            .containerd()
+            .is_none_or(|c| !matrix::containerd_merges_drop_ins(c));
+        let status = if replaces { Status::Fail } else { Status::Warn };
+        return Some(
+            Finding::new("host-containerd-dropin", n, status, format!("RKE2's generated config imports {imported}, so its containerd loads {path}, the toolkit's drop-in for a host containerd: its CRI plugin subtree {} RKE2's own settings", if replaces { "replaces (containerd 1.x does not merge imported plugin tables)" } else { "overrides" }))
+                .evidence(format!("imports in {}", h.paths.generated_config))
+                .fix(format!("remove the import of {imported} from the RKE2 config template ({} or {}), then systemctl restart {}", h.paths.template_v3, h.paths.template_v2, h.unit)),
+        );
+    }
+    let content = h
+        .probe
+        .file(path)
+        .and_then(|t| ContainerdConfig::parse(path, t).ok());
+    if let Some(d) = &content {
+        if let Some(default) = d.default_runtime_name() {
+            return Some(
+                Finding::warn("host-containerd-dropin", n, format!("{path} makes {default} containerd's default runtime, but RKE2's containerd does not read it: on RKE2 the default stays {}", generated.as_ref().and_then(ContainerdConfig::default_runtime_name).unwrap_or_else(|| "runc".into())))
+                    .evidence("the toolkit writes default_runtime_name when CONTAINERD_SET_AS_DEFAULT / NVIDIA_RUNTIME_SET_AS_DEFAULT is true")
+                    .fix(format!("for a default nvidia runtime on RKE2: default-runtime: nvidia in the RKE2 config, or kubectl gpu patch-containerd --node {} --method default-runtime", h.node.name)),
+            );
+        }
+        let foreign: Vec<String> = d
+            .runtimes()
+            .into_iter()
+            .map(|r| r.name)
+            .filter(|name| {
+                let base = name
+                    .strip_suffix("-cdi")
+                    .or_else(|| name.strip_suffix("-legacy"))
+                    .unwrap_or(name);
+                !matrix::RKE2_NVIDIA_RUNTIMES.contains(&base)
+            })
+            .collect();
+        if !foreign.is_empty() {
+            return Some(
+                Finding::warn("host-containerd-dropin", n, format!("{path} registers runtime(s) {} that RKE2 never renders (it renders only {}): pods of that RuntimeClass fail with `no runtime ... is configured`", foreign.join(", "), matrix::RKE2_NVIDIA_RUNTIMES.join(", ")))
+                    .evidence(format!("source: {}", matrix::RKE2_NVIDIA_RUNTIMES_SOURCE))
+                    .fix("helm rke2gpu upgrade --set operator.runtimeClass=nvidia"),
+            );
+        }
+    }
+    let why_expected = expected_host_dropin(h.operator);
+    Some(match why_expected {
+        Ok(why) => Finding::ok(
+            "host-containerd-dropin",
+            n,
+            format!("{path} exists: {why}; RKE2's containerd does not read it"),
+        ),
+        Err(why) => Finding::warn("host-containerd-dropin", n, format!("{path} exists, but {why}: something configured the host's containerd, which RKE2 does not use"))
+            .evidence(format!("source: {}", matrix::HOST_DROP_IN_CHART.source))
+            .fix(format!("make sure toolkit.env has CONTAINERD_SOCKET={} (helm rke2gpu upgrade), then remove the file if no host containerd uses it", matrix::RKE2_CONTAINERD_SOCKET)),
     })
+}
+
+/// Why the operator's toolkit wrote the host drop-in (`Ok`), or why it
+/// should not have (`Err`).
+fn expected_host_dropin(op: Option<&OperatorFacts>) -> std::result::Result<String, String> {
+    let (chart, toolkit) = (matrix::HOST_DROP_IN_CHART, matrix::HOST_DROP_IN_TOOLKIT);
+    let Some(op) = op else {
+        return Err(
+            "no GPU Operator is installed (left over from an uninstalled operator, or a host `nvidia-ctk runtime configure`)".into(),
+        );
+    };
+    if op.toolkit_enabled == Some(false) {
+        return Err("the operator's toolkit is disabled (toolkit.enabled=false)".into());
+    }
+    if op.nri_enabled == Some(true) {
+        return Ok(format!(
+            "left from before NRI plugin mode (toolkit ≥ {} configures no runtime in that mode and removes nothing)",
+            matrix::NRI_NOOP_CONFIGURER.version
+        ));
+    }
+    match op.chart_version {
+        Some(v) if v < chart.version => {
+            return Err(format!(
+                "chart {v} does not point the toolkit at it (from v{} on the operator always does)",
+                chart.version
+            ));
+        }
+        None => {
+            return Ok(format!(
+                "the chart version is unknown; charts from v{} on write it on every node",
+                chart.version
+            ));
+        }
+        Some(_) => {}
+    }
+    match op.toolkit_version.as_deref().and_then(Triple::parse_loose) {
+        Some(tv) if tv < toolkit.version => Err(format!(
+            "toolkit {tv} writes no drop-in (toolkit ≥ {} does)",
+            toolkit.version
+        )),
+        _ => Ok(format!(
+            "the GPU Operator (chart ≥ v{}, toolkit ≥ {}) writes it on every node",
+            chart.version, toolkit.version
+        )),
+    }
+}
+
+/// Whether a containerd `imports` entry (a path with at most one `*`) names `path`.
+fn glob_matches(pattern: &str, path: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == path,
+        Some((prefix, suffix)) => {
+            path.len() >= prefix.len() + suffix.len()
+                && path.starts_with(prefix)
+                && path.ends_with(suffix)
+                && !path[prefix.len()..path.len() - suffix.len()].contains('/')
+        }
+    }
 }
 
 /// `leftover-toolkit`: the operator's toolkit dir without an operator

@@ -24,6 +24,7 @@ pub fn node_input(facts: &NodeFacts) -> Option<NodeInput> {
         kubelet: facts.kubelet.clone()?,
         containerd: facts.containerd(),
         gpu: facts.gpu.present,
+        os_image: facts.os_image.clone(),
     })
 }
 

@@ -173,6 +173,7 @@ mod tests {
             dropped: Vec::new(),
             warnings: Vec::new(),
             hints: Vec::new(),
+            after_install: Vec::new(),
             pod_access: PodGpuAccess::Cdi,
             namespace_needs_privileged: cis,
         }

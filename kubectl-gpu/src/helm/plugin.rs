@@ -11,7 +11,9 @@ use super::cluster as nodes;
 use super::helmchart;
 use super::invocation::{self, DEFAULT_RELEASE, Mode, PluginFlags, Split, WrapArgv, display_cmd};
 use super::uninstall::cleanup_notes;
-use super::values::{ClusterInputs, ComputedValues, compute_values, user_set_conflicts};
+use super::values::{
+    ClusterInputs, ComputedValues, UserValues, compute_values_with, user_set_conflicts,
+};
 use crate::cli::KubeOpts;
 use crate::client::{self, Kube};
 use crate::labels::PSA_ENFORCE;
@@ -92,6 +94,9 @@ pub struct ValuesRequest {
     pub devel: bool,
     pub flags: PluginFlags,
     pub output: ValuesOutput,
+    /// The values flags the user will pass to Helm after ours (`-f FILE`,
+    /// `--set K=V`, …), checked against our refusals, not merged.
+    pub user_args: Vec<String>,
 }
 
 /// What a command prints on stdout, or that its help was asked for.
@@ -231,12 +236,41 @@ async fn read_cluster(
     Ok((inputs, kube))
 }
 
+/// The user's values flags (`-f`, `--set`, …) as Helm will apply them; a
+/// file we cannot read (URL, stdin, missing) is a warning, not an error.
+fn read_user_values(args: &[String], notice: &mut dyn FnMut(Notice)) -> UserValues {
+    let read = UserValues::from_helm_args(args, &|path| {
+        std::fs::read_to_string(path).map_err(|e| e.to_string())
+    });
+    for w in read.warnings {
+        notice(Notice::Warning(w));
+    }
+    read.values
+}
+
 fn report(computed: &ComputedValues, notice: &mut dyn FnMut(Notice)) {
     for w in &computed.warnings {
         notice(Notice::Warning(w.clone()));
     }
     for h in &computed.hints {
         notice(Notice::Hint(h.clone()));
+    }
+}
+
+/// What to know once the release is installed: after `helm install`
+/// succeeded, or (`installed` false) ahead of it, for output that installs
+/// later (values file, HelmChart, printed command).
+fn report_after_install(
+    computed: &ComputedValues,
+    installed: bool,
+    notice: &mut dyn FnMut(Notice),
+) {
+    for n in &computed.after_install {
+        notice(Notice::Note(if installed {
+            n.clone()
+        } else {
+            format!("after install: {n}")
+        }));
     }
 }
 
@@ -288,8 +322,10 @@ pub async fn values(
         locating.push("--devel".into());
     }
     let read = read_chart(env, &req.chart, req.version.as_deref(), &locating)?;
-    let computed = compute_values(&inputs, &read.chart, &req.flags.values)?;
+    let user = read_user_values(&req.user_args, notice);
+    let computed = compute_values_with(&inputs, &read.chart, &req.flags.values, &user)?;
     report(&computed, notice);
+    report_after_install(&computed, false, notice);
     Ok(match req.output {
         ValuesOutput::Yaml => computed.to_yaml(),
         ValuesOutput::Json => serde_json::to_string_pretty(&computed)
@@ -343,7 +379,8 @@ pub async fn install_or_upgrade(
     let opts = kube_opts(env, Some(&s));
     let (inputs, kube) = read_cluster(&s.ours, &opts).await?;
     let read = read_chart(env, &chart_ref, s.version.as_deref(), &s.chart_locating())?;
-    let computed = compute_values(&inputs, &read.chart, &s.ours.values)?;
+    let user = read_user_values(&s.helm, notice);
+    let computed = compute_values_with(&inputs, &read.chart, &s.ours.values, &user)?;
     report(&computed, notice);
     for w in user_set_conflicts(&computed, &s.helm) {
         notice(Notice::Warning(w));
@@ -362,6 +399,7 @@ pub async fn install_or_upgrade(
         for n in m.notes {
             notice(Notice::Note(n));
         }
+        report_after_install(&computed, false, notice);
         return Ok(Outcome::Print(m.yaml));
     }
 
@@ -374,6 +412,7 @@ pub async fn install_or_upgrade(
     });
     let argv = WrapArgv::new(mode, &s, &release, &chart_ref, &ns, pin.as_deref());
     if s.print_command {
+        report_after_install(&computed, false, notice);
         return Ok(Outcome::Print(invocation::print_command(
             &argv.with_set_flags(computed.set_flags()),
             &ns,
@@ -417,6 +456,8 @@ pub async fn install_or_upgrade(
             code,
         });
     }
+    // `--dry-run` installs nothing; the notes still say what the real install will need.
+    report_after_install(&computed, !s.dry_run, notice);
     Ok(Outcome::Print(String::new()))
 }
 

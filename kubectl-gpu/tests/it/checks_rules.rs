@@ -371,6 +371,68 @@ fn psa_restricted_operator_namespace_fails() {
     assert!(p[0].fix.as_deref().unwrap().contains("enforce=privileged"));
 }
 
+/// rancher/rke2 pkg/rke2/psa.go: profile cis exempts kube-system, compliance-operator-system (cis-operator-system
+/// before commit fd52255c6, first in v1.32.13+rke2r2/v1.33.10+rke2r1/v1.34.6+rke2r1/v1.35.3+rke2r1) and tigera-operator.
+#[test]
+fn cis_psa_exemptions_follow_the_rke2_release() {
+    let cis = |w: &mut World, kubelet: &str, ns: &str| {
+        let n = &mut w.snap.nodes[0];
+        n.metadata.annotations = Some(
+            [(
+                "rke2.io/node-args".to_string(),
+                "[\"server\",\"--profile\",\"cis\"]".to_string(),
+            )]
+            .into(),
+        );
+        n.status
+            .as_mut()
+            .unwrap()
+            .node_info
+            .as_mut()
+            .unwrap()
+            .kubelet_version = kubelet.into();
+        w.snap.operator.as_mut().unwrap().namespace = ns.into();
+    };
+    // The operator in an exempt namespace needs no label.
+    let mut w = World::healthy();
+    cis(&mut w, "v1.33.10+rke2r1", "kube-system");
+    let p = w
+        .findings()
+        .into_iter()
+        .filter(|f| f.id == "psa-enforce")
+        .collect::<Vec<_>>();
+    assert_eq!(p[0].status, Status::Ok, "{p:#?}");
+    assert!(p[0].message.contains("exempt"), "{}", p[0].message);
+    // Elsewhere it fails, naming the release's exemptions.
+    let mut w = World::healthy();
+    cis(&mut w, "v1.33.10+rke2r1", "gpu-operator");
+    let p = w
+        .findings()
+        .into_iter()
+        .filter(|f| f.id == "psa-enforce")
+        .collect::<Vec<_>>();
+    assert_eq!(p[0].status, Status::Fail, "{p:#?}");
+    assert!(
+        p[0].message
+            .contains("kube-system, compliance-operator-system, tigera-operator"),
+        "{}",
+        p[0].message
+    );
+    let mut w = World::healthy();
+    cis(&mut w, "v1.33.9+rke2r1", "gpu-operator");
+    let p = w
+        .findings()
+        .into_iter()
+        .filter(|f| f.id == "psa-enforce")
+        .collect::<Vec<_>>();
+    assert!(
+        p[0].message
+            .contains("kube-system, cis-operator-system, tigera-operator"),
+        "{}",
+        p[0].message
+    );
+}
+
 #[test]
 fn no_gpu_nodes_and_no_operator() {
     let mut w = World::healthy();
@@ -526,6 +588,172 @@ fn host_rules_seeded_faults() {
     assert_eq!(worst(&f, "static-template"), Status::Ok);
 }
 
+// ----- the host drop-in /etc/containerd/conf.d/99-nvidia.toml (issue 13, Domain item 2) -----
+
+/// The drop-in the toolkit writes when the top-level config does not exist
+/// and `containerd config dump` fails: RKE2's case (toolkit v1.20.0 golden).
+fn toolkit_drop_in() -> String {
+    fixture(
+        "upstream/toolkit-golden/installer-lifecycle-v2-top-level-config-does-not-exist.expected-dropin.toml",
+    )
+}
+
+fn operator_at(chart: &str) -> rke2gpu::operator::OperatorFacts {
+    rke2gpu::operator::OperatorFacts {
+        namespace: "gpu-operator".into(),
+        chart_version: rke2gpu::version::Triple::parse_loose(chart),
+        toolkit_enabled: Some(true),
+        ..Default::default()
+    }
+}
+
+fn dropin_probe(generated: String, dropin: String) -> ProbeResult {
+    let paths = NodePaths::new(Distribution::Rke2, None);
+    probe_with(
+        &[
+            (&paths.generated_config, Some(generated)),
+            (host::HOST_CONTAINERD_DROPIN, Some(dropin)),
+        ],
+        &[
+            ("/usr/local/nvidia/toolkit/nvidia-container-runtime", true),
+            (host::HOST_CONTAINERD_DROPIN, true),
+        ],
+    )
+}
+
+#[test]
+fn host_drop_in_is_ok_where_the_operator_always_writes_it() {
+    // gpu-operator v25.10.0+ object_controls.go: DefaultContainerdDropInConfigFile is always set, toolkit ≥ 1.18 writes it.
+    let paths = NodePaths::new(Distribution::Rke2, None);
+    let probe = dropin_probe(
+        fixture("rke2-containerd-config-example.toml"),
+        toolkit_drop_in(),
+    );
+    for chart in ["v25.10.1", "v26.3.2", "v26.7.0"] {
+        let op = operator_at(chart);
+        let f = host::rules(&node_facts(), Some(&op), &paths, &probe);
+        let d = status_of(&f, "host-containerd-dropin");
+        assert_eq!(d.len(), 1, "{chart}: {f:#?}");
+        assert_eq!(d[0].status, Status::Ok, "{chart}: {:#?}", d[0]);
+    }
+    // Chart v25.3.4 (toolkit 1.17.8) never points the toolkit there: the file means something else wrote it.
+    let f = host::rules(&node_facts(), Some(&operator_at("v25.3.4")), &paths, &probe);
+    let d = status_of(&f, "host-containerd-dropin");
+    assert_eq!(d[0].status, Status::Warn, "{:#?}", d[0]);
+    assert!(d[0].message.contains("chart 25.3.4"), "{}", d[0].message);
+    // Chart v25.10.1 with toolkit pinned to 1.17.8: no drop-in from that toolkit.
+    let mut op = operator_at("v25.10.1");
+    op.toolkit_version = Some("v1.17.8-ubuntu20.04".into());
+    let f = host::rules(&node_facts(), Some(&op), &paths, &probe);
+    assert_eq!(worst(&f, "host-containerd-dropin"), Status::Warn);
+    // NRI mode (toolkit ≥ 1.19 configures nothing): a harmless leftover.
+    let mut op = operator_at("v26.7.0");
+    op.nri_enabled = Some(true);
+    let f = host::rules(&node_facts(), Some(&op), &paths, &probe);
+    assert_eq!(worst(&f, "host-containerd-dropin"), Status::Ok);
+}
+
+#[test]
+fn host_drop_in_warns_where_its_content_conflicts_with_rke2() {
+    let paths = NodePaths::new(Distribution::Rke2, None);
+    let op = operator_at("v26.7.0");
+    // Toolkit golden with SetAsDefault=true: default_runtime_name = "nvidia", which RKE2 never applies.
+    let probe = dropin_probe(
+        fixture("rke2-containerd-config-example.toml"),
+        fixture(
+            "upstream/toolkit-golden/installer-lifecycle-v2-existing-config-without-default-runtime-setasdefault-true.expected-dropin.toml",
+        ),
+    );
+    let f = host::rules(&node_facts(), Some(&op), &paths, &probe);
+    let d = status_of(&f, "host-containerd-dropin");
+    assert_eq!(d[0].status, Status::Warn, "{:#?}", d[0]);
+    assert!(d[0].message.contains("default runtime"), "{}", d[0].message);
+    assert!(d[0].fix.as_deref().unwrap().contains("default-runtime"));
+    // operator.runtimeClass=foo: the toolkit registers foo, foo-cdi, foo-legacy, which RKE2 never renders.
+    let custom = toolkit_drop_in().replace("runtimes.nvidia", "runtimes.foo");
+    let probe = dropin_probe(fixture("rke2-containerd-config-example.toml"), custom);
+    let f = host::rules(&node_facts(), Some(&op), &paths, &probe);
+    let d = status_of(&f, "host-containerd-dropin");
+    assert_eq!(d[0].status, Status::Warn, "{:#?}", d[0]);
+    assert!(
+        d[0].message.contains("foo, foo-cdi, foo-legacy"),
+        "{}",
+        d[0].message
+    );
+    // A user template that makes RKE2 import /etc/containerd/conf.d: on containerd 1.7 the
+    // drop-in's CRI plugin table replaces RKE2's (no merge before containerd 2.0).
+    let legacy = fixture(
+        "../node-trees/gpu-a100-legacy-0/var/lib/rancher/rke2/agent/etc/containerd/config.toml",
+    );
+    let generated = format!("imports = [\"/etc/containerd/conf.d/*.toml\"]\n{legacy}");
+    let node = NodeFacts::from_node(&gpu_node(
+        "gpu-1",
+        "v1.30.14+rke2r1",
+        "containerd://1.7.27-k3s1",
+        "8",
+    ));
+    let f = host::rules(
+        &node,
+        Some(&op),
+        &paths,
+        &dropin_probe(generated.clone(), toolkit_drop_in()),
+    );
+    let d = status_of(&f, "host-containerd-dropin");
+    assert_eq!(d[0].status, Status::Fail, "{:#?}", d[0]);
+    assert!(
+        d[0].message
+            .contains("imports /etc/containerd/conf.d/*.toml"),
+        "{}",
+        d[0].message
+    );
+    // On containerd 2.x imported tables merge: still a warning.
+    let f = host::rules(
+        &node_facts(),
+        Some(&op),
+        &paths,
+        &dropin_probe(generated, toolkit_drop_in()),
+    );
+    assert_eq!(worst(&f, "host-containerd-dropin"), Status::Warn);
+}
+
+/// nvidia-container-toolkit v1.19.0 runtime.go NewConfigurer: in NRI mode a no-op configurer (no SIGHUP), so RKE2
+/// renders nvidia only at its next restart: say so instead of a bare "skipped".
+#[test]
+fn nri_mode_without_a_rendered_nvidia_runtime_says_when_it_comes() {
+    let paths = NodePaths::new(Distribution::Rke2, None);
+    // A v3 config RKE2 rendered before the toolkit installed anything (no nvidia runtime).
+    let generated =
+        fixture("../node-trees/worker-0/var/lib/rancher/rke2/agent/etc/containerd/config.toml");
+    let mut op = operator_at("v26.7.0");
+    op.nri_enabled = Some(true);
+    let probe = probe_with(
+        &[(&paths.generated_config, Some(generated.clone()))],
+        &[("/usr/local/nvidia/toolkit/nvidia-container-runtime", true)],
+    );
+    let f = host::rules(&node_facts(), Some(&op), &paths, &probe);
+    let rt = status_of(&f, "nvidia-runtime");
+    assert_eq!(rt[0].status, Status::Skipped, "{rt:#?}");
+    assert!(
+        rt[0].message.contains("only at its next restart"),
+        "{}",
+        rt[0].message
+    );
+    assert!(
+        rt[0]
+            .fix
+            .as_deref()
+            .unwrap()
+            .contains("systemctl restart rke2-"),
+        "{rt:#?}"
+    );
+    // Before the toolkit installed its binaries there is nothing to render yet.
+    let probe = probe_with(&[(&paths.generated_config, Some(generated))], &[]);
+    let f = host::rules(&node_facts(), Some(&op), &paths, &probe);
+    let rt = status_of(&f, "nvidia-runtime");
+    assert_eq!(rt[0].status, Status::Skipped);
+    assert!(!rt[0].message.contains("next restart"));
+}
+
 #[test]
 fn leftover_toolkit_without_operator() {
     let paths = NodePaths::new(Distribution::Rke2, None);
@@ -577,6 +805,23 @@ fn drop_in_above_root_version_fails() {
     );
     let f = host::rules(&node_facts(), None, &paths, &probe);
     assert_eq!(worst(&f, "drop-in-version"), Status::Fail);
+    // rancher/rke2 Dockerfile: v1.36.3+rke2r1 ships containerd 2.3.3, which refuses such a drop-in (containerd #12891).
+    let node = NodeFacts::from_node(&gpu_node(
+        "gpu-1",
+        "v1.36.3+rke2r1",
+        "containerd://2.3.3-k3s1",
+        "8",
+    ));
+    let f = host::rules(&node, None, &paths, &probe);
+    let d = status_of(&f, "drop-in-version");
+    assert_eq!(d[0].status, Status::Fail);
+    assert!(
+        d[0].message
+            .contains("this node's containerd 2.3.3 refuses to start")
+            && d[0].message.contains("v1.36.3+rke2r1"),
+        "{}",
+        d[0].message
+    );
 }
 
 /// The command's pure core: `--node` selection, the `gpu-node` finding for a

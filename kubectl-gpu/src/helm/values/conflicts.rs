@@ -3,6 +3,7 @@
 //! replaces our first entry instead of adding one.
 
 use super::ComputedValues;
+use super::user::split_unescaped_commas;
 use serde_json::Value;
 
 /// Warnings for user `--set`-style flags that would clobber a computed list
@@ -65,25 +66,4 @@ pub fn user_set_conflicts(computed: &ComputedValues, helm_args: &[String]) -> Ve
         }
     }
     warnings
-}
-
-fn split_unescaped_commas(s: &str) -> Vec<String> {
-    let mut parts = Vec::new();
-    let mut cur = String::new();
-    let mut escaped = false;
-    for c in s.chars() {
-        if escaped {
-            cur.push(c);
-            escaped = false;
-        } else if c == '\\' {
-            cur.push(c);
-            escaped = true;
-        } else if c == ',' {
-            parts.push(std::mem::take(&mut cur));
-        } else {
-            cur.push(c);
-        }
-    }
-    parts.push(cur);
-    parts
 }

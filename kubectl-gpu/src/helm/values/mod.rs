@@ -8,15 +8,23 @@
 //! them, one concern per submodule, in this order: the chart version and
 //! known-bad refusals ([`known_bad`]), the nodes the values are for
 //! ([`nodes`]), the NRI plugin ([`nri`]), the toolkit env and per-version
-//! toolkit/device-plugin values ([`toolkit`]), `cdi.enabled` ([`cdi`]), how
-//! pods reach their GPU ([`runtime_class`]) and the namespace's Pod Security
+//! toolkit/device-plugin values ([`toolkit`]), `cdi.enabled` ([`cdi`]), GPU
+//! isolation where CDI ends up off ([`isolation`]), the OS vendor's driver
+//! values (`--os`, [`driver`]), how pods reach their GPU
+//! ([`runtime_class`]) and the namespace's Pod Security
 //! label ([`namespace`]). User values are not merged here: the binary passes
 //! the computed file first (`-f computed.yaml`) and the user's flags after
 //! it, so Helm's own precedence makes user values win ([`user_set_conflicts`]
-//! warns when a user `--set` would clobber a computed list).
+//! warns when a user `--set` would clobber a computed list). They are read
+//! ([`user`], [`compute_values_with`]) only to refuse what cannot work on
+//! RKE2/K3s: an `operator.runtimeClass` RKE2 does not render
+//! ([`runtime_class`]), NRI with `toolkit.enabled=false` or
+//! `cdi.enabled=false` ([`nri`]).
 
 mod cdi;
 mod conflicts;
+mod driver;
+mod isolation;
 mod known_bad;
 mod namespace;
 mod nodes;
@@ -24,8 +32,10 @@ mod nri;
 mod render;
 mod runtime_class;
 mod toolkit;
+mod user;
 
 pub use conflicts::user_set_conflicts;
+pub use user::{ReadUserValues, UserValue, UserValues};
 
 use super::chart::{Chart, GPU_OPERATOR_CHART};
 use crate::matrix::{self, ChartRow, Rke2ChartValues};
@@ -44,6 +54,8 @@ pub struct NodeInput {
     pub containerd: Option<Triple>,
     /// Whether the node has an NVIDIA GPU (labels or capacity).
     pub gpu: bool,
+    /// `status.nodeInfo.osImage` (`SUSE Linux Enterprise Server 16.0`).
+    pub os_image: String,
 }
 
 /// What the value computation needs to know about the cluster.
@@ -92,6 +104,27 @@ pub struct ValuesOptions {
         help = "Override cdi.enabled"
     )]
     pub cdi: Option<bool>,
+    /// The GPU nodes' OS, for the OS vendor's driver values.
+    #[arg(
+        long,
+        value_enum,
+        default_value_t = NodeOs::Auto,
+        help = "GPU nodes' OS for vendor driver values: auto (from osImage), sles16, other"
+    )]
+    pub os: NodeOs,
+}
+
+/// `--os`: which OS vendor's driver values to set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeOs {
+    /// From the GPU nodes' osImage: SLES 16 when every GPU node runs it.
+    #[default]
+    Auto,
+    /// SLES 16: SUSE's precompiled driver images (rke2-docs v26.3.x tab).
+    Sles16,
+    /// No OS-specific values.
+    Other,
 }
 
 /// Parses the value of `--cdi` in an install/upgrade passthrough command
@@ -141,6 +174,9 @@ pub struct ComputedValues {
     pub dropped: Vec<ComputedValue>,
     pub warnings: Vec<String>,
     pub hints: Vec<String>,
+    /// What to know once the release is installed (`helm rke2gpu install`
+    /// prints these after Helm succeeds).
+    pub after_install: Vec<String>,
     pub pod_access: PodGpuAccess,
     /// The operator namespace must be PSA-privileged before install (CIS).
     pub namespace_needs_privileged: bool,
@@ -151,6 +187,8 @@ struct Ctx<'a> {
     chart: &'a Chart,
     opts: &'a ValuesOptions,
     cluster: &'a ClusterInputs,
+    /// The user's own values (applied by Helm after ours), for refusals.
+    user: &'a UserValues,
     /// `Chart.yaml` version as written.
     vs: &'a str,
     /// The version rows are looked up by.
@@ -176,6 +214,29 @@ impl<'a> Ctx<'a> {
             .collect()
     }
 
+    /// The value Helm ends up with at `path` and where it comes from: the
+    /// user's (`--set …`, `-f …`), else the chart's `values.yaml` default.
+    fn effective(&self, path: &str) -> Option<UserValue> {
+        self.user.get(path).or_else(|| {
+            let v = path
+                .split('.')
+                .try_fold(&self.chart.values, |cur, k| cur.get(k))?;
+            Some(UserValue {
+                value: v.clone(),
+                origin: format!("the chart's values.yaml ({})", self.chart.origin),
+            })
+        })
+    }
+
+    /// NRI plugin mode: `--nri`, or `cdi.nriPluginEnabled=true` in the user's values.
+    fn nri_mode(&self) -> bool {
+        self.opts.nri
+            || self
+                .user
+                .get("cdi.nriPluginEnabled")
+                .is_some_and(|v| template_bool(&v.value) == Some(true))
+    }
+
     /// Targets on containerd 2.x or later.
     fn new_containerd(&self) -> Vec<&Target<'a>> {
         self.targets
@@ -192,6 +253,7 @@ struct Out<'c> {
     dropped: Vec<ComputedValue>,
     warnings: Vec<String>,
     hints: Vec<String>,
+    after_install: Vec<String>,
 }
 
 impl Out<'_> {
@@ -215,15 +277,55 @@ impl Out<'_> {
     }
 }
 
+/// A boolean as the chart's templates render it: `enabled: {{ .Values.x }}`
+/// writes a `--set-string` `"false"` unquoted, so it is a YAML `false` too.
+fn template_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s == "true" => Some(true),
+        Value::String(s) if s == "false" => Some(false),
+        _ => None,
+    }
+}
+
+impl Out<'_> {
+    /// Appends items to a list value computed earlier (`toolkit.env`), adding
+    /// to its reason and source; nothing when that value was not set.
+    fn extend_list(&mut self, path: &str, items: Vec<Value>, reason: &str, source: &str) {
+        let Some(cv) = self.values.iter_mut().find(|v| v.path == path) else {
+            return;
+        };
+        if let Value::Array(list) = &mut cv.value {
+            list.extend(items);
+            cv.reason.push_str(reason);
+            cv.source.push_str("; ");
+            cv.source.push_str(source);
+        }
+    }
+}
+
 fn refuse(reason: String) -> Error {
     Error::ValuesRefused { reason }
 }
 
-/// Computes the values for a cluster, a chart and options.
+/// Computes the values for a cluster, a chart and options, with no user
+/// values to check.
 pub fn compute_values(
     cluster: &ClusterInputs,
     chart: &Chart,
     opts: &ValuesOptions,
+) -> Result<ComputedValues> {
+    compute_values_with(cluster, chart, opts, &UserValues::default())
+}
+
+/// Computes the values for a cluster, a chart and options, refusing user
+/// values ([`UserValues`], applied by Helm after ours) that cannot work on
+/// these nodes unless `--force`.
+pub fn compute_values_with(
+    cluster: &ClusterInputs,
+    chart: &Chart,
+    opts: &ValuesOptions,
+    user: &UserValues,
 ) -> Result<ComputedValues> {
     if chart.meta.name != GPU_OPERATOR_CHART {
         return Err(Error::NotGpuOperatorChart {
@@ -240,6 +342,7 @@ pub fn compute_values(
         dropped: Vec::new(),
         warnings: version_warning.into_iter().collect(),
         hints: Vec::new(),
+        after_install: Vec::new(),
     };
     known_bad::check_options(opts)?;
     let selected = nodes::select(cluster, opts, &mut out)?;
@@ -252,6 +355,7 @@ pub fn compute_values(
         chart,
         opts,
         cluster,
+        user,
         vs,
         version,
         row,
@@ -263,10 +367,13 @@ pub fn compute_values(
     };
 
     known_bad::known_defects(&ctx, &mut out)?;
+    runtime_class::unrendered_runtime_class(&ctx, &mut out)?;
     nri::nri(&ctx, &mut out)?;
     toolkit::toolkit_env(&ctx, &mut out);
     toolkit::per_version_extras(&ctx, &mut out);
     let cdi_effective = cdi::cdi_enabled(&ctx, &mut out)?;
+    isolation::gpu_isolation(&ctx, cdi_effective, &mut out);
+    driver::os_driver(&ctx, &mut out);
     let pod_access = runtime_class::pod_access(&ctx, cdi_effective, &mut out);
     known_bad::old_chart_on_containerd2(&ctx, &mut out);
     if ctx.generic {
@@ -288,6 +395,7 @@ pub fn compute_values(
         dropped: out.dropped,
         warnings: out.warnings,
         hints: out.hints,
+        after_install: out.after_install,
         pod_access,
         namespace_needs_privileged,
     })

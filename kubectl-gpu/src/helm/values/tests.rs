@@ -51,6 +51,7 @@ fn node(name: &str, kubelet: &str, containerd: Option<&str>, gpu: bool) -> NodeI
         kubelet: KubeletVersion::parse(kubelet).unwrap(),
         containerd: containerd.and_then(Triple::parse_loose),
         gpu,
+        os_image: "Ubuntu 24.04.1 LTS".into(),
     }
 }
 
@@ -94,7 +95,8 @@ struct Case {
 #[test]
 fn one_case_per_reference_row() {
     let socket = || Some(env(&[("CONTAINERD_SOCKET", SOCKET)]));
-    let v25_3_env = || {
+    // GPU isolation wherever CDI ends up off (matrix::GPU_ISOLATION; rke2-docs tab v25.3.x gives the same envs)
+    let isolated = || {
         Some(env(&[
             ("CONTAINERD_SOCKET", SOCKET),
             (
@@ -104,14 +106,15 @@ fn one_case_per_reference_row() {
             ("ACCEPT_NVIDIA_VISIBLE_DEVICES_AS_VOLUME_MOUNTS", "true"),
         ]))
     };
+    let volume_mounts = || Some(env(&[("DEVICE_LIST_STRATEGY", "volume-mounts")]));
     let cases = [
         Case {
-            why: "rke2 Dockerfile hardened-containerd tag, containerd 1.7 (v1.30.14 → 1.7.27): GPU Op ≤25.3 socket only; runtimeClassName",
+            why: "rke2 Dockerfile hardened-containerd tag, containerd 1.7 (v1.30.14 → 1.7.27): GPU Op ≤25.3 socket plus GPU isolation (toolkit v1.17.4 reads ACCEPT_*, CDI off); runtimeClassName",
             kubelet: "v1.30.14+rke2r1",
             containerd: "1.7.27-k3s1",
             chart: "v24.9.2",
-            toolkit_env: socket(),
-            device_plugin_env: None,
+            toolkit_env: isolated(),
+            device_plugin_env: volume_mounts(),
             cdi_enabled: None,
             toolkit_version: None,
             access: PodGpuAccess::RuntimeClass,
@@ -121,7 +124,7 @@ fn one_case_per_reference_row() {
             kubelet: "v1.30.14+rke2r1",
             containerd: "1.7.27-k3s1",
             chart: "v25.3.4",
-            toolkit_env: v25_3_env(),
+            toolkit_env: isolated(),
             device_plugin_env: Some(env(&[("DEVICE_LIST_STRATEGY", "volume-mounts")])),
             cdi_enabled: Some(false),
             toolkit_version: None,
@@ -132,19 +135,19 @@ fn one_case_per_reference_row() {
             kubelet: "v1.31.6+rke2r1",
             containerd: "2.0.2-k3s2",
             chart: "v25.3.4",
-            toolkit_env: v25_3_env(),
+            toolkit_env: isolated(),
             device_plugin_env: Some(env(&[("DEVICE_LIST_STRATEGY", "volume-mounts")])),
             cdi_enabled: Some(false),
             toolkit_version: None,
             access: PodGpuAccess::RuntimeClass,
         },
         Case {
-            why: "rke2 Dockerfile hardened-containerd tag, containerd 1.7: GPU Op ≥25.10 on containerd 1.7: cdi.enabled=false",
+            why: "rke2 Dockerfile hardened-containerd tag, containerd 1.7: GPU Op ≥25.10 on containerd 1.7: cdi.enabled=false, so GPU isolation (toolkit v1.18.1, device plugin v0.18.1 envvar strategy)",
             kubelet: "v1.30.14+rke2r1",
             containerd: "1.7.27-k3s1",
             chart: "v25.10.1",
-            toolkit_env: socket(),
-            device_plugin_env: None,
+            toolkit_env: isolated(),
+            device_plugin_env: volume_mounts(),
             cdi_enabled: Some(false),
             toolkit_version: None,
             access: PodGpuAccess::RuntimeClass,
@@ -194,23 +197,23 @@ fn one_case_per_reference_row() {
             access: PodGpuAccess::Cdi,
         },
         Case {
-            why: "release-notes.rst 24.9.0 known limitation: force toolkit.version=v1.17.1-ubuntu20.04",
+            why: "release-notes.rst 24.9.0 known limitation: force toolkit.version=v1.17.1-ubuntu20.04; GPU isolation (CDI off)",
             kubelet: "v1.30.6+rke2r1",
             containerd: "1.7.22-k3s1",
             chart: "v24.9.0",
-            toolkit_env: socket(),
-            device_plugin_env: None,
+            toolkit_env: isolated(),
+            device_plugin_env: volume_mounts(),
             cdi_enabled: None,
             toolkit_version: Some("v1.17.1-ubuntu20.04"),
             access: PodGpuAccess::RuntimeClass,
         },
         Case {
-            why: "release-notes.rst 24.9.1: default values for GPU Op ≥ 24.9.1: only the socket",
+            why: "release-notes.rst 24.9.1: default values for GPU Op ≥ 24.9.1: the socket plus GPU isolation (CDI off)",
             kubelet: "v1.30.6+rke2r1",
             containerd: "1.7.22-k3s1",
             chart: "v24.9.1",
-            toolkit_env: socket(),
-            device_plugin_env: None,
+            toolkit_env: isolated(),
+            device_plugin_env: volume_mounts(),
             cdi_enabled: None,
             toolkit_version: None,
             access: PodGpuAccess::RuntimeClass,
@@ -320,6 +323,42 @@ fn nri_only_where_every_gpu_node_supports_it() {
     assert!(get(&got, "toolkit.env").is_none());
     assert_eq!(got.pod_access, PodGpuAccess::Nri);
     assert!(got.warnings.iter().any(|w| w.contains("experimental")));
+    // toolkit v1.19.0 runtime.go: no-op configurer in NRI mode, no SIGHUP: RKE2 renders nvidia at its next restart.
+    assert!(
+        got.after_install
+            .iter()
+            .any(|n| n.contains("only at its next restart") && n.contains("rke2-agent")),
+        "{:?}",
+        got.after_install
+    );
+    // toolkit v1.19 (chart v26.3.x) injects NRI CDI devices only in the operator's namespace; v1.20 (v26.7.0) adds
+    // NRI_MANAGEMENT_CDI_DEVICE_NAMESPACES.
+    assert!(
+        got.hints
+            .iter()
+            .any(|h| h.contains("only into pods in the operator's namespace"))
+    );
+    let got = compute_values(
+        &one("v1.34.6+rke2r1", "2.2.2-k3s1"),
+        &chart_at("v26.7.0"),
+        &nri,
+    )
+    .unwrap();
+    assert!(
+        got.hints
+            .iter()
+            .any(|h| h.contains("NRI_MANAGEMENT_CDI_DEVICE_NAMESPACES="))
+    );
+    assert!(
+        compute_values(
+            &one("v1.34.6+rke2r1", "2.2.2-k3s1"),
+            &chart_at("v26.7.0"),
+            &ValuesOptions::default()
+        )
+        .unwrap()
+        .after_install
+        .is_empty()
+    );
     // containerd 2.0 has no NRI support the plugin accepts (26.3.0 notes: 1.7.30+, 2.1, 2.2)
     let e = compute_values(
         &one("v1.33.0+rke2r1", "2.0.4-k3s1"),
@@ -450,6 +489,12 @@ fn legacy_2021_values_only_on_request_and_loudly() {
             ("CONTAINERD_SOCKET", SOCKET),
             ("CONTAINERD_RUNTIME_CLASS", "nvidia"),
             ("CONTAINERD_SET_AS_DEFAULT", "true"),
+            // nvidia as the default runtime makes isolation matter most (CDI off on 24.9.2)
+            (
+                "ACCEPT_NVIDIA_VISIBLE_DEVICES_ENVVAR_WHEN_UNPRIVILEGED",
+                "false",
+            ),
+            ("ACCEPT_NVIDIA_VISIBLE_DEVICES_AS_VOLUME_MOUNTS", "true"),
         ]))
     );
     assert_eq!(
@@ -770,4 +815,365 @@ fn messages_built_from_the_matrix_read_as_before() {
         "{:?}",
         got.hints
     );
+}
+
+fn user(args: &[&str], files: &[(&str, &str)]) -> UserValues {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let files: Vec<(String, String)> = files
+        .iter()
+        .map(|(p, t)| (p.to_string(), t.to_string()))
+        .collect();
+    let read = UserValues::from_helm_args(&args, &|path| {
+        files
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, t)| t.clone())
+            .ok_or_else(|| "no such file".to_string())
+    });
+    assert!(read.warnings.is_empty(), "{:?}", read.warnings);
+    read.values
+}
+
+/// k3s pkg/agent/containerd/runtimes.go renders only nvidia, nvidia-experimental and nvidia-cdi; gpu-operator
+/// object_controls.go runs the operands with runtimeClassName = operator.runtimeClass: any other name is refused.
+#[test]
+fn custom_runtime_class_is_refused_on_rke2_unless_forced() {
+    let nodes = one("v1.34.6+rke2r1", "2.2.2-k3s1");
+    let file = "operator:\n  runtimeClass: foo\n";
+    for (args, origin) in [
+        (
+            vec!["--set", "operator.runtimeClass=foo"],
+            "--set operator.runtimeClass=foo",
+        ),
+        (
+            vec!["--set-string", "operator.runtimeClass=foo"],
+            "--set-string operator.runtimeClass=foo",
+        ),
+        (vec!["-f", "my-values.yaml"], "-f my-values.yaml"),
+    ] {
+        for chart in ["v25.3.4", "v25.10.1", "v26.7.0"] {
+            let u = user(&args, &[("my-values.yaml", file)]);
+            let e = compute_values_with(&nodes, &chart_at(chart), &ValuesOptions::default(), &u)
+                .unwrap_err();
+            assert!(matches!(e, Error::ValuesRefused { .. }), "{e}");
+            let text = e.to_string();
+            assert!(
+                text.contains(origin)
+                    && text.contains("nvidia, nvidia-experimental, nvidia-cdi")
+                    && text.contains("--set operator.runtimeClass=nvidia")
+                    && text.contains("--force"),
+                "{chart}: {text}"
+            );
+        }
+    }
+    // --force goes on, loudly.
+    let u = user(&["--set", "operator.runtimeClass=foo"], &[]);
+    let forced = ValuesOptions {
+        force: true,
+        ..Default::default()
+    };
+    let got = compute_values_with(&nodes, &chart_at("v26.7.0"), &forced, &u).unwrap();
+    assert!(
+        got.warnings
+            .iter()
+            .any(|w| w.starts_with("--force: operator.runtimeClass=foo"))
+    );
+    // The three names RKE2 renders are fine; so is the chart's own default.
+    for name in ["nvidia", "nvidia-experimental", "nvidia-cdi"] {
+        let u = user(&["--set", &format!("operator.runtimeClass={name}")], &[]);
+        compute_values_with(&nodes, &chart_at("v26.7.0"), &ValuesOptions::default(), &u)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    // A later --set-string wins over the file (Helm applies --set-string last).
+    let u = user(
+        &[
+            "-f",
+            "my-values.yaml",
+            "--set-string",
+            "operator.runtimeClass=nvidia",
+        ],
+        &[("my-values.yaml", file)],
+    );
+    compute_values_with(&nodes, &chart_at("v26.7.0"), &ValuesOptions::default(), &u).unwrap();
+    // NRI mode puts no runtime class on the operands: not refused there.
+    let nri = ValuesOptions {
+        nri: true,
+        ..Default::default()
+    };
+    let u = user(&["--set", "operator.runtimeClass=foo"], &[]);
+    compute_values_with(&nodes, &chart_at("v26.7.0"), &nri, &u).unwrap();
+    // A chart whose own values.yaml names another class is refused the same way.
+    let mut c = chart_at("v26.7.0");
+    c.values["operator"]["runtimeClass"] = json!("gpu");
+    let e = compute_values(&nodes, &c, &ValuesOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("operator.runtimeClass=gpu (from the chart's values.yaml"),
+        "{e}"
+    );
+    // Not an RKE2 cluster: nothing to refuse.
+    let kubeadm = cluster(vec![node(
+        "n1",
+        "v1.29.4-eks-036c24b",
+        Some("1.7.11"),
+        true,
+    )]);
+    let generic = ValuesOptions {
+        allow_generic: true,
+        ..Default::default()
+    };
+    compute_values_with(&kubeadm, &chart_at("v26.7.0"), &generic, &u).unwrap();
+}
+
+/// gpu-operator v26.7.0 templates/validations.yaml: "the NRI Plugin cannot be enabled when the Container Toolkit is
+/// disabled" (and, since v26.3.0, when CDI is disabled): refused before Helm, from any source of the value.
+#[test]
+fn nri_refuses_toolkit_or_cdi_disabled() {
+    let nodes = one("v1.34.6+rke2r1", "2.2.2-k3s1");
+    let nri = ValuesOptions {
+        nri: true,
+        ..Default::default()
+    };
+    for (args, origin) in [
+        (
+            vec!["--set", "toolkit.enabled=false"],
+            "--set toolkit.enabled=false",
+        ),
+        (vec!["-f", "host-toolkit.yaml"], "-f host-toolkit.yaml"),
+        (
+            vec!["--set-json", "toolkit.enabled=false"],
+            "--set-json toolkit.enabled=false",
+        ),
+    ] {
+        for chart in ["v26.3.0", "v26.7.0"] {
+            let u = user(
+                &args,
+                &[("host-toolkit.yaml", "toolkit:\n  enabled: false\n")],
+            );
+            let e = compute_values_with(&nodes, &chart_at(chart), &nri, &u).unwrap_err();
+            assert!(matches!(e, Error::ValuesRefused { .. }), "{e}");
+            let text = e.to_string();
+            assert!(
+                text.contains("--nri with toolkit.enabled=false")
+                    && text.contains(origin)
+                    && text.contains("toolkit container"),
+                "{chart}: {text}"
+            );
+        }
+    }
+    // --set-string "false": clusterpolicy.yaml renders `enabled: false` unquoted (v26.3.x disables the toolkit;
+    // v26.7.0's validation fails with `incompatible types for comparison`): refused the same way.
+    let u = user(&["--set-string", "toolkit.enabled=false"], &[]);
+    let e = compute_values_with(&nodes, &chart_at("v26.3.0"), &nri, &u).unwrap_err();
+    assert!(
+        e.to_string().contains("--set-string toolkit.enabled=false"),
+        "{e}"
+    );
+    // The user's cdi.nriPluginEnabled=true is NRI mode too; cdi.enabled=false is refused with it.
+    let u = user(
+        &["--set", "cdi.nriPluginEnabled=true,cdi.enabled=false"],
+        &[],
+    );
+    let e = compute_values_with(&nodes, &chart_at("v26.7.0"), &ValuesOptions::default(), &u)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("cdi.nriPluginEnabled=true with cdi.enabled=false"),
+        "{e}"
+    );
+    // The toolkit on (explicitly or by default) is fine.
+    let u = user(&["--set", "toolkit.enabled=true"], &[]);
+    compute_values_with(&nodes, &chart_at("v26.7.0"), &nri, &u).unwrap();
+    // Without NRI the host may provide the toolkit.
+    let u = user(&["--set", "toolkit.enabled=false"], &[]);
+    compute_values_with(&nodes, &chart_at("v26.7.0"), &ValuesOptions::default(), &u).unwrap();
+    // A chart without the NRI plugin still says so first.
+    let e = compute_values_with(&nodes, &chart_at("v25.10.1"), &nri, &u)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("has no NRI plugin"), "{e}");
+}
+
+/// Toolkit v1.11.0…v1.20.0 honour ACCEPT_NVIDIA_VISIBLE_DEVICES_* and default to accepting the env from unprivileged
+/// containers; device plugin v0.9.0…v0.20.0 has DEVICE_LIST_STRATEGY=volume-mounts. So wherever CDI ends up off, not
+/// only on 25.3.x, pods on the nvidia runtime need both for isolation; never with CDI on.
+#[test]
+fn gpu_isolation_wherever_cdi_is_off() {
+    let iso = [
+        "ACCEPT_NVIDIA_VISIBLE_DEVICES_ENVVAR_WHEN_UNPRIVILEGED",
+        "ACCEPT_NVIDIA_VISIBLE_DEVICES_AS_VOLUME_MOUNTS",
+    ];
+    let names = |c: &ComputedValues| -> Vec<String> {
+        get(c, "toolkit.env")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["name"].as_str().map(str::to_string))
+            .collect()
+    };
+    let off = ValuesOptions {
+        cdi: Some(false),
+        ..Default::default()
+    };
+    let on = ValuesOptions {
+        cdi: Some(true),
+        ..Default::default()
+    };
+    let new = one("v1.34.6+rke2r1", "2.2.2-k3s1");
+    let old = one("v1.30.14+rke2r1", "1.7.27-k3s1");
+    // (nodes, chart, options, isolated)
+    let cases: [(&ClusterInputs, &str, &ValuesOptions, bool); 9] = [
+        (&new, "v26.7.0", &off, true), // --cdi false on a CDI-by-default chart
+        (&new, "v26.7.0", &ValuesOptions::default(), false), // CDI on: cdi-annotations,cdi-cri stays
+        (&old, "v26.7.0", &ValuesOptions::default(), true), // containerd 1.7: cdi.enabled=false computed
+        (&new, "v25.10.1", &off, true),
+        (&old, "v24.9.2", &ValuesOptions::default(), true), // ≤ 24.9: no CDI by default
+        (&old, "v24.9.2", &on, false), // old CDI mode (envvar,cdi-annotations) keeps its strategy
+        (&old, "v23.9.2", &ValuesOptions::default(), true),
+        (&old, "v22.9.0", &ValuesOptions::default(), true), // toolkit v1.11.0: the first that reads the envs
+        (&old, "v1.11.0", &ValuesOptions::default(), false), // toolkit v1.10.0 ignores them
+    ];
+    for (nodes, chart, opts, want) in cases {
+        let got = compute_values(nodes, &chart_at(chart), opts)
+            .unwrap_or_else(|e| panic!("{chart}: {e}"));
+        let n = names(&got);
+        assert_eq!(
+            iso.iter().all(|i| n.iter().any(|x| x == i)),
+            want,
+            "{chart} {opts:?}: {n:?}"
+        );
+        assert_eq!(
+            get(&got, "devicePlugin.env")
+                == Some(&env(&[("DEVICE_LIST_STRATEGY", "volume-mounts")])),
+            want,
+            "{chart} {opts:?}"
+        );
+        if want {
+            let tv = got.values.iter().find(|v| v.path == "toolkit.env").unwrap();
+            assert!(tv.reason.contains("GPU isolation"), "{}", tv.reason);
+            assert!(
+                tv.source.contains("nvidia-container-toolkit v1.11.0")
+                    && tv.source.contains("k8s-device-plugin"),
+                "{}",
+                tv.source
+            );
+            // the socket stays first
+            assert_eq!(n[0], "CONTAINERD_SOCKET");
+        }
+    }
+    // Before toolkit v1.11.0 the envs cannot be set: say so.
+    let got = compute_values(&old, &chart_at("v1.11.0"), &ValuesOptions::default()).unwrap();
+    assert!(
+        got.warnings
+            .iter()
+            .any(|w| w.contains("does not read ACCEPT_NVIDIA_VISIBLE_DEVICES_*")),
+        "{:?}",
+        got.warnings
+    );
+    // NRI: no toolkit env, no device-plugin strategy override.
+    let nri = ValuesOptions {
+        nri: true,
+        ..Default::default()
+    };
+    let got = compute_values(&new, &chart_at("v26.7.0"), &nri).unwrap();
+    assert!(get(&got, "devicePlugin.env").is_none());
+}
+
+fn sles(name: &str) -> NodeInput {
+    NodeInput {
+        os_image: "SUSE Linux Enterprise Server 16.0".into(),
+        ..node(name, "v1.34.6+rke2r1", Some("2.2.2-k3s1"), true)
+    }
+}
+
+/// rke2-docs add-ons/gpu_operators.md tab v26.3.x: "in SLES 16.0" driver.repository=registry.suse.com/third-party/nvidia,
+/// usePrecompiled: true, version: 595. From --os sles16, or detected when every GPU node's osImage is SLES 16.
+#[test]
+fn sles16_driver_values_from_the_os_image_or_os_flag() {
+    let drv = |c: &ComputedValues| {
+        (
+            get(c, "driver.repository").cloned(),
+            get(c, "driver.usePrecompiled").cloned(),
+            get(c, "driver.version").cloned(),
+        )
+    };
+    let suse = (
+        Some(json!("registry.suse.com/third-party/nvidia")),
+        Some(json!(true)),
+        Some(json!("595")),
+    );
+    let none = (None, None, None);
+    // Detected: every GPU node runs SLES 16 (CPU nodes do not count).
+    let mut c = cluster(vec![sles("gpu-1"), sles("gpu-2")]);
+    c.nodes
+        .push(node("cpu-1", "v1.34.6+rke2r1", Some("2.2.2-k3s1"), false));
+    for chart in ["v26.3.2", "v26.7.0"] {
+        let got = compute_values(&c, &chart_at(chart), &ValuesOptions::default()).unwrap();
+        assert_eq!(drv(&got), suse, "{chart}");
+        let why = &got
+            .values
+            .iter()
+            .find(|v| v.path == "driver.version")
+            .unwrap()
+            .reason;
+        assert!(
+            why.contains("GPU architecture") && why.contains("osImage"),
+            "{why}"
+        );
+        // The values pass as strings/bools Helm keeps (driver.version "595" stays a string).
+        assert!(got.set_flags().contains(&"driver.version=595".to_string()));
+    }
+    // Ubuntu GPU nodes: nothing, unless asked.
+    let ubuntu = one("v1.34.6+rke2r1", "2.2.2-k3s1");
+    let got = compute_values(&ubuntu, &chart_at("v26.7.0"), &ValuesOptions::default()).unwrap();
+    assert_eq!(drv(&got), none);
+    let sles16 = ValuesOptions {
+        os: NodeOs::Sles16,
+        ..Default::default()
+    };
+    let got = compute_values(&ubuntu, &chart_at("v26.7.0"), &sles16).unwrap();
+    assert_eq!(drv(&got), suse);
+    assert!(
+        got.warnings
+            .iter()
+            .any(|w| w.contains("do not run SLES 16")),
+        "{:?}",
+        got.warnings
+    );
+    // Mixed OS under auto: not set, said why.
+    let mixed = cluster(vec![
+        sles("gpu-1"),
+        node("gpu-2", "v1.34.6+rke2r1", Some("2.2.2-k3s1"), true),
+    ]);
+    let got = compute_values(&mixed, &chart_at("v26.7.0"), &ValuesOptions::default()).unwrap();
+    assert_eq!(drv(&got), none);
+    assert!(
+        got.warnings
+            .iter()
+            .any(|w| w.contains("cluster-wide driver image")),
+        "{:?}",
+        got.warnings
+    );
+    // --os other: never.
+    let other = ValuesOptions {
+        os: NodeOs::Other,
+        ..Default::default()
+    };
+    assert_eq!(
+        drv(&compute_values(&c, &chart_at("v26.7.0"), &other).unwrap()),
+        none
+    );
+    // A chart before the docs' v26.3.x tab: only a hint under auto.
+    let got = compute_values(&c, &chart_at("v25.10.1"), &ValuesOptions::default()).unwrap();
+    assert_eq!(drv(&got), none);
+    assert!(
+        got.hints.iter().any(|h| h.contains("chart ≥ v26.3.0")),
+        "{:?}",
+        got.hints
+    );
+    // driver.enabled=false from the user: the operator installs no driver.
+    let u = user(&["--set", "driver.enabled=false"], &[]);
+    let got = compute_values_with(&c, &chart_at("v26.7.0"), &ValuesOptions::default(), &u).unwrap();
+    assert_eq!(drv(&got), none);
 }

@@ -4,6 +4,12 @@
 //! config, the legacy 2021 recipe), a *base* template (`{{ template "base" . }}`
 //! followed by plain TOML, k3s PR #7991), or *other* Go template text that we
 //! cannot safely place tables into.
+//!
+//! For a base template this module also knows how RKE2 renders it: the base
+//! render, then the appended TOML, through k3s' `trimEmpty` (k3s
+//! pkg/agent/templates; [`trim_empty`], [`TemplateAnalysis::render_over`]),
+//! and so how to find the base render inside a `config.toml` rendered from
+//! the template ([`TemplateAnalysis::base_render`]).
 
 use toml_edit::{DocumentMut, Item, Table};
 
@@ -155,6 +161,148 @@ impl TemplateAnalysis {
     }
 }
 
+/// The user template RKE2 renders from: `config-v3.toml.tmpl` on a
+/// containerd 2 build when it exists, else `config.toml.tmpl` (k3s
+/// pkg/agent/containerd/config.go writeContainerdConfig). Returns the
+/// schema version of the base it extends (3 or 2) and its text.
+pub fn template_in_use<'a>(
+    containerd_major: u64,
+    v3: Option<&'a str>,
+    v2: Option<&'a str>,
+) -> Option<(i64, &'a str)> {
+    match (v3, v2) {
+        (Some(t), _) if containerd_major >= 2 => Some((3, t)),
+        (_, Some(t)) => Some((2, t)),
+        _ => None,
+    }
+}
+
+/// k3s `trimEmpty` (pkg/agent/templates): every blank line is dropped and an
+/// empty line is written before each line that starts with `[`.
+pub fn trim_empty(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if line.starts_with('[') {
+            out.push('\n');
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// The part of `config.toml` that RKE2 renders for a template's prefix and
+/// its `{{ template "base" . }}` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseRender {
+    pub text: String,
+    /// `config.toml` is this base followed by the template's TOML, i.e. it
+    /// was rendered from the template as it is now (so its rows are the ones
+    /// containerd reports). Otherwise `config.toml` was rendered before the
+    /// template was last changed and stands for the base as a whole.
+    pub current: bool,
+}
+
+/// A config rendered from a template over a [`BaseRender`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// The `config.toml` RKE2 writes.
+    pub text: String,
+    /// Per line of the template file (index = line - 1): its row in
+    /// [`Rendered::text`], `None` for a line that renders to nothing.
+    rows: Vec<Option<usize>>,
+}
+
+impl Rendered {
+    /// The `config.toml` row of a template line (1-based).
+    pub fn row_of(&self, template_line: usize) -> Option<usize> {
+        self.rows
+            .get(template_line.checked_sub(1)?)
+            .copied()
+            .flatten()
+    }
+}
+
+impl TemplateAnalysis {
+    /// The base render inside `generated` (the node's `config.toml`): the
+    /// text before the template's TOML when `config.toml` ends with it as
+    /// [`trim_empty`] renders it, else all of `generated`
+    /// ([`BaseRender::current`] false). `None` for a template that is not a
+    /// base template.
+    pub fn base_render(&self, generated: &str) -> Option<BaseRender> {
+        if self.kind != TemplateKind::Base {
+            return None;
+        }
+        let want: Vec<&str> = self
+            .appended
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::trim_end)
+            .collect();
+        let mut have: Vec<(usize, &str)> = Vec::new();
+        let mut offset = 0;
+        for line in generated.split_inclusive('\n') {
+            if !line.trim().is_empty() {
+                have.push((offset, line.trim_end()));
+            }
+            offset += line.len();
+        }
+        let whole = || BaseRender {
+            text: generated.to_owned(),
+            current: false,
+        };
+        if want.is_empty() {
+            return Some(BaseRender {
+                text: generated.to_owned(),
+                current: true,
+            });
+        }
+        if have.len() < want.len() {
+            return Some(whole());
+        }
+        let tail = &have[have.len() - want.len()..];
+        if tail.iter().map(|(_, l)| *l).ne(want.iter().copied()) {
+            return Some(whole());
+        }
+        let cut = tail.first().map(|(o, _)| *o).unwrap_or(generated.len());
+        let mut text = generated[..cut].trim_end().to_owned();
+        text.push('\n');
+        Some(BaseRender {
+            text,
+            current: true,
+        })
+    }
+
+    /// The `config.toml` RKE2 renders from this base template over `base`:
+    /// the base render, then the appended TOML through [`trim_empty`].
+    pub fn render_over(&self, base: &str) -> Rendered {
+        let mut text = base.trim_end().to_owned();
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        let mut row = text.lines().count();
+        let mut rows = vec![None; self.appended_line_offset()];
+        for line in self.appended.lines() {
+            if line.trim().is_empty() {
+                rows.push(None);
+                continue;
+            }
+            if line.starts_with('[') {
+                text.push('\n');
+                row += 1;
+            }
+            text.push_str(line);
+            text.push('\n');
+            row += 1;
+            rows.push(Some(row));
+        }
+        Rendered { text, rows }
+    }
+}
+
 fn collect_declared(t: &Table, path: &mut Vec<String>, out: &mut Vec<(isize, Vec<String>)>) {
     for (k, item) in t.iter() {
         path.push(k.to_owned());
@@ -201,6 +349,52 @@ mod tests {
         assert_eq!(a.kind, TemplateKind::Other);
         let a = TemplateAnalysis::analyze("/t", "[x]\n{{ template \"base\" . }}\n");
         assert_eq!(a.kind, TemplateKind::Other);
+    }
+
+    #[test]
+    fn in_use_follows_k3s() {
+        assert_eq!(template_in_use(2, Some("a"), Some("b")), Some((3, "a")));
+        assert_eq!(template_in_use(1, Some("a"), Some("b")), Some((2, "b")));
+        assert_eq!(template_in_use(1, Some("a"), None), None);
+        assert_eq!(template_in_use(2, None, Some("b")), Some((2, "b")));
+    }
+
+    #[test]
+    fn trim_empty_as_k3s() {
+        // k3s pkg/agent/templates trimEmpty: blank lines go, `[` lines get one before.
+        assert_eq!(
+            trim_empty("# h\nversion = 3\n\n\n[a]\n  x = 1\n   \n[b]\n"),
+            "# h\nversion = 3\n\n[a]\n  x = 1\n\n[b]\n"
+        );
+    }
+
+    #[test]
+    fn base_render_is_found_before_the_appended_toml() {
+        let t = "# mine\n{{ template \"base\" . }}\n\n[x]\n  a = 1\n\n\n[y]\n";
+        let a = TemplateAnalysis::analyze("/t", t);
+        let base = "# mine\nversion = 3\n\n[p]\n  k = 1\n";
+        let rendered = a.render_over(base);
+        assert_eq!(
+            rendered.text,
+            "# mine\nversion = 3\n\n[p]\n  k = 1\n\n[x]\n  a = 1\n\n[y]\n"
+        );
+        // Template line 4 is `[x]`, line 8 `[y]`; line 3 renders to nothing.
+        assert_eq!(rendered.row_of(4), Some(7));
+        assert_eq!(rendered.row_of(5), Some(8));
+        assert_eq!(rendered.row_of(8), Some(10));
+        assert_eq!(rendered.row_of(3), None);
+        let b = a.base_render(&rendered.text);
+        assert_eq!(
+            b,
+            Some(BaseRender {
+                text: base.to_owned(),
+                current: true
+            })
+        );
+        // A config.toml rendered before the template: the whole file.
+        let b = a.base_render(base);
+        assert_eq!(b.map(|b| b.current), Some(false));
+        assert!(TemplateAnalysis::analyze("/t", "version = 2\n").base_render(base).is_none());
     }
 
     #[test]

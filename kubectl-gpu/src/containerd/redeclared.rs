@@ -212,6 +212,38 @@ impl Overlap {
     pub fn table_display(&self) -> String {
         display_path(&self.table)
     }
+
+    /// One sentence for messages: the template, its line, what it
+    /// redeclares, why (the base already declares it, at which
+    /// `config.toml` row) and containerd's own error line.
+    pub fn describe(&self, template: &str, containerd: Triple) -> String {
+        let what = match self.kind {
+            OverlapKind::Table => format!("{} declares a table", self.written),
+            OverlapKind::Key => format!(
+                "`{}` under [{}] sets a key",
+                self.written,
+                self.table_display()
+            ),
+        };
+        let at = if self.base_row > 0 {
+            format!(" (config.toml row {})", self.base_row)
+        } else {
+            String::new()
+        };
+        let line = format!("{}.{}", containerd.major, containerd.minor);
+        let tail = match &self.verdict {
+            Verdict::Refused(m) => {
+                format!("containerd {line} refuses the rendered config.toml: `{m}`")
+            }
+            Verdict::Accepted(m) => format!(
+                "containerd {line} merges the two, but TOML forbids it and containerd's newest parser refuses it: `{m}`"
+            ),
+        };
+        format!(
+            "{template} line {}: {what} that RKE2's base template already renders as {}{at}; {tail}",
+            self.line, self.base_written
+        )
+    }
 }
 
 /// A key path as TOML writes it, quoting parts that need it.

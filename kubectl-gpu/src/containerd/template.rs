@@ -13,7 +13,7 @@
 
 use toml_edit::{DocumentMut, Item, Table};
 
-use crate::containerd::model::parse_toml;
+use crate::containerd::model::{ContainerdConfig, parse_toml};
 use crate::error::{Error, Result};
 
 /// What kind of template a file is.
@@ -175,6 +175,27 @@ pub fn template_in_use<'a>(
         (_, Some(t)) => Some((2, t)),
         _ => None,
     }
+}
+
+/// The top-level keys of a rendered config that may not parse as a whole
+/// (a template that redeclares a base table): the lines before its first
+/// table header, where RKE2's base template renders `version` and
+/// `imports`. `None` when those do not parse either.
+pub fn config_head(path: &str, text: &str) -> Option<ContainerdConfig> {
+    if let Ok(c) = ContainerdConfig::parse(path, text) {
+        return Some(c);
+    }
+    let end = text
+        .split_inclusive('\n')
+        .scan(0, |off, l| {
+            let start = *off;
+            *off += l.len();
+            Some((start, l))
+        })
+        .find(|(_, l)| l.trim_start().starts_with('['))
+        .map(|(o, _)| o)
+        .unwrap_or(text.len());
+    ContainerdConfig::parse(path, &text[..end]).ok()
 }
 
 /// k3s `trimEmpty` (pkg/agent/templates): every blank line is dropped and an

@@ -526,7 +526,7 @@ mod tests {
         let a = TemplateAnalysis::analyze("/tmpl", &t);
         let b = BaseRender {
             text: base.to_owned(),
-            current: false,
+            origin: crate::containerd::template::BaseOrigin::Earlier,
         };
         find(&Inputs {
             template: &a,

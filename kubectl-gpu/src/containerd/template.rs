@@ -15,6 +15,7 @@ use toml_edit::{DocumentMut, Item, Table};
 
 use crate::containerd::model::{ContainerdConfig, parse_toml};
 use crate::error::{Error, Result};
+use crate::matrix;
 
 /// What kind of template a file is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,11 +221,65 @@ pub fn trim_empty(text: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BaseRender {
     pub text: String,
-    /// `config.toml` is this base followed by the template's TOML, i.e. it
-    /// was rendered from the template as it is now (so its rows are the ones
-    /// containerd reports). Otherwise `config.toml` was rendered before the
-    /// template was last changed and stands for the base as a whole.
-    pub current: bool,
+    pub origin: BaseOrigin,
+}
+
+/// How [`BaseRender`] was found in `config.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BaseOrigin {
+    /// `config.toml` is the base followed by the template's TOML: it was
+    /// rendered from the template as it is now, so its rows are the ones
+    /// containerd reports.
+    Current,
+    /// `config.toml` was rendered before the template last changed: the base
+    /// is its top-level keys and the first declaration of each table k3s'
+    /// base templates can declare ([`matrix::k3s_base_table`]); the rest
+    /// came from an older template.
+    Earlier,
+}
+
+impl BaseRender {
+    pub fn is_current(&self) -> bool {
+        self.origin == BaseOrigin::Current
+    }
+}
+
+/// The header path of a `[table]` or `[[array]]` line, if it is one.
+fn header_path(line: &str) -> Option<Vec<String>> {
+    let t = line.trim();
+    let inner = t
+        .strip_prefix("[[")
+        .and_then(|x| x.strip_suffix("]]"))
+        .or_else(|| t.strip_prefix('[').and_then(|x| x.strip_suffix(']')))?;
+    let keys = toml_edit::Key::parse(inner).ok()?;
+    Some(keys.iter().map(|k| k.get().to_owned()).collect())
+}
+
+/// The base's part of a `config.toml` rendered from an older template: its
+/// top-level keys and the first declaration of each k3s base table (with
+/// its keys); other tables and repeated ones are the older template's.
+fn base_sections(generated: &str) -> String {
+    let mut out = String::new();
+    let mut seen: Vec<(Vec<String>, bool)> = Vec::new();
+    let mut keep = true;
+    for line in generated.split_inclusive('\n') {
+        if line.trim_start().starts_with('[')
+            && let Some(path) = header_path(line)
+        {
+            let aot = line.trim_start().starts_with("[[");
+            keep = matrix::k3s_base_table(&path)
+                && (aot || !seen.iter().any(|(p, a)| *p == path && !a));
+            if keep {
+                seen.push((path, aot));
+            }
+        }
+        if keep {
+            out.push_str(line);
+        }
+    }
+    let mut text = out.trim_end().to_owned();
+    text.push('\n');
+    text
 }
 
 /// A config rendered from a template over a [`BaseRender`].
@@ -250,9 +305,10 @@ impl Rendered {
 impl TemplateAnalysis {
     /// The base render inside `generated` (the node's `config.toml`): the
     /// text before the template's TOML when `config.toml` ends with it as
-    /// [`trim_empty`] renders it, else all of `generated`
-    /// ([`BaseRender::current`] false). `None` for a template that is not a
-    /// base template.
+    /// [`trim_empty`] renders it ([`BaseOrigin::Current`]), else the base's
+    /// part of a `config.toml` rendered from an older template
+    /// ([`BaseOrigin::Earlier`]). `None` for a template that is not a base
+    /// template.
     pub fn base_render(&self, generated: &str) -> Option<BaseRender> {
         if self.kind != TemplateKind::Base {
             return None;
@@ -271,29 +327,23 @@ impl TemplateAnalysis {
             }
             offset += line.len();
         }
-        let whole = || BaseRender {
-            text: generated.to_owned(),
-            current: false,
+        let earlier = || BaseRender {
+            text: base_sections(generated),
+            origin: BaseOrigin::Earlier,
         };
-        if want.is_empty() {
-            return Some(BaseRender {
-                text: generated.to_owned(),
-                current: true,
-            });
-        }
         if have.len() < want.len() {
-            return Some(whole());
+            return Some(earlier());
         }
         let tail = &have[have.len() - want.len()..];
         if tail.iter().map(|(_, l)| *l).ne(want.iter().copied()) {
-            return Some(whole());
+            return Some(earlier());
         }
         let cut = tail.first().map(|(o, _)| *o).unwrap_or(generated.len());
         let mut text = generated[..cut].trim_end().to_owned();
         text.push('\n');
         Some(BaseRender {
             text,
-            current: true,
+            origin: BaseOrigin::Current,
         })
     }
 
@@ -409,13 +459,24 @@ mod tests {
             b,
             Some(BaseRender {
                 text: base.to_owned(),
-                current: true
+                origin: BaseOrigin::Current
             })
         );
-        // A config.toml rendered before the template: the whole file.
-        let b = a.base_render(base);
-        assert_eq!(b.map(|b| b.current), Some(false));
-        assert!(TemplateAnalysis::analyze("/t", "version = 2\n").base_render(base).is_none());
+    }
+
+    #[test]
+    fn an_earlier_render_keeps_the_first_declaration_of_each_base_table() {
+        // Rendered from an older template that added [x] and redeclared a
+        // base table; the template now adds [y] only.
+        let generated = "version = 3\n\n[plugins.'io.containerd.cri.v1.images']\n  snapshotter = \"overlayfs\"\n\n[x]\n  a = 1\n\n[plugins.\"io.containerd.cri.v1.images\"]\n  snapshotter = \"native\"\n";
+        let a = TemplateAnalysis::analyze("/t", "{{ template \"base\" . }}\n[y]\n");
+        let b = a.base_render(generated).expect("base");
+        assert_eq!(b.origin, BaseOrigin::Earlier);
+        assert_eq!(
+            b.text,
+            "version = 3\n\n[plugins.'io.containerd.cri.v1.images']\n  snapshotter = \"overlayfs\"\n"
+        );
+        assert!(TemplateAnalysis::analyze("/t", "version = 2\n").base_render(generated).is_none());
     }
 
     #[test]

@@ -66,6 +66,10 @@ pub const GENERIC_CONFIG: &str = "/etc/containerd/config.toml";
 /// Mode of every file the planner writes.
 pub const FILE_MODE: u32 = 0o600;
 
+/// How a plan's reasons say that the runtime needs no file written.
+const NOTHING_TO_DO: &str = "the generated config already shows the runtime as intended";
+const NOTHING_TO_WRITE: &str = "nothing to write";
+
 /// Paths under an RKE2 data dir.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rke2Paths {
@@ -476,13 +480,11 @@ impl Ctx<'_> {
         let restart = if !changes.is_empty() {
             Some(restart)
         } else if self.generated_shows_desired(drop_in_dir.is_some()) {
-            self.reasons.push(
-                "the generated config already shows the runtime as intended: nothing to do".into(),
-            );
+            self.reasons.push(format!("{NOTHING_TO_DO}: nothing to do"));
             None
         } else {
             self.reasons.push(format!(
-                "nothing to write, but {} does not show it yet: restart to apply",
+                "{NOTHING_TO_WRITE}, but {} does not show it yet: restart to apply",
                 self.generated.path()
             ));
             Some(restart)

@@ -216,7 +216,7 @@ pub(super) fn repair(input: &PlanInput, paths: &Rke2Paths) -> Result<Option<Repa
         return Ok(None);
     }
     let mut reasons: Vec<String> = overlaps.iter().map(|o| o.describe(&path, c)).collect();
-    if !base.current {
+    if !base.is_current() {
         reasons.push(format!(
             "{config_path} was rendered before {path} last changed: it stands for the base render"
         ));
@@ -395,6 +395,7 @@ pub(super) fn plan_repaired(input: &PlanInput, r: Repair) -> Result<Plan> {
         ..input.clone()
     };
     let inner = plan_runtime(&repaired)?;
+    let runtime_done = inner.changes.is_empty();
     let mut changes = vec![FileChange {
         path: r.path.clone(),
         old: Some(r.old.clone()),
@@ -423,7 +424,16 @@ pub(super) fn plan_repaired(input: &PlanInput, r: Repair) -> Result<Plan> {
         expectation.drop_in_dir = r.drop_in_dir;
     }
     let mut reasons = r.reasons;
-    reasons.extend(inner.reasons);
+    reasons.extend(inner.reasons.into_iter().filter(|x| {
+        // Said of the repaired node, these would read as "nothing to do".
+        !(runtime_done && (x.starts_with(NOTHING_TO_DO) || x.starts_with(NOTHING_TO_WRITE)))
+    }));
+    if runtime_done {
+        reasons.push(format!(
+            "runtime `{}` needs nothing beyond the repair",
+            input.options.runtime_name
+        ));
+    }
     Ok(Plan {
         method: inner.method.or(Some(Method::Template)),
         restart: (!changes.is_empty()).then_some(Restart::Rke2).or(inner.restart),

@@ -12,13 +12,13 @@ use crate::client::Kube;
 use crate::containerd::model::ContainerdConfig;
 use crate::containerd::redeclared;
 use crate::containerd::template::{TemplateAnalysis, TemplateKind, config_head, template_in_use};
-use crate::patch::plan::{TEMPLATE_DROP_IN_NAME, imported_drop_in_dir};
 use crate::error::Result;
 use crate::facts::NodeFacts;
 use crate::matrix::{self, NodePaths};
 use crate::node::agent::{AgentOptions, Agents};
 use crate::node::probe::{ProbeRequest, ProbeResult};
 use crate::operator::OperatorFacts;
+use crate::patch::plan::{TEMPLATE_DROP_IN_NAME, imported_drop_in_dir};
 use futures::StreamExt;
 use std::collections::BTreeMap;
 
@@ -388,7 +388,12 @@ fn template_tables(h: &Host) -> Option<Finding> {
                 .fix(format!("fix the TOML after `{{{{ template \"base\" . }}}}` in {path}, then systemctl restart {unit}")),
         );
     }
-    let base = a.base_render(h.probe.file(&paths.generated_config)?)?;
+    let Some(base) = a.base_render_for(h.probe.file(&paths.generated_config)?, version) else {
+        return Some(
+            Finding::warn("template-tables", n, format!("{} was rendered from another schema's base than the version {version} base {path} extends: what the template redeclares shows only once {unit} renders it", paths.generated_config))
+                .fix(format!("systemctl restart {unit}, then kubectl gpu check-runtime --deep --node {}", h.node.name)),
+        );
+    };
     let head = config_head(&paths.generated_config, &base.text)?;
     let overlaps = match redeclared::find(&redeclared::Inputs {
         template: &a,
@@ -427,7 +432,7 @@ fn template_tables(h: &Host) -> Option<Finding> {
     }
     if !base.is_current() {
         f = f.evidence(format!(
-            "{} was rendered before {path} last changed: the next start of {unit} renders the template as it is now",
+            "{} was rendered before {path} last changed (the base is read from the tables k3s' base templates declare in it): the next start of {unit} renders the template as it is now",
             paths.generated_config
         ));
     }

@@ -47,7 +47,10 @@ pub struct BaseTables {
 pub fn value_text(v: &Value) -> String {
     match v {
         Value::String(s) => format!("{:?}", s.value()),
-        Value::Array(a) => format!("[{}]", a.iter().map(value_text).collect::<Vec<_>>().join(", ")),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(value_text).collect::<Vec<_>>().join(", ")
+        ),
         Value::InlineTable(t) => format!(
             "{{{}}}",
             t.iter()
@@ -272,14 +275,24 @@ struct Assign {
 
 /// The key-values of a table, dotted keys as their parts; `offset` is the
 /// start of the key's line (a key-value starts its line).
-fn assignments(t: &Table, raw: &str, prefix: &mut Vec<String>, written: &mut Vec<String>, out: &mut Vec<Assign>) {
+fn assignments(
+    t: &Table,
+    raw: &str,
+    prefix: &mut Vec<String>,
+    written: &mut Vec<String>,
+    out: &mut Vec<Assign>,
+) {
     for (k, item) in t.iter() {
         let key = t.key(k);
         let text = key
             .map(|k| k.display_repr().into_owned())
             .unwrap_or_else(|| k.to_owned());
         let leaf = key.and_then(|k| k.span()).map(|s| s.start).unwrap_or(0);
-        let line_start = raw.get(..leaf).and_then(|b| b.rfind('\n')).map(|i| i + 1).unwrap_or(0);
+        let line_start = raw
+            .get(..leaf)
+            .and_then(|b| b.rfind('\n'))
+            .map(|i| i + 1)
+            .unwrap_or(0);
         let offset = raw
             .get(line_start..)
             .and_then(|l| l.find(|c: char| !c.is_whitespace()))
@@ -341,7 +354,10 @@ fn headers<'a>(t: &'a Table, raw: &str, path: &mut Vec<String>, out: &mut Vec<He
 
 fn fill(tmpl: &str, path: &str, row: Option<usize>, col: usize, name: &str) -> String {
     tmpl.replace("{path}", path)
-        .replace("{row}", &row.map(|r| r.to_string()).unwrap_or_else(|| "?".into()))
+        .replace(
+            "{row}",
+            &row.map(|r| r.to_string()).unwrap_or_else(|| "?".into()),
+        )
         .replace("{col}", &col.to_string())
         .replace("{name}", name)
 }
@@ -423,9 +439,7 @@ pub fn find(i: &Inputs) -> Result<Vec<Overlap>> {
         message: e.message().trim().to_owned(),
     })?;
     let node = matrix::containerd_toml_parser(i.containerd);
-    let newest = matrix::CONTAINERD_TOML_PARSERS
-        .last()
-        .unwrap_or(node);
+    let newest = matrix::CONTAINERD_TOML_PARSERS.last().unwrap_or(node);
     let pos = |offset: usize| {
         let (l, c) = line_col(&raw, offset);
         (l + a.appended_line_offset(), c)
@@ -445,7 +459,13 @@ pub fn find(i: &Inputs) -> Result<Vec<Overlap>> {
             _ => (format!("[{}]", display_path(&h.path)), 0),
         };
         let mut assigns = Vec::new();
-        assignments(h.table, &raw, &mut Vec::new(), &mut Vec::new(), &mut assigns);
+        assignments(
+            h.table,
+            &raw,
+            &mut Vec::new(),
+            &mut Vec::new(),
+            &mut assigns,
+        );
         let assign_msg = |p: &TomlParserRow, x: &Assign| {
             assign_check(p, &base, &h.path, &x.parts).map(|(tmpl, name)| {
                 let (l, c) = pos(x.offset);
@@ -547,7 +567,11 @@ mod tests {
             "[plugins.\"io.containerd.cri.v1.images\"]",
             "[plugins.'io.containerd.cri.v1.images']",
         ] {
-            let o = overlaps(V3_BASE, &format!("{header}\n  snapshotter = \"native\"\n"), C24);
+            let o = overlaps(
+                V3_BASE,
+                &format!("{header}\n  snapshotter = \"native\"\n"),
+                C24,
+            );
             assert_eq!(o.len(), 1, "{o:?}");
             assert_eq!(o[0].kind, OverlapKind::Table);
             assert_eq!(o[0].line, 2);
@@ -559,7 +583,11 @@ mod tests {
                 o[0].verdict,
                 Verdict::Refused("containerd: failed to unmarshal TOML at row 15 column 2: toml: table io.containerd.cri.v1.images already exists".into())
             );
-            let o = overlaps(V3_BASE, &format!("{header}\n  snapshotter = \"native\"\n"), C22);
+            let o = overlaps(
+                V3_BASE,
+                &format!("{header}\n  snapshotter = \"native\"\n"),
+                C22,
+            );
             assert_eq!(
                 o[0].verdict,
                 Verdict::Refused("containerd: failed to unmarshal TOML: toml: table io.containerd.cri.v1.images already exists".into())
@@ -577,7 +605,9 @@ mod tests {
         );
         assert_eq!(
             o[0].verdict,
-            Verdict::Refused("containerd: failed to load TOML: /c.toml: (15, 2): duplicated tables".into())
+            Verdict::Refused(
+                "containerd: failed to load TOML: /c.toml: (15, 2): duplicated tables".into()
+            )
         );
         // Other quoting: merged, refused only for the key that is set twice.
         let o = overlaps(
@@ -597,7 +627,11 @@ mod tests {
         );
         assert_eq!(o.len(), 1);
         assert!(!o[0].verdict.refused());
-        assert!(o[0].verdict.message().contains("toml: table options already exists"));
+        assert!(
+            o[0].verdict
+                .message()
+                .contains("toml: table options already exists")
+        );
     }
 
     #[test]
@@ -607,7 +641,11 @@ mod tests {
         assert_eq!(o[0].kind, OverlapKind::Key);
         assert_eq!(o[0].written, "runtimes.runc.options.SystemdCgroup");
         assert_eq!(o[0].column, 3);
-        assert!(o[0].verdict.message().ends_with("toml: key runtimes is already defined"));
+        assert!(
+            o[0].verdict
+                .message()
+                .ends_with("toml: key runtimes is already defined")
+        );
         let o = overlaps(V3_BASE, dotted, C22);
         assert!(o[0].verdict.message().ends_with(
             "toml: cannot redefine table runc that has already been explicitly defined"
@@ -624,7 +662,11 @@ mod tests {
             "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes]\n  runc = { runtime_type = \"io.containerd.runc.v2\" }\n",
             C24,
         );
-        assert!(o[0].verdict.message().ends_with("toml: key runc is already defined"));
+        assert!(
+            o[0].verdict
+                .message()
+                .ends_with("toml: key runc is already defined")
+        );
     }
 
     #[test]

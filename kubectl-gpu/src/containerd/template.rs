@@ -257,25 +257,56 @@ fn header_path(line: &str) -> Option<Vec<String>> {
 
 /// The base's part of a `config.toml` rendered from an older template: its
 /// top-level keys and the first declaration of each k3s base table (with
-/// its keys); other tables and repeated ones are the older template's.
+/// its keys) that still parses with what is kept; other tables, repeated
+/// ones and ones that would not parse are the older template's.
 fn base_sections(generated: &str) -> String {
-    let mut out = String::new();
-    let mut seen: Vec<(Vec<String>, bool)> = Vec::new();
-    let mut keep = true;
+    // Sections: the top-level keys, then one per header line.
+    let mut sections: Vec<(Option<(Vec<String>, bool)>, String)> = vec![(None, String::new())];
     for line in generated.split_inclusive('\n') {
         if line.trim_start().starts_with('[')
             && let Some(path) = header_path(line)
         {
-            let aot = line.trim_start().starts_with("[[");
-            keep = matrix::k3s_base_table(&path)
-                && (aot || !seen.iter().any(|(p, a)| *p == path && !a));
-            if keep {
-                seen.push((path, aot));
+            sections.push((
+                Some((path, line.trim_start().starts_with("[["))),
+                String::new(),
+            ));
+        }
+        if let Some((_, text)) = sections.last_mut() {
+            text.push_str(line);
+        }
+    }
+    let mut out = String::new();
+    let mut seen: Vec<Vec<String>> = Vec::new();
+    for (header, text) in sections {
+        if let Some((path, aot)) = &header {
+            if !matrix::k3s_base_table(path) || (!aot && seen.contains(path)) {
+                continue;
+            }
+            // k3s' base templates write plain `key = value` lines only: a
+            // dotted key or an inline table is a user template's.
+            let plain = text.parse::<toml_edit::DocumentMut>().is_ok_and(|d| {
+                let mut t = d.as_table();
+                for k in path {
+                    match t.get(k).and_then(|i| i.as_table()) {
+                        Some(x) => t = x,
+                        None => return *aot,
+                    }
+                }
+                t.iter().all(|(_, i)| {
+                    matches!(i, Item::Value(v) if !v.is_inline_table())
+                        || matches!(i, Item::Table(x) if !x.is_dotted())
+                })
+            });
+            let mut with = out.clone();
+            with.push_str(&text);
+            if !plain || with.parse::<toml_edit::DocumentMut>().is_err() {
+                continue;
+            }
+            if !aot {
+                seen.push(path.clone());
             }
         }
-        if keep {
-            out.push_str(line);
-        }
+        out.push_str(&text);
     }
     let mut text = out.trim_end().to_owned();
     text.push('\n');
@@ -331,7 +362,9 @@ impl TemplateAnalysis {
             text: base_sections(generated),
             origin: BaseOrigin::Earlier,
         };
-        if have.len() < want.len() {
+        // With no TOML of its own, the template renders the base alone: a
+        // config.toml with more than the base's tables is an older render.
+        if have.len() < want.len() || (want.is_empty() && base_sections(generated) != generated) {
             return Some(earlier());
         }
         let tail = &have[have.len() - want.len()..];
@@ -345,6 +378,17 @@ impl TemplateAnalysis {
             text,
             origin: BaseOrigin::Current,
         })
+    }
+
+    /// [`TemplateAnalysis::base_render`] for a template that extends the
+    /// base of schema `version` (3 for `config-v3.toml.tmpl`, else 2):
+    /// `None` also when `config.toml` was rendered from another schema's
+    /// base (e.g. before a `config.toml.tmpl` replaced the default v3 base),
+    /// which says nothing about the base the template extends.
+    pub fn base_render_for(&self, generated: &str, version: i64) -> Option<BaseRender> {
+        let b = self.base_render(generated)?;
+        let v = config_head(&self.path, &b.text).map(|c| c.version());
+        (b.is_current() || v == Some(version)).then_some(b)
     }
 
     /// The `config.toml` RKE2 renders from this base template over `base`:
@@ -476,7 +520,11 @@ mod tests {
             b.text,
             "version = 3\n\n[plugins.'io.containerd.cri.v1.images']\n  snapshotter = \"overlayfs\"\n"
         );
-        assert!(TemplateAnalysis::analyze("/t", "version = 2\n").base_render(generated).is_none());
+        assert!(
+            TemplateAnalysis::analyze("/t", "version = 2\n")
+                .base_render(generated)
+                .is_none()
+        );
     }
 
     #[test]

@@ -116,9 +116,10 @@ impl Expectation {
             let parts: Vec<&str> = k.path.iter().map(String::as_str).collect();
             let key = display_path(&k.path);
             match item_at(eff.root(), &parts).and_then(|i| i.as_value()) {
-                Some(v) if value_text(v) == k.value => {
-                    evidence.push(format!("{key} = {} (the template's, still in effect)", k.value))
-                }
+                Some(v) if value_text(v) == k.value => evidence.push(format!(
+                    "{key} = {} (the template's, still in effect)",
+                    k.value
+                )),
                 Some(v) => problems.push(format!(
                     "{key} is {}, the template set {}",
                     value_text(v),

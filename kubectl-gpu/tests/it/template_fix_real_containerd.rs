@@ -25,9 +25,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use rke2gpu::containerd::TemplateAnalysis;
 use rke2gpu::containerd::model::item_at;
 use rke2gpu::containerd::redeclared::{self, Inputs, Verdict, value_text};
-use rke2gpu::containerd::TemplateAnalysis;
 use rke2gpu::node::{BackupStamp, LocalRoot};
 use rke2gpu::patch::offline::{OfflineRequest, OfflineSource};
 use rke2gpu::patch::plan::PatchOptions;
@@ -48,7 +48,11 @@ fn render_config() -> Option<PathBuf> {
         .args(["--path", "render-config"])
         .output()
         .ok()?;
-    let dir = String::from_utf8_lossy(&out.stdout).lines().last()?.trim().to_owned();
+    let dir = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()?
+        .trim()
+        .to_owned();
     let p = PathBuf::from(dir).join("render-config");
     (out.status.success() && p.is_file()).then_some(p)
 }
@@ -133,7 +137,15 @@ fn kept_in_dump(name: &str) -> Option<(&'static [&'static str], &'static str)> {
             "true",
         ),
         "v3-runc-options" | "v3-dotted-runc-options" | "v2-template-on-containerd2" => (
-            &["plugins", RT, "containerd", "runtimes", "runc", "options", "SystemdCgroup"],
+            &[
+                "plugins",
+                RT,
+                "containerd",
+                "runtimes",
+                "runc",
+                "options",
+                "SystemdCgroup",
+            ],
             "false",
         ),
         "v3-custom-runtime-and-registry" => (
@@ -141,11 +153,26 @@ fn kept_in_dump(name: &str) -> Option<(&'static [&'static str], &'static str)> {
             "\"/etc/containerd/certs.d\"",
         ),
         "v3-dotted-new-runtime" => (
-            &["plugins", RT, "containerd", "runtimes", "crun", "runtime_type"],
+            &[
+                "plugins",
+                RT,
+                "containerd",
+                "runtimes",
+                "crun",
+                "runtime_type",
+            ],
             "\"io.containerd.runc.v2\"",
         ),
         "v2-runc-options-same-value" => (
-            &["plugins", V2, "containerd", "runtimes", "runc", "options", "SystemdCgroup"],
+            &[
+                "plugins",
+                V2,
+                "containerd",
+                "runtimes",
+                "runc",
+                "options",
+                "SystemdCgroup",
+            ],
             "true",
         ),
         _ => return None,
@@ -202,7 +229,9 @@ async fn run_case(c: &Case, rc: &Path, c17: &Path, c2: &Path) -> Result<String, 
             if let Some(l) = &line
                 && !m.contains(l.as_str())
             {
-                return Err(format!("the refusal does not quote containerd's `{l}`: {m}"));
+                return Err(format!(
+                    "the refusal does not quote containerd's `{l}`: {m}"
+                ));
             }
             if !m.contains(&c.template_file) || !m.contains("already renders") {
                 return Err(format!("the refusal does not say what and why: {m}"));
@@ -211,7 +240,10 @@ async fn run_case(c: &Case, rc: &Path, c17: &Path, c2: &Path) -> Result<String, 
         }
     };
     let Some((path, value)) = kept_in_dump(&c.name) else {
-        return Err(format!("planned, but containerd {version} cannot take it: {:#?}", plan.changes));
+        return Err(format!(
+            "planned, but containerd {version} cannot take it: {:#?}",
+            plan.changes
+        ));
     };
     let host = LocalRoot::new(&tree);
     patch::apply_changes(&host, &plan.changes, &BackupStamp::now())
@@ -254,14 +286,35 @@ async fn run_case(c: &Case, rc: &Path, c17: &Path, c2: &Path) -> Result<String, 
         .and_then(|i| i.as_value())
         .map(value_text);
     if got.as_deref() != Some(value) {
-        return Err(format!("after: {} is {got:?} in config dump, the template set {value}", path.join(".")));
+        return Err(format!(
+            "after: {} is {got:?} in config dump, the template set {value}",
+            path.join(".")
+        ));
     }
     let rt: &[&str] = if version.major >= 2 {
-        &["plugins", "io.containerd.cri.v1.runtime", "containerd", "runtimes", "nvidia", "options", "BinaryName"]
+        &[
+            "plugins",
+            "io.containerd.cri.v1.runtime",
+            "containerd",
+            "runtimes",
+            "nvidia",
+            "options",
+            "BinaryName",
+        ]
     } else {
-        &["plugins", "io.containerd.grpc.v1.cri", "containerd", "runtimes", "nvidia", "options", "BinaryName"]
+        &[
+            "plugins",
+            "io.containerd.grpc.v1.cri",
+            "containerd",
+            "runtimes",
+            "nvidia",
+            "options",
+            "BinaryName",
+        ]
     };
-    let nv = item_at(d.as_table(), rt).and_then(|i| i.as_str()).map(str::to_owned);
+    let nv = item_at(d.as_table(), rt)
+        .and_then(|i| i.as_str())
+        .map(str::to_owned);
     if nv.as_deref() != Some("/usr/local/nvidia/toolkit/nvidia-container-runtime") {
         return Err(format!("after: the nvidia runtime's BinaryName is {nv:?}"));
     }

@@ -16,10 +16,10 @@
 //! The rest of the template is kept as written.
 
 use super::*;
+use crate::containerd::model::parse_toml;
 use crate::containerd::redeclared::{
     self, BaseEntry, BaseTables, Inputs, Overlap, OverlapKind, display_path, value_text,
 };
-use crate::containerd::model::parse_toml;
 use crate::containerd::template::{BaseRender, template_in_use as template_file_in_use};
 use crate::patch::confirm::KeptKey;
 
@@ -38,7 +38,11 @@ impl Leaf {
         p
     }
     fn display(&self) -> String {
-        format!("{} = {}", display_path(&self.path()), value_text(&self.value))
+        format!(
+            "{} = {}",
+            display_path(&self.path()),
+            value_text(&self.value)
+        )
     }
 }
 
@@ -53,6 +57,8 @@ pub(super) struct Repair {
     drop_in_dir: Option<String>,
     reasons: Vec<String>,
     kept: Vec<KeptKey>,
+    /// Restart even when nothing is written (config.toml is stale).
+    restart: bool,
 }
 
 fn flatten(table: &[String], key: &str, item: &Item, out: &mut Vec<Leaf>) {
@@ -126,6 +132,12 @@ fn take(doc: &mut DocumentMut, o: &Overlap) -> Vec<Leaf> {
                 flatten(&prefix, last, &i, &mut out);
             }
             prune_dotted(t);
+            // A header left with no keys of its own is not written.
+            if t.iter()
+                .all(|(_, i)| matches!(i, Item::Table(s) if !s.is_dotted()))
+            {
+                t.set_implicit(true);
+            }
         }
     }
     out
@@ -160,16 +172,12 @@ fn place(doc: &mut DocumentMut, leaves: &[Leaf], path: &str) -> Result<()> {
                 t.set_implicit(true);
                 cur.insert(k, Item::Table(t));
             }
-            cur = cur
-                .get_mut(k)
-                .and_then(Item::as_table_mut)
-                .ok_or_else(|| Error::InvalidContainerdConfig {
+            cur = cur.get_mut(k).and_then(Item::as_table_mut).ok_or_else(|| {
+                Error::InvalidContainerdConfig {
                     path: path.to_owned(),
-                    reason: format!(
-                        "`{}` is not a table",
-                        display_path(&l.table[..=i])
-                    ),
-                })?;
+                    reason: format!("`{}` is not a table", display_path(&l.table[..=i])),
+                }
+            })?;
         }
         if cur.is_implicit() || cur.position().is_none() {
             cur.set_implicit(false);
@@ -183,6 +191,10 @@ fn place(doc: &mut DocumentMut, leaves: &[Leaf], path: &str) -> Result<()> {
             });
         }
         cur.insert(&l.key, Item::Value(l.value.clone()));
+        if let Some(mut k) = cur.key_mut(&l.key) {
+            // Indented like the tables k3s renders.
+            k.leaf_decor_mut().set_prefix("  ");
+        }
     }
     Ok(())
 }
@@ -199,7 +211,7 @@ pub(super) fn repair(input: &PlanInput, paths: &Rke2Paths) -> Result<Option<Repa
     };
     let path = paths.template(version);
     let a = TemplateAnalysis::analyze(&path, text);
-    let Some(base) = a.base_render(&s.generated_config) else {
+    let Some(base) = a.base_render_for(&s.generated_config, version) else {
         return Ok(None);
     };
     let config_path = paths.config_toml();
@@ -213,17 +225,37 @@ pub(super) fn repair(input: &PlanInput, paths: &Rke2Paths) -> Result<Option<Repa
         containerd: c,
     })?;
     if overlaps.is_empty() {
-        return Ok(None);
+        // A config.toml rendered from an older template that does not load,
+        // while the template renders one that does (a repair written, RKE2
+        // not restarted yet): plan on what the template renders now.
+        if base.is_current() || ContainerdConfig::parse(&config_path, &s.generated_config).is_ok() {
+            return Ok(None);
+        }
+        return Ok(Some(Repair {
+            version,
+            path,
+            old: text.to_owned(),
+            new: text.to_owned(),
+            base,
+            drop_in: None,
+            drop_in_dir: None,
+            reasons: vec![format!(
+                "{config_path} does not parse, but it was rendered before {} last changed, and the template renders a config containerd loads: planning on that; the restart renders it",
+                paths.template(version)
+            )],
+            kept: Vec::new(),
+            restart: true,
+        }));
     }
     let mut reasons: Vec<String> = overlaps.iter().map(|o| o.describe(&path, c)).collect();
     if !base.is_current() {
         reasons.push(format!(
-            "{config_path} was rendered before {path} last changed: it stands for the base render"
+            "{config_path} was rendered before {path} last changed: the base render is read from the tables k3s' base templates declare in it"
         ));
     }
     let root = ContainerdConfig::parse(&config_path, &base.text)?;
-    let drop_in_dir = imported_drop_in_dir(&root, false)
-        .filter(|_| matrix::containerd_merges_drop_ins(c));
+    let drop_in_dir =
+        imported_drop_in_dir(&root, false).filter(|_| matrix::containerd_merges_drop_ins(c));
     let mut doc = a.appended_document()?;
     let mut leaves = Vec::new();
     for o in &overlaps {
@@ -238,7 +270,10 @@ pub(super) fn repair(input: &PlanInput, paths: &Rke2Paths) -> Result<Option<Repa
             to_template.push(l);
             continue;
         }
-        let is_table = matches!(at, Some(BaseEntry::Header { .. } | BaseEntry::Implicit | BaseEntry::Other));
+        let is_table = matches!(
+            at,
+            Some(BaseEntry::Header { .. } | BaseEntry::Implicit | BaseEntry::Other)
+        );
         if is_table {
             refused.push(format!(
                 "{} is a value where the base renders the table [{}]",
@@ -369,6 +404,7 @@ pub(super) fn repair(input: &PlanInput, paths: &Rke2Paths) -> Result<Option<Repa
         drop_in_dir,
         reasons,
         kept,
+        restart: true,
     }))
 }
 
@@ -383,9 +419,10 @@ pub(super) fn plan_repaired(input: &PlanInput, r: Repair) -> Result<Plan> {
         state.template_v2 = Some(r.new.clone());
     }
     if let Some(d) = &r.drop_in {
-        state
-            .drop_ins
-            .insert(TEMPLATE_DROP_IN_NAME.into(), d.new.clone().unwrap_or_default());
+        state.drop_ins.insert(
+            TEMPLATE_DROP_IN_NAME.into(),
+            d.new.clone().unwrap_or_default(),
+        );
     }
     state.generated_config = TemplateAnalysis::analyze(&r.path, &r.new)
         .render_over(&r.base.text)
@@ -430,13 +467,15 @@ pub(super) fn plan_repaired(input: &PlanInput, r: Repair) -> Result<Plan> {
     }));
     if runtime_done {
         reasons.push(format!(
-            "runtime `{}` needs nothing beyond the repair",
+            "runtime `{}` needs nothing beyond the template",
             input.options.runtime_name
         ));
     }
     Ok(Plan {
         method: inner.method.or(Some(Method::Template)),
-        restart: (!changes.is_empty()).then_some(Restart::Rke2).or(inner.restart),
+        restart: (r.restart || !changes.is_empty())
+            .then_some(Restart::Rke2)
+            .or(inner.restart),
         changes,
         reasons,
         expectation,

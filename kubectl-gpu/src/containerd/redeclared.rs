@@ -399,9 +399,7 @@ fn assign_check(
     for (i, part) in parts.iter().enumerate() {
         path.push(part.clone());
         let last = i + 1 == parts.len();
-        let Some(e) = base.get(&path) else {
-            return None;
-        };
+        let e = base.get(&path)?;
         match p.dotted_into_table {
             DottedIntoTable::Merge => {
                 if last {

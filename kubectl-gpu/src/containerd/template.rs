@@ -255,13 +255,16 @@ fn header_path(line: &str) -> Option<Vec<String>> {
     Some(keys.iter().map(|k| k.get().to_owned()).collect())
 }
 
+/// A section's header: its key path, and whether it is an `[[array]]`.
+type Header = (Vec<String>, bool);
+
 /// The base's part of a `config.toml` rendered from an older template: its
 /// top-level keys and the first declaration of each k3s base table (with
 /// its keys) that still parses with what is kept; other tables, repeated
 /// ones and ones that would not parse are the older template's.
 fn base_sections(generated: &str) -> String {
     // Sections: the top-level keys, then one per header line.
-    let mut sections: Vec<(Option<(Vec<String>, bool)>, String)> = vec![(None, String::new())];
+    let mut sections: Vec<(Option<Header>, String)> = vec![(None, String::new())];
     for line in generated.split_inclusive('\n') {
         if line.trim_start().starts_with('[')
             && let Some(path) = header_path(line)

@@ -104,8 +104,7 @@ fn dump(bin: &Path, tree: &Path) -> (i32, Option<String>, String) {
     let prefix = tree.display().to_string();
     let line = String::from_utf8_lossy(&out.stderr)
         .lines()
-        .filter(|l| l.starts_with("containerd: "))
-        .last()
+        .rfind(|l| l.starts_with("containerd: "))
         .map(|l| l.replace(&prefix, ""));
     (
         out.status.code().unwrap_or(-1),

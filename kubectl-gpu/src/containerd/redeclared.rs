@@ -531,6 +531,37 @@ pub fn find(i: &Inputs) -> Result<Vec<Overlap>> {
     Ok(out)
 }
 
+/// Why a generated `config.toml` that does not parse was refused, told
+/// through the user template it was rendered from (the one in use among
+/// `v3` and `v2`, each `(path, text)`): the template's redeclarations,
+/// each as [`Overlap::describe`] words it. `None` when the template does
+/// not explain it.
+pub fn explain_config(
+    config_path: &str,
+    generated: &str,
+    v3: (&str, Option<&str>),
+    v2: (&str, Option<&str>),
+    containerd: Triple,
+) -> Option<String> {
+    let (version, text) = crate::containerd::template::template_in_use(containerd.major, v3.1, v2.1)?;
+    let path = if version >= 3 { v3.0 } else { v2.0 };
+    let a = TemplateAnalysis::analyze(path, text);
+    let base = a.base_render_for(generated, version)?;
+    let o = find(&Inputs {
+        template: &a,
+        base: &base,
+        config_path,
+        containerd,
+    })
+    .ok()?;
+    (!o.is_empty()).then(|| {
+        o.iter()
+            .map(|o| o.describe(path, containerd))
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

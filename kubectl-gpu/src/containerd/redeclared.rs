@@ -543,7 +543,8 @@ pub fn explain_config(
     v2: (&str, Option<&str>),
     containerd: Triple,
 ) -> Option<String> {
-    let (version, text) = crate::containerd::template::template_in_use(containerd.major, v3.1, v2.1)?;
+    let (version, text) =
+        crate::containerd::template::template_in_use(containerd.major, v3.1, v2.1)?;
     let path = if version >= 3 { v3.0 } else { v2.0 };
     let a = TemplateAnalysis::analyze(path, text);
     let base = a.base_render_for(generated, version)?;

@@ -972,7 +972,10 @@ fn containerd_dump(c: &Cluster, node: &str, bin: &Path) -> (Option<i32>, String)
     let cfg = tmp.path().join("config.toml");
     fs::write(
         &cfg,
-        text.replace(&format!("\"/{CTD}/"), &format!("\"{}/{CTD}/", tree.display())),
+        text.replace(
+            &format!("\"/{CTD}/"),
+            &format!("\"{}/{CTD}/", tree.display()),
+        ),
     )
     .unwrap();
     let out = std::process::Command::new(bin)
@@ -1001,13 +1004,24 @@ fn v3_node_broken_template_is_named_repaired_confirmed_and_rolled_back() {
     // Real containerd refuses what RKE2 rendered.
     let (code, line) = containerd_dump(c, H200, c.containerd2_bin());
     assert_eq!(code, Some(1), "{line}");
-    assert!(line.contains("toml: table io.containerd.cri.v1.images already exists"), "{line}");
+    assert!(
+        line.contains("toml: table io.containerd.cri.v1.images already exists"),
+        "{line}"
+    );
 
     // check-runtime --deep names the template, its line, the table and why, in containerd's
     // words (containerd 2.2 on this node: go-toml/v2 v2.2.4, no row).
     let out = c
         .kubectl()
-        .args(["gpu", "check-runtime", "--deep", "--node", H200, "-o", "json"])
+        .args([
+            "gpu",
+            "check-runtime",
+            "--deep",
+            "--node",
+            H200,
+            "-o",
+            "json",
+        ])
         .output()
         .unwrap();
     let report: Value = serde_json::from_slice(&out.stdout)
@@ -1028,7 +1042,10 @@ fn v3_node_broken_template_is_named_repaired_confirmed_and_rolled_back() {
         assert!(m.contains(w), "`{w}` missing: {m}");
     }
     assert!(
-        f["fix"].as_str().unwrap_or_default().contains("kubectl gpu patch-containerd --node gpu-h200-0"),
+        f["fix"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("kubectl gpu patch-containerd --node gpu-h200-0"),
         "{f:#}"
     );
     assert_no_agent_pod(c);
@@ -1039,11 +1056,41 @@ fn v3_node_broken_template_is_named_repaired_confirmed_and_rolled_back() {
     assert_eq!(r.code, Some(0), "{}", r.show());
     let dropin = format!("{CTD}/config-v3.toml.d/50-template-tables.toml");
     assert!(r.stdout.contains(&format!("+++ b/{tmpl}")), "{}", r.show());
-    assert!(r.stdout.contains(&format!("+++ b/{dropin}")), "{}", r.show());
-    assert!(r.stdout.contains(&format!("/{tmpl} line 3:")), "{}", r.show());
+    assert!(
+        r.stdout.contains(&format!("+++ b/{dropin}")),
+        "{}",
+        r.show()
+    );
+    assert!(
+        r.stdout.contains(&format!("/{tmpl} line 3:")),
+        "{}",
+        r.show()
+    );
     assert!(r.stdout.contains("already exists"), "{}", r.show());
     assert_same_tree("dry run", &broken, &g.now());
     assert_eq!(c.systemctl_calls(H200).len(), calls, "dry run restarted");
+    // Offline over the same tree (the sandbox's /host) plans the same repair.
+    let cluster = patch(c, &["--node", H200, "-o", "json"]);
+    let offline = patch_offline(
+        c,
+        &c.node_tree(H200),
+        &[
+            "--rke2-version",
+            "v1.33.10+rke2r1",
+            "--containerd-version",
+            "containerd://2.2.2-k3s1",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(
+        plan_fields(&cluster.node()),
+        plan_fields(&offline.json()["report"]),
+        "cluster:\n{}\noffline:\n{}",
+        cluster.show(),
+        offline.show()
+    );
+    assert_same_tree("offline dry run", &broken, &g.now());
 
     // Apply: backup, atomic writes, one restart (the stub re-renders config.toml), confirmed
     // with the user's key still in effect.
@@ -1064,7 +1111,11 @@ fn v3_node_broken_template_is_named_repaired_confirmed_and_rolled_back() {
     let d = read(c, H200, &dropin);
     let images = toml_table(&d, "plugins.\"io.containerd.cri.v1.images\"")
         .unwrap_or_else(|| panic!("no images table in the drop-in:\n{d}"));
-    assert_eq!(toml_value(&images, "snapshotter"), Some("\"native\""), "{d}");
+    assert_eq!(
+        toml_value(&images, "snapshotter"),
+        Some("\"native\""),
+        "{d}"
+    );
     let backups: Vec<_> = fs::read_dir(c.node_path(H200, CTD))
         .unwrap()
         .filter_map(|e| e.ok())
@@ -1110,7 +1161,11 @@ fn v2_node_on_containerd_1_7_refuses_what_cannot_move_and_says_why() {
         "replaces a whole plugin table",
         "enable_cdi = true",
     ] {
-        assert!(r.stdout.contains(w) || r.stderr.contains(w), "`{w}` missing:\n{}", r.show());
+        assert!(
+            r.stdout.contains(w) || r.stderr.contains(w),
+            "`{w}` missing:\n{}",
+            r.show()
+        );
     }
     assert_same_tree("refused", &broken, &g.now());
     assert_eq!(c.systemctl_calls(A100).len(), calls, "refusal restarted");

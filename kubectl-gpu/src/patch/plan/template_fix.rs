@@ -433,6 +433,13 @@ pub(super) fn plan_repaired(input: &PlanInput, r: Repair) -> Result<Plan> {
     };
     let inner = plan_runtime(&repaired)?;
     let runtime_done = inner.changes.is_empty();
+    // RKE2's default-runtime changes the base render itself.
+    let default_runtime_render = match inner.method {
+        Some(Method::DefaultRuntime) if !runtime_done => {
+            crate::patch::preview_generated(&inner, &repaired.state)?
+        }
+        _ => None,
+    };
     let mut changes = vec![FileChange {
         path: r.path.clone(),
         old: Some(r.old.clone()),
@@ -452,9 +459,11 @@ pub(super) fn plan_repaired(input: &PlanInput, r: Repair) -> Result<Plan> {
         .find(|c| c.path == r.path)
         .and_then(|c| c.new.clone())
         .unwrap_or_else(|| r.old.clone());
-    let rendered = TemplateAnalysis::analyze(&r.path, &template_now)
-        .render_over(&r.base.text)
-        .text;
+    let rendered = default_runtime_render.unwrap_or_else(|| {
+        TemplateAnalysis::analyze(&r.path, &template_now)
+            .render_over(&r.base.text)
+            .text
+    });
     let mut expectation = inner.expectation;
     expectation.kept = r.kept;
     if expectation.drop_in_dir.is_none() {

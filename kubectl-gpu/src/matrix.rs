@@ -1060,154 +1060,57 @@ pub const K3S_DETECTED_RUNTIMES: &[&str] = &[
 /// Stands for one of [`K3S_DETECTED_RUNTIMES`] in [`K3S_BASE_TABLES`].
 pub const DETECTED_RUNTIME: &str = "{runtime}";
 
-/// Every table k3s' base templates can declare, as key paths (`*`: any one
-/// key, e.g. a registry host from registries.yaml; [`DETECTED_RUNTIME`]: a
-/// detected runtime), for both schemas. Which of them a node's base renders
-/// depends on its options (snapshotter, pause image, CNI dirs, registries,
-/// user namespaces) and the runtimes it found; the node's config.toml shows
-/// that, and this list serves only to tell the base's tables from an older
-/// user template's in a config.toml rendered before the template changed.
-/// Source: k3s pkg/agent/templates/templates.go @469d009fb2
-/// (ContainerdConfigTemplate, ContainerdConfigTemplateV3; older releases
-/// render a subset).
-pub const K3S_BASE_TABLES: &[&[&str]] = &[
-    &["grpc"],
-    &["plugins", "io.containerd.internal.v1.opt"],
-    &["plugins", "io.containerd.grpc.v1.cri"],
-    &["plugins", "io.containerd.grpc.v1.cri", "containerd"],
-    &["plugins", "io.containerd.grpc.v1.cri", "cni"],
-    &[
-        "plugins",
-        "io.containerd.grpc.v1.cri",
-        "containerd",
-        "runtimes",
-        "runc",
-    ],
-    &[
-        "plugins",
-        "io.containerd.grpc.v1.cri",
-        "containerd",
-        "runtimes",
-        "runc",
-        "options",
-    ],
-    &[
-        "plugins",
-        "io.containerd.grpc.v1.cri",
-        "containerd",
-        "runtimes",
-        "runhcs-wcow-process",
-    ],
-    &[
-        "plugins",
-        "io.containerd.grpc.v1.cri",
-        "containerd",
-        "runtimes",
-        DETECTED_RUNTIME,
-    ],
-    &[
-        "plugins",
-        "io.containerd.grpc.v1.cri",
-        "containerd",
-        "runtimes",
-        DETECTED_RUNTIME,
-        "options",
-    ],
-    &["plugins", "io.containerd.grpc.v1.cri", "registry"],
-    &[
-        "plugins",
-        "io.containerd.grpc.v1.cri",
-        "registry",
-        "configs",
-        "*",
-        "auth",
-    ],
-    &["plugins", "io.containerd.cri.v1.runtime"],
-    &["plugins", "io.containerd.cri.v1.runtime", "cni"],
-    &["plugins", "io.containerd.cri.v1.runtime", "containerd"],
-    &[
-        "plugins",
-        "io.containerd.cri.v1.runtime",
-        "containerd",
-        "runtimes",
-        "runc",
-    ],
-    &[
-        "plugins",
-        "io.containerd.cri.v1.runtime",
-        "containerd",
-        "runtimes",
-        "runc",
-        "options",
-    ],
-    &[
-        "plugins",
-        "io.containerd.cri.v1.runtime",
-        "containerd",
-        "runtimes",
-        "runhcs-wcow-process",
-    ],
-    &[
-        "plugins",
-        "io.containerd.cri.v1.runtime",
-        "containerd",
-        "runtimes",
-        DETECTED_RUNTIME,
-    ],
-    &[
-        "plugins",
-        "io.containerd.cri.v1.runtime",
-        "containerd",
-        "runtimes",
-        DETECTED_RUNTIME,
-        "options",
-    ],
-    &["plugins", "io.containerd.cri.v1.images"],
-    &["plugins", "io.containerd.cri.v1.images", "pinned_images"],
-    &["plugins", "io.containerd.cri.v1.images", "registry"],
-    &[
-        "plugins",
-        "io.containerd.cri.v1.images",
-        "registry",
-        "configs",
-        "*",
-        "auth",
-    ],
-    &["plugins", "io.containerd.service.v1.tasks-service"],
-    &["plugins", "io.containerd.snapshotter.v1.stargz"],
-    &[
-        "plugins",
-        "io.containerd.snapshotter.v1.stargz",
-        "cri_keychain",
-    ],
-    &["plugins", "io.containerd.snapshotter.v1.stargz", "registry"],
-    &[
-        "plugins",
-        "io.containerd.snapshotter.v1.stargz",
-        "registry",
-        "configs",
-        "*",
-        "auth",
-    ],
-    &["plugins", "io.containerd.snapshotter.v1.nix"],
-    &[
-        "plugins",
-        "io.containerd.snapshotter.v1.nix",
-        "image_service",
-    ],
-    &[
-        "plugins",
-        "io.containerd.transfer.v1.local",
-        "unpack_config",
-    ],
-    &["plugins", "io.containerd.nri.v1.nri"],
+/// Every table k3s' base templates can declare, as key paths with `/`
+/// between keys (`*`: any one key, e.g. a registry host from
+/// registries.yaml; [`DETECTED_RUNTIME`]: a detected runtime), for both
+/// schemas. Which of them a node's base renders depends on its options
+/// (snapshotter, pause image, CNI dirs, registries, user namespaces) and the
+/// runtimes it found; the node's config.toml shows that, and this list
+/// serves only to tell the base's tables from an older user template's in a
+/// config.toml rendered before the template changed. Source: k3s
+/// pkg/agent/templates/templates.go @469d009fb2 (ContainerdConfigTemplate,
+/// ContainerdConfigTemplateV3; older releases render a subset).
+pub const K3S_BASE_TABLES: &[&str] = &[
+    "grpc",
+    "plugins/io.containerd.internal.v1.opt",
+    "plugins/io.containerd.grpc.v1.cri",
+    "plugins/io.containerd.grpc.v1.cri/containerd",
+    "plugins/io.containerd.grpc.v1.cri/cni",
+    "plugins/io.containerd.grpc.v1.cri/containerd/runtimes/runc",
+    "plugins/io.containerd.grpc.v1.cri/containerd/runtimes/runc/options",
+    "plugins/io.containerd.grpc.v1.cri/containerd/runtimes/runhcs-wcow-process",
+    "plugins/io.containerd.grpc.v1.cri/containerd/runtimes/{runtime}",
+    "plugins/io.containerd.grpc.v1.cri/containerd/runtimes/{runtime}/options",
+    "plugins/io.containerd.grpc.v1.cri/registry",
+    "plugins/io.containerd.grpc.v1.cri/registry/configs/*/auth",
+    "plugins/io.containerd.cri.v1.runtime",
+    "plugins/io.containerd.cri.v1.runtime/cni",
+    "plugins/io.containerd.cri.v1.runtime/containerd",
+    "plugins/io.containerd.cri.v1.runtime/containerd/runtimes/runc",
+    "plugins/io.containerd.cri.v1.runtime/containerd/runtimes/runc/options",
+    "plugins/io.containerd.cri.v1.runtime/containerd/runtimes/runhcs-wcow-process",
+    "plugins/io.containerd.cri.v1.runtime/containerd/runtimes/{runtime}",
+    "plugins/io.containerd.cri.v1.runtime/containerd/runtimes/{runtime}/options",
+    "plugins/io.containerd.cri.v1.images",
+    "plugins/io.containerd.cri.v1.images/pinned_images",
+    "plugins/io.containerd.cri.v1.images/registry",
+    "plugins/io.containerd.cri.v1.images/registry/configs/*/auth",
+    "plugins/io.containerd.service.v1.tasks-service",
+    "plugins/io.containerd.snapshotter.v1.stargz",
+    "plugins/io.containerd.snapshotter.v1.stargz/cri_keychain",
+    "plugins/io.containerd.snapshotter.v1.stargz/registry",
+    "plugins/io.containerd.snapshotter.v1.stargz/registry/configs/*/auth",
+    "plugins/io.containerd.snapshotter.v1.nix",
+    "plugins/io.containerd.snapshotter.v1.nix/image_service",
+    "plugins/io.containerd.transfer.v1.local/unpack_config",
+    "plugins/io.containerd.nri.v1.nri",
 ];
 
 /// Whether a table is one k3s' base templates can declare ([`K3S_BASE_TABLES`]).
 pub fn k3s_base_table(path: &[String]) -> bool {
     K3S_BASE_TABLES.iter().any(|p| {
-        p.len() == path.len()
-            && p.iter().zip(path).all(|(want, got)| match *want {
+        p.split('/').count() == path.len()
+            && p.split('/').zip(path).all(|(want, got)| match want {
                 "*" => true,
                 DETECTED_RUNTIME => K3S_DETECTED_RUNTIMES.contains(&got.as_str()),
                 w => w == got,
@@ -1243,30 +1146,16 @@ mod toml_parser_tests {
             containerd_toml_parser(t(2, 4, 2)).dotted_into_table,
             DottedIntoTable::Refuse
         );
-        let p = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert!(k3s_base_table(&p(&[
-            "plugins",
-            "io.containerd.cri.v1.runtime",
-            "containerd",
-            "runtimes",
-            "nvidia-cdi",
-            "options"
-        ])));
-        assert!(!k3s_base_table(&p(&[
-            "plugins",
-            "io.containerd.cri.v1.runtime",
-            "containerd",
-            "runtimes",
-            "custom"
-        ])));
-        assert!(k3s_base_table(&p(&[
-            "plugins",
-            "io.containerd.grpc.v1.cri",
-            "registry",
-            "configs",
-            "registry.example.com",
-            "auth"
-        ])));
+        let base = |p: &str| k3s_base_table(&p.split('/').map(str::to_owned).collect::<Vec<_>>());
+        assert!(base(
+            "plugins/io.containerd.cri.v1.runtime/containerd/runtimes/nvidia-cdi/options"
+        ));
+        assert!(!base(
+            "plugins/io.containerd.cri.v1.runtime/containerd/runtimes/custom"
+        ));
+        assert!(base(
+            "plugins/io.containerd.grpc.v1.cri/registry/configs/registry.example.com/auth"
+        ));
         for r in CONTAINERD_TOML_PARSERS {
             assert!(!r.source.is_empty());
             assert!(r.table_error.starts_with("containerd: ") && r.key_error.contains("{name}"));

@@ -442,8 +442,10 @@ fn template_tables(h: &Host) -> Option<Finding> {
         .filter(|_| matrix::containerd_merges_drop_ins(containerd))
     {
         Some(dir) => format!(
-            "kubectl gpu patch-containerd --node {node}   # moves {} into {dir}/{TEMPLATE_DROP_IN_NAME} (containerd 2.x merges drop-ins over the base) and keeps the rest of {path}; --apply writes with a backup, restarts {unit} and confirms",
-            tables.join(", ")
+            "kubectl gpu patch-containerd --node {node}   # moves {} into {dir}/{TEMPLATE_DROP_IN_NAME} (containerd {}.{} merges drop-ins over the base) and keeps the rest of {path}; --apply writes with a backup, restarts {unit} and confirms",
+            tables.join(", "),
+            containerd.major,
+            containerd.minor
         ),
         None => format!(
             "remove {} from {path} (containerd {}.{} cannot take them from a drop-in: it replaces whole plugin tables, or the config imports none), then systemctl restart {unit}; kubectl gpu patch-containerd --node {node} drops those the base renders with the same value",

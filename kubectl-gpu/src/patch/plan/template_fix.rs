@@ -291,7 +291,7 @@ pub(super) fn repair(input: &PlanInput, paths: &Rke2Paths) -> Result<Option<Repa
     if !refused.is_empty() {
         let why = if !matrix::containerd_merges_drop_ins(c) {
             format!(
-                "containerd {} replaces a whole plugin table with a drop-in's (it merges them only from containerd 2.0, containerd PR #9982), so these keys cannot move out of the template",
+                "containerd {} replaces a whole plugin table with a drop-in's instead of merging the two (containerd PR #9982 made containerd merge them), so these keys cannot move out of the template",
                 containerd_line(c)
             )
         } else {

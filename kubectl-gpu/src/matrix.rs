@@ -1128,6 +1128,216 @@ pub fn last_runtime_class_line() -> String {
         .unwrap_or_default()
 }
 
+// ---------------------------------------------------------------------------
+// containerd's TOML parser (area: user templates, `containerd::redeclared`):
+// how each containerd line treats a table or key its config declares twice,
+// and the words it fails with
+// ---------------------------------------------------------------------------
+
+/// How a parser treats a dotted key (`a.b.c = 1`) whose leading part names a
+/// table a `[header]` made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DottedIntoTable {
+    /// It adds to the table; only a key that exists already fails (go-toml v1).
+    Merge,
+    /// It adds to a table that a header made only implicitly (as the parent
+    /// of another header); one declared by its own header fails (go-toml
+    /// v2.2–v2.3: `cannot redefine table … that has already been explicitly
+    /// defined`).
+    MergeIfImplicit,
+    /// It fails for any such table (go-toml v2.4: `key … is already defined`).
+    Refuse,
+}
+
+/// The TOML parser of a containerd line, as it meets a table or key that a
+/// config declares twice (the generated `config.toml` of a user template
+/// that redeclares what its base renders).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TomlParserRow {
+    /// First containerd release of the row.
+    pub since: Triple,
+    /// The Go module containerd parses its config with.
+    pub parser: &'static str,
+    /// A `[header]` is declared twice only when its text is the same as an
+    /// earlier header's (go-toml v1 compares the text between the brackets):
+    /// `[a."b"]` after `[a.'b']` adds to the table, failing only on a key
+    /// defined twice. Otherwise (go-toml v2) any header naming a table that
+    /// a header already declared fails.
+    pub same_text_only: bool,
+    pub dotted_into_table: DottedIntoTable,
+    /// containerd's error line for a table declared twice: `{path}` is the
+    /// config file, `{row}`/`{col}` the position of the header's key (not
+    /// every parser reports one), `{name}` its last key part.
+    pub table_error: &'static str,
+    /// … for a key defined twice: `{name}` is the whole dotted key path
+    /// (go-toml v1) or the key part that exists already (v2).
+    pub key_error: &'static str,
+    /// … (go-toml v2.2–v2.3) for a dotted key into a table its own header declared.
+    pub redefine_error: &'static str,
+    pub source: &'static str,
+}
+
+/// containerd's config parsers, oldest first. The error lines of containerd
+/// 1.7.35 and 2.4.2 are captured from the real binaries in
+/// `tests/fixtures/containerd-toml-errors/`.
+pub const CONTAINERD_TOML_PARSERS: &[TomlParserRow] = &[
+    TomlParserRow {
+        since: t(1, 0, 0),
+        parser: "github.com/pelletier/go-toml v1",
+        same_text_only: true,
+        dotted_into_table: DottedIntoTable::Merge,
+        table_error: "containerd: failed to load TOML: {path}: ({row}, {col}): duplicated tables",
+        key_error: "containerd: failed to load TOML: {path}: ({row}, {col}): The following key was defined twice: {name}",
+        redefine_error: "",
+        source: "containerd go.mod @v1.6.0 (go-toml v1.9.3), @v1.7.0 (v1.9.5); services/server/config/config.go LoadConfig (`failed to load TOML: %s: %w`); go-toml v1.9.5 parser.go parseGroup (seenTableKeys: header text, `duplicated tables`), parseAssign (`The following key was defined twice: %s`)",
+    },
+    TomlParserRow {
+        since: t(2, 0, 0),
+        parser: "github.com/pelletier/go-toml/v2 v2.2–v2.3",
+        same_text_only: false,
+        dotted_into_table: DottedIntoTable::MergeIfImplicit,
+        table_error: "containerd: failed to unmarshal TOML: toml: table {name} already exists",
+        key_error: "containerd: failed to unmarshal TOML: toml: key {name} is already defined",
+        redefine_error: "containerd: failed to unmarshal TOML: toml: cannot redefine table {name} that has already been explicitly defined",
+        source: "containerd go.mod @v2.0.0–v2.0.11 (go-toml/v2 v2.2.3), @v2.1.0–v2.2.7 (v2.2.4), @v2.3.0–v2.3.4 (v2.3.0); cmd/containerd/server/config/config.go loadConfigFile (`failed to unmarshal TOML at row %d column %d: %w`); go-toml v2.2.4 internal/tracker/seen.go checkTable, checkKeyValue; unmarshaler.go returns the tracker's error without a position, so containerd prints no row",
+    },
+    TomlParserRow {
+        since: t(2, 4, 0),
+        parser: "github.com/pelletier/go-toml/v2 v2.4",
+        same_text_only: false,
+        dotted_into_table: DottedIntoTable::Refuse,
+        table_error: "containerd: failed to unmarshal TOML at row {row} column {col}: toml: table {name} already exists",
+        key_error: "containerd: failed to unmarshal TOML at row {row} column {col}: toml: key {name} is already defined",
+        redefine_error: "",
+        source: "containerd commit f407302ba (2026-06-22, go-toml/v2 2.3.1 → 2.4.1, first in v2.4.0-beta.0), go.mod @v2.4.2 (v2.4.3); go-toml v2.4.3 internal/tracker/seen.go CheckTable, CheckKeyValue, unmarshaler.go wrapSeenError (go-toml#668: the error carries the key's position)",
+    },
+];
+
+/// The runtime names k3s detects and renders into the base template's
+/// `runtimes` (k3s pkg/agent/containerd/runtimes.go: findCRunContainerRuntime,
+/// findNvidiaContainerRuntimes (nvidia-cdi from k3s PR #11065),
+/// findWasiRuntimes).
+pub const K3S_DETECTED_RUNTIMES: &[&str] = &[
+    "crun",
+    "nvidia",
+    "nvidia-experimental",
+    "nvidia-cdi",
+    "lunatic",
+    "slight",
+    "spin",
+    "wws",
+    "wasmedge",
+    "wasmer",
+    "wasmtime",
+];
+
+/// Stands for one of [`K3S_DETECTED_RUNTIMES`] in [`K3S_BASE_TABLES`].
+pub const DETECTED_RUNTIME: &str = "{runtime}";
+
+/// Every table k3s' base templates can declare, as key paths with `/`
+/// between keys (`*`: any one key, e.g. a registry host from
+/// registries.yaml; [`DETECTED_RUNTIME`]: a detected runtime), for both
+/// schemas. Which of them a node's base renders depends on its options
+/// (snapshotter, pause image, CNI dirs, registries, user namespaces) and the
+/// runtimes it found; the node's config.toml shows that, and this list
+/// serves only to tell the base's tables from an older user template's in a
+/// config.toml rendered before the template changed. Source: k3s
+/// pkg/agent/templates/templates.go @469d009fb2 (ContainerdConfigTemplate,
+/// ContainerdConfigTemplateV3; older releases render a subset).
+pub const K3S_BASE_TABLES: &[&str] = &[
+    "grpc",
+    "plugins/io.containerd.internal.v1.opt",
+    "plugins/io.containerd.grpc.v1.cri",
+    "plugins/io.containerd.grpc.v1.cri/containerd",
+    "plugins/io.containerd.grpc.v1.cri/cni",
+    "plugins/io.containerd.grpc.v1.cri/containerd/runtimes/runc",
+    "plugins/io.containerd.grpc.v1.cri/containerd/runtimes/runc/options",
+    "plugins/io.containerd.grpc.v1.cri/containerd/runtimes/runhcs-wcow-process",
+    "plugins/io.containerd.grpc.v1.cri/containerd/runtimes/{runtime}",
+    "plugins/io.containerd.grpc.v1.cri/containerd/runtimes/{runtime}/options",
+    "plugins/io.containerd.grpc.v1.cri/registry",
+    "plugins/io.containerd.grpc.v1.cri/registry/configs/*/auth",
+    "plugins/io.containerd.cri.v1.runtime",
+    "plugins/io.containerd.cri.v1.runtime/cni",
+    "plugins/io.containerd.cri.v1.runtime/containerd",
+    "plugins/io.containerd.cri.v1.runtime/containerd/runtimes/runc",
+    "plugins/io.containerd.cri.v1.runtime/containerd/runtimes/runc/options",
+    "plugins/io.containerd.cri.v1.runtime/containerd/runtimes/runhcs-wcow-process",
+    "plugins/io.containerd.cri.v1.runtime/containerd/runtimes/{runtime}",
+    "plugins/io.containerd.cri.v1.runtime/containerd/runtimes/{runtime}/options",
+    "plugins/io.containerd.cri.v1.images",
+    "plugins/io.containerd.cri.v1.images/pinned_images",
+    "plugins/io.containerd.cri.v1.images/registry",
+    "plugins/io.containerd.cri.v1.images/registry/configs/*/auth",
+    "plugins/io.containerd.service.v1.tasks-service",
+    "plugins/io.containerd.snapshotter.v1.stargz",
+    "plugins/io.containerd.snapshotter.v1.stargz/cri_keychain",
+    "plugins/io.containerd.snapshotter.v1.stargz/registry",
+    "plugins/io.containerd.snapshotter.v1.stargz/registry/configs/*/auth",
+    "plugins/io.containerd.snapshotter.v1.nix",
+    "plugins/io.containerd.snapshotter.v1.nix/image_service",
+    "plugins/io.containerd.transfer.v1.local/unpack_config",
+    "plugins/io.containerd.nri.v1.nri",
+];
+
+/// Whether a table is one k3s' base templates can declare ([`K3S_BASE_TABLES`]).
+pub fn k3s_base_table(path: &[String]) -> bool {
+    K3S_BASE_TABLES.iter().any(|p| {
+        p.split('/').count() == path.len()
+            && p.split('/').zip(path).all(|(want, got)| match want {
+                "*" => true,
+                DETECTED_RUNTIME => K3S_DETECTED_RUNTIMES.contains(&got.as_str()),
+                w => w == got,
+            })
+    })
+}
+
+/// The parser row of a containerd release.
+pub fn containerd_toml_parser(containerd: Triple) -> &'static TomlParserRow {
+    CONTAINERD_TOML_PARSERS
+        .iter()
+        .rev()
+        .find(|r| r.since <= containerd)
+        .unwrap_or(&CONTAINERD_TOML_PARSERS[0])
+}
+
+#[cfg(test)]
+mod toml_parser_tests {
+    use super::*;
+
+    #[test]
+    fn parser_rows_by_containerd_line() {
+        assert!(containerd_toml_parser(t(1, 7, 35)).same_text_only);
+        assert_eq!(
+            containerd_toml_parser(t(2, 2, 2)).dotted_into_table,
+            DottedIntoTable::MergeIfImplicit
+        );
+        assert_eq!(
+            containerd_toml_parser(t(2, 3, 4)).dotted_into_table,
+            DottedIntoTable::MergeIfImplicit
+        );
+        assert_eq!(
+            containerd_toml_parser(t(2, 4, 2)).dotted_into_table,
+            DottedIntoTable::Refuse
+        );
+        let base = |p: &str| k3s_base_table(&p.split('/').map(str::to_owned).collect::<Vec<_>>());
+        assert!(base(
+            "plugins/io.containerd.cri.v1.runtime/containerd/runtimes/nvidia-cdi/options"
+        ));
+        assert!(!base(
+            "plugins/io.containerd.cri.v1.runtime/containerd/runtimes/custom"
+        ));
+        assert!(base(
+            "plugins/io.containerd.grpc.v1.cri/registry/configs/registry.example.com/auth"
+        ));
+        for r in CONTAINERD_TOML_PARSERS {
+            assert!(!r.source.is_empty());
+            assert!(r.table_error.starts_with("containerd: ") && r.key_error.contains("{name}"));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,12 +10,15 @@
 use super::finding::{Finding, Status};
 use crate::client::Kube;
 use crate::containerd::model::ContainerdConfig;
+use crate::containerd::redeclared;
+use crate::containerd::template::{TemplateAnalysis, TemplateKind, config_head, template_in_use};
 use crate::error::Result;
 use crate::facts::NodeFacts;
 use crate::matrix::{self, NodePaths};
 use crate::node::agent::{AgentOptions, Agents};
 use crate::node::probe::{ProbeRequest, ProbeResult};
 use crate::operator::OperatorFacts;
+use crate::patch::plan::{TEMPLATE_DROP_IN_NAME, imported_drop_in_dir};
 use crate::version::Triple;
 use futures::StreamExt;
 use std::collections::BTreeMap;
@@ -168,6 +171,7 @@ pub fn rules(
     };
     let mut out = generated_config(&h);
     out.extend(static_templates(&h));
+    out.extend(template_tables(&h));
     out.extend(template_schema(&h));
     out.extend(rke2_default_runtime(&h));
     out.extend(rke2_profile(&h));
@@ -396,6 +400,101 @@ fn static_templates(h: &Host) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// `template-tables`: a base template must not declare again a table (or a
+/// key) that RKE2's base template renders: containerd then refuses the
+/// generated config.toml (`toml: table … already exists`, `duplicated
+/// tables`), which RKE2 regenerates from the template at every start
+/// ([`crate::containerd::redeclared`]).
+fn template_tables(h: &Host) -> Option<Finding> {
+    let (n, unit, paths) = (h.n(), h.unit, h.paths);
+    let containerd = h.node.containerd()?;
+    let v3 = h.probe.file(&paths.template_v3);
+    let v2 = h.probe.file(&paths.template_v2);
+    let (version, text) = template_in_use(containerd.major, v3, v2)?;
+    let path = if version >= 3 {
+        &paths.template_v3
+    } else {
+        &paths.template_v2
+    };
+    let a = TemplateAnalysis::analyze(path, text);
+    if a.kind != TemplateKind::Base {
+        return None;
+    }
+    if let Err(e) = a.appended_document() {
+        return Some(
+            Finding::fail("template-tables", n, e.to_string())
+                .fix(format!("fix the TOML after `{{{{ template \"base\" . }}}}` in {path}, then systemctl restart {unit}")),
+        );
+    }
+    let Some(base) = a.base_render_for(h.probe.file(&paths.generated_config)?, version) else {
+        return Some(
+            Finding::warn("template-tables", n, format!("{} was rendered from another schema's base than the version {version} base {path} extends: what the template redeclares shows only once {unit} renders it", paths.generated_config))
+                .fix(format!("systemctl restart {unit}, then kubectl gpu check-runtime --deep --node {}", h.node.name)),
+        );
+    };
+    let head = config_head(&paths.generated_config, &base.text)?;
+    let overlaps = match redeclared::find(&redeclared::Inputs {
+        template: &a,
+        base: &base,
+        config_path: &paths.generated_config,
+        containerd,
+    }) {
+        Ok(o) => o,
+        Err(e) => {
+            return Some(Finding::warn(
+                "template-tables",
+                n,
+                format!("cannot tell what {path} adds to the base template: {e}"),
+            ));
+        }
+    };
+    let Some(first) = overlaps.first() else {
+        return Some(Finding::ok(
+            "template-tables",
+            n,
+            format!("{path} declares no table that the base template renders"),
+        ));
+    };
+    let refused = overlaps.iter().any(|o| o.verdict.refused());
+    let mut message = first.describe(path, containerd);
+    if overlaps.len() > 1 {
+        message.push_str(&format!(" (and {} more)", overlaps.len() - 1));
+    }
+    let mut f = if refused {
+        Finding::fail("template-tables", n, message)
+    } else {
+        Finding::warn("template-tables", n, message)
+    };
+    for o in overlaps.iter().skip(1) {
+        f = f.evidence(o.describe(path, containerd));
+    }
+    if !base.is_current() {
+        f = f.evidence(format!(
+            "{} was rendered before {path} last changed (the base is read from the tables k3s' base templates declare in it): the next start of {unit} renders the template as it is now",
+            paths.generated_config
+        ));
+    }
+    let tables: Vec<String> = overlaps.iter().map(|o| o.written.clone()).collect();
+    let node = &h.node.name;
+    let fix = match imported_drop_in_dir(&head, false)
+        .filter(|_| matrix::containerd_merges_drop_ins(containerd))
+    {
+        Some(dir) => format!(
+            "kubectl gpu patch-containerd --node {node}   # moves {} into {dir}/{TEMPLATE_DROP_IN_NAME} (containerd {}.{} merges drop-ins over the base) and keeps the rest of {path}; --apply writes with a backup, restarts {unit} and confirms",
+            tables.join(", "),
+            containerd.major,
+            containerd.minor
+        ),
+        None => format!(
+            "remove {} from {path} (containerd {}.{} cannot take them from a drop-in: it replaces whole plugin tables, or the config imports none), then systemctl restart {unit}; kubectl gpu patch-containerd --node {node} drops those the base renders with the same value",
+            tables.join(", "),
+            containerd.major,
+            containerd.minor
+        ),
+    };
+    Some(f.fix(fix))
 }
 
 /// `template-schema`: containerd 2.x with only a v2 template.

@@ -1,10 +1,12 @@
 //! The containerd config model: schema versions and the CRI plugin's tables
-//! ([`model`]), the merge of imported drop-ins ([`merge`]) and the analysis
-//! of RKE2 user templates ([`template`]). No I/O and no patch decisions:
+//! ([`model`]), the merge of imported drop-ins ([`merge`]), the analysis
+//! of RKE2 user templates ([`template`]) and what such a template declares
+//! again over its base, as containerd's parser sees it ([`redeclared`]). No I/O and no patch decisions:
 //! `kubectl gpu patch-containerd` plans and applies in [`crate::patch`].
 
 pub mod merge;
 pub mod model;
+pub mod redeclared;
 pub mod template;
 
 pub use merge::effective_config;

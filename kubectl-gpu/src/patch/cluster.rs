@@ -309,6 +309,21 @@ async fn rollback(
     report.restart = Some(r);
     // The re-rendered config must still parse.
     let generated = s.host().read(target.config_path()).await;
+    let read = |p: &str| {
+        let host = s.host();
+        let p = p.to_owned();
+        async move {
+            host.read(&p)
+                .await
+                .ok()
+                .flatten()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+        }
+    };
+    let (v3, v2) = (
+        read(&target.paths.template_v3).await,
+        read(&target.paths.template_v2).await,
+    );
     match generated {
         Ok(Some(g)) => {
             let text = String::from_utf8_lossy(&g).into_owned();
@@ -323,7 +338,17 @@ async fn rollback(
                         .collect::<Vec<_>>()
                         .join(", ")
                 )),
-                Err(e) => report.problems.push(e.to_string()),
+                // A restored template that redeclares a base table says so.
+                Err(e) => report.problems.push(
+                    crate::containerd::redeclared::explain_config(
+                        target.config_path(),
+                        &text,
+                        (&target.paths.template_v3, v3.as_deref()),
+                        (&target.paths.template_v2, v2.as_deref()),
+                        target.caps.containerd,
+                    )
+                    .unwrap_or_else(|| e.to_string()),
+                ),
             }
         }
         Ok(None) => report.problems.push(format!(

@@ -1,13 +1,25 @@
 //! Post-restart confirmation: after RKE2 restarts, the re-read generated
 //! `config.toml` (merged with the imported drop-ins, as containerd ≥ 2.0
 //! merges them, see [`crate::containerd::effective_config`]) must show the
-//! runtime the plan intended ([`Expectation`]).
+//! runtime the plan intended ([`Expectation`]), and still the keys of a
+//! repaired user template ([`KeptKey`]).
 
 use std::collections::BTreeMap;
 
 use crate::containerd::effective_config;
-use crate::containerd::model::{RUNC_V2, cri_runtime_plugin};
+use crate::containerd::model::{RUNC_V2, cri_runtime_plugin, item_at};
+use crate::containerd::redeclared::{display_path, value_text};
 use crate::error::Result;
+
+/// A key of the user's template that a repair moved or re-homed
+/// (`patch::plan` template repair): it must still be in effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptKey {
+    /// Key path from the config's root.
+    pub path: Vec<String>,
+    /// Its value as [`value_text`] writes it.
+    pub value: String,
+}
 
 /// What the plan intends the node's containerd to have after the restart.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +33,8 @@ pub struct Expectation {
     /// `SystemdCgroup` mirrored from runc's options, if runc sets it.
     pub systemd_cgroup: Option<bool>,
     pub set_as_default: bool,
+    /// Keys of a repaired user template that must keep their value.
+    pub kept: Vec<KeptKey>,
 }
 
 /// The outcome of [`Expectation::confirm`].
@@ -95,6 +109,25 @@ impl Expectation {
                 other => problems.push(format!(
                     "default_runtime_name is {other:?}, expected \"{}\"",
                     self.runtime_name
+                )),
+            }
+        }
+        for k in &self.kept {
+            let parts: Vec<&str> = k.path.iter().map(String::as_str).collect();
+            let key = display_path(&k.path);
+            match item_at(eff.root(), &parts).and_then(|i| i.as_value()) {
+                Some(v) if value_text(v) == k.value => evidence.push(format!(
+                    "{key} = {} (the template's, still in effect)",
+                    k.value
+                )),
+                Some(v) => problems.push(format!(
+                    "{key} is {}, the template set {}",
+                    value_text(v),
+                    k.value
+                )),
+                None => problems.push(format!(
+                    "{where_} has no {key}; the template set {}",
+                    k.value
                 )),
             }
         }

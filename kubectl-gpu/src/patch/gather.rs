@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::containerd::ContainerdConfig;
+use crate::containerd::template::config_head;
 use crate::error::{Error, Result};
 use crate::node::Host;
 use crate::patch::plan::{NodeState, imported_drop_in_dir};
@@ -115,8 +115,10 @@ pub async fn gather<H: Host>(
         })
         .await?;
     }
-    // An unparseable config is reported by the planner; it has no drop-ins then.
-    if let Ok(cfg) = ContainerdConfig::parse(cfg_path, &state.generated_config)
+    // A config that does not parse as a whole (a template redeclaring a base
+    // table) still names its drop-in dir in its first lines; the planner
+    // reports or repairs the rest.
+    if let Some(cfg) = config_head(cfg_path, &state.generated_config)
         && let Some(dir) = imported_drop_in_dir(&cfg, target.generic_config.is_some())
     {
         state.drop_ins = read_dir_files(host, &dir, |n| n.ends_with(".toml")).await?;

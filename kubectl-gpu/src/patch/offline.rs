@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::containerd::ContainerdConfig;
+use crate::containerd::template::config_head;
 use crate::error::{Error, Result};
 use crate::matrix::{self, NodePaths};
 use crate::node::{Host, LocalRoot};
@@ -169,7 +169,7 @@ async fn prepare(req: &OfflineRequest) -> Result<Prepared> {
     };
     let version_of_config = generated
         .as_deref()
-        .and_then(|g| ContainerdConfig::parse(&node, g).ok())
+        .and_then(|g| config_head(&node, g))
         .map(|c| c.version())
         .unwrap_or(2);
     let mut notes = Vec::new();
@@ -264,7 +264,7 @@ async fn stage_files(
         host.write_atomic(&p.config_yaml, text.as_bytes(), 0o600)
             .await?;
     }
-    let parsed = ContainerdConfig::parse(target.config_path(), generated).ok();
+    let parsed = config_head(target.config_path(), generated);
     if let Some(d) = drop_in_dir {
         let rd = std::fs::read_dir(d)
             .map_err(|e| Error::Usage(format!("cannot read --drop-in-dir {}: {e}", d.display())))?;

@@ -11,7 +11,8 @@ use crate::error::{Error, Result};
 use crate::patch::plan::{Method, NodeState, Plan};
 
 /// The generated config as RKE2 should render it after the restart, for
-/// offline previews and the real-containerd tests. Approximations:
+/// offline previews and the real-containerd tests: the planner's own render
+/// ([`Plan::rendered`]) where it made one, else approximations:
 /// - drop-in: the generated config does not change (containerd merges the
 ///   drop-in at load time);
 /// - default-runtime: RKE2 adds `default_runtime_name` to the CRI
@@ -31,6 +32,9 @@ pub fn preview_generated(plan: &Plan, state: &NodeState) -> Result<Option<String
     };
     if plan.changes.is_empty() {
         return Ok(None);
+    }
+    if let Some(r) = &plan.rendered {
+        return Ok(Some(r.clone()));
     }
     let generated = &state.generated_config;
     match method {

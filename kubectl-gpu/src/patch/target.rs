@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::matrix::{self, NodePaths, Rke2Feature};
 use crate::patch::plan::{
     self, Capabilities, GPU_RKE2_CONFIG_NAME, NodeState, PatchOptions, Plan, PlanInput,
+    TEMPLATE_DROP_IN_NAME,
 };
 use crate::patch::{DROP_IN_NAME, GENERIC_CONFIG};
 use crate::version::{Distribution, KubeletVersion, Triple};
@@ -152,6 +153,8 @@ impl PatchTarget {
         vec![
             format!("{}/{DROP_IN_NAME}", self.paths.drop_in_v3),
             format!("{}/{DROP_IN_NAME}", self.paths.drop_in_v2),
+            format!("{}/{TEMPLATE_DROP_IN_NAME}", self.paths.drop_in_v3),
+            format!("{}/{TEMPLATE_DROP_IN_NAME}", self.paths.drop_in_v2),
             format!("{}/{GPU_RKE2_CONFIG_NAME}", self.paths.config_yaml_d),
             self.paths.template_v3.clone(),
             self.paths.template_v2.clone(),

@@ -19,6 +19,8 @@ mod report_alloc;
 mod report_bundle;
 mod report_render;
 mod support;
+mod template_fix_real_containerd;
+mod template_redeclared;
 mod verify_checks;
 mod verify_diagnosis;
 mod verify_output;

@@ -52,7 +52,7 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn cache_bin_dir() -> PathBuf {
+pub(crate) fn cache_bin_dir() -> PathBuf {
     match std::env::var_os("RKE2GPU_TEST_CACHE") {
         Some(c) => PathBuf::from(c).join("bin"),
         None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
@@ -61,7 +61,7 @@ fn cache_bin_dir() -> PathBuf {
 }
 
 /// The newest `containerd-v<major>.*` build in the cache (or `$env`).
-fn containerd_bin(major: &str, env: &str) -> Option<PathBuf> {
+pub(crate) fn containerd_bin(major: &str, env: &str) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os(env) {
         return Some(PathBuf::from(p));
     }

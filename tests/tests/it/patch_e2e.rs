@@ -925,3 +925,249 @@ fn offline_node_root_plans_what_the_cluster_plans() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Broken user templates (issue 13): a template that redeclares a table the base renders
+// ---------------------------------------------------------------------------
+
+/// A case of tests/fixtures/containerd-toml-errors/cases.json: (template file, template text).
+fn broken_template(c: &Cluster, name: &str) -> (String, String) {
+    let p = c.fixture("containerd-toml-errors/cases.json");
+    let v: Value = serde_json::from_str(&fs::read_to_string(&p).expect("cases.json")).unwrap();
+    let case = v
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["name"] == name))
+        .unwrap_or_else(|| panic!("no case {name} in {}", p.display()))
+        .clone();
+    (
+        case["template_file"].as_str().unwrap().to_owned(),
+        case["template"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Writes the template and renders config.toml from it with the real k3s templates, as RKE2
+/// does at its next start (render-config, the sandbox's own restart renderer).
+fn write_broken_template(c: &Cluster, node: &str, file: &str, text: &str) {
+    c.write_node_file(node, &format!("{CTD}/{file}"), text);
+    let out = std::process::Command::new(c.var("RKE2GPU_RENDER_CONFIG"))
+        .arg("render")
+        .arg("--root")
+        .arg(c.node_tree(node))
+        .args(["--profile", node])
+        .output()
+        .expect("render-config");
+    assert!(
+        out.status.success(),
+        "render-config: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `containerd config dump` of a node tree's config.toml (imports pointed into the tree):
+/// exit code and the last `containerd:` line.
+fn containerd_dump(c: &Cluster, node: &str, bin: &Path) -> (Option<i32>, String) {
+    let tree = c.node_tree(node);
+    let text = read(c, node, &format!("{CTD}/config.toml"));
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("config.toml");
+    fs::write(
+        &cfg,
+        text.replace(
+            &format!("\"/{CTD}/"),
+            &format!("\"{}/{CTD}/", tree.display()),
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(bin)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["config", "dump"])
+        .output()
+        .expect("containerd");
+    let line = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .rfind(|l| l.starts_with("containerd: "))
+        .unwrap_or_default()
+        .replace(&tmp.path().display().to_string(), &format!("/{CTD}"));
+    (out.status.code(), line)
+}
+
+#[test]
+fn v3_node_broken_template_is_named_repaired_confirmed_and_rolled_back() {
+    let c = Cluster::shared();
+    let _l = lock();
+    let g = TreeGuard::new(c, H200);
+    let (file, text) = broken_template(c, "v3-images-double-quoted");
+    let tmpl = format!("{CTD}/{file}");
+    write_broken_template(c, H200, &file, &text);
+    let broken = g.now();
+    // Real containerd refuses what RKE2 rendered.
+    let (code, line) = containerd_dump(c, H200, c.containerd2_bin());
+    assert_eq!(code, Some(1), "{line}");
+    assert!(
+        line.contains("toml: table io.containerd.cri.v1.images already exists"),
+        "{line}"
+    );
+
+    // check-runtime --deep names the template, its line, the table and why, in containerd's
+    // words (containerd 2.2 on this node: go-toml/v2 v2.2.4, no row).
+    let out = c
+        .kubectl()
+        .args([
+            "gpu",
+            "check-runtime",
+            "--deep",
+            "--node",
+            H200,
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let findings = report["findings"].as_array().cloned().unwrap_or_default();
+    let f = findings
+        .iter()
+        .find(|f| f["id"] == "template-tables")
+        .unwrap_or_else(|| panic!("no template-tables finding: {report:#}"));
+    assert_eq!(f["status"], "fail", "{f:#}");
+    let m = f["message"].as_str().unwrap_or_default();
+    for w in [
+        &format!("/{tmpl} line 3:") as &str,
+        "[plugins.\"io.containerd.cri.v1.images\"]",
+        "already renders as [plugins.'io.containerd.cri.v1.images']",
+        "`containerd: failed to unmarshal TOML: toml: table io.containerd.cri.v1.images already exists`",
+    ] {
+        assert!(m.contains(w), "`{w}` missing: {m}");
+    }
+    assert!(
+        f["fix"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("kubectl gpu patch-containerd --node gpu-h200-0"),
+        "{f:#}"
+    );
+    assert_no_agent_pod(c);
+
+    // Dry run: the diff moves the table into a drop-in and keeps the rest; nothing written.
+    let calls = c.systemctl_calls(H200).len();
+    let r = patch(c, &["--node", H200]);
+    assert_eq!(r.code, Some(0), "{}", r.show());
+    let dropin = format!("{CTD}/config-v3.toml.d/50-template-tables.toml");
+    assert!(r.stdout.contains(&format!("+++ b/{tmpl}")), "{}", r.show());
+    assert!(
+        r.stdout.contains(&format!("+++ b/{dropin}")),
+        "{}",
+        r.show()
+    );
+    assert!(
+        r.stdout.contains(&format!("/{tmpl} line 3:")),
+        "{}",
+        r.show()
+    );
+    assert!(r.stdout.contains("already exists"), "{}", r.show());
+    assert_same_tree("dry run", &broken, &g.now());
+    assert_eq!(c.systemctl_calls(H200).len(), calls, "dry run restarted");
+    // Offline over the same tree (the sandbox's /host) plans the same repair.
+    let cluster = patch(c, &["--node", H200, "-o", "json"]);
+    let offline = patch_offline(
+        c,
+        &c.node_tree(H200),
+        &[
+            "--rke2-version",
+            "v1.33.10+rke2r1",
+            "--containerd-version",
+            "containerd://2.2.2-k3s1",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(
+        plan_fields(&cluster.node()),
+        plan_fields(&offline.json()["report"]),
+        "cluster:\n{}\noffline:\n{}",
+        cluster.show(),
+        offline.show()
+    );
+    assert_same_tree("offline dry run", &broken, &g.now());
+
+    // Apply: backup, atomic writes, one restart (the stub re-renders config.toml), confirmed
+    // with the user's key still in effect.
+    let r = patch(c, &["--node", H200, "--apply", "-o", "json"]);
+    assert_eq!(r.code, Some(0), "{}", r.show());
+    let n = r.node();
+    assert_eq!(n["outcome"], "confirmed", "{n:#}");
+    let evidence = n["evidence"].to_string();
+    assert!(
+        evidence.contains("snapshotter = \\\"native\\\" (the template's, still in effect)"),
+        "{n:#}"
+    );
+    assert_one_restart(c, H200, calls, "rke2-agent");
+    assert!(
+        !read(c, H200, &tmpl).contains("io.containerd.cri.v1.images"),
+        "the table left the template"
+    );
+    let d = read(c, H200, &dropin);
+    let images = toml_table(&d, "plugins.\"io.containerd.cri.v1.images\"")
+        .unwrap_or_else(|| panic!("no images table in the drop-in:\n{d}"));
+    assert_eq!(
+        toml_value(&images, "snapshotter"),
+        Some("\"native\""),
+        "{d}"
+    );
+    let backups: Vec<_> = fs::read_dir(c.node_path(H200, CTD))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("{file}.bak-kubectl-gpu-")))
+        .collect();
+    assert_eq!(backups.len(), 1, "one backup of the template: {backups:?}");
+    // Real containerd loads what RKE2 rendered now, the drop-in merged.
+    let (code, line) = containerd_dump(c, H200, c.containerd2_bin());
+    assert_eq!(code, Some(0), "{line}");
+    assert_no_agent_pod(c);
+
+    // Rollback puts the user's files back byte for byte and RKE2 renders them again: the
+    // broken config is back, and the report says why, naming the template, not config.toml.
+    let r = patch(c, &["--node", H200, "--rollback", "--apply", "-o", "json"]);
+    assert_eq!(r.code, Some(1), "{}", r.show());
+    let n = r.node();
+    assert_eq!(n["outcome"], "unconfirmed", "{n:#}");
+    let problems = n["problems"].to_string();
+    assert!(problems.contains(&format!("/{tmpl} line 3:")), "{n:#}");
+    assert!(problems.contains("already exists"), "{n:#}");
+    assert_same_tree("rollback", &broken, &g.now());
+    assert_no_agent_pod(c);
+}
+
+#[test]
+fn v2_node_on_containerd_1_7_refuses_what_cannot_move_and_says_why() {
+    let c = Cluster::shared();
+    let _l = lock();
+    let g = TreeGuard::new(c, A100);
+    let (file, text) = broken_template(c, "v2-cri-table");
+    write_broken_template(c, A100, &file, &text);
+    let broken = g.now();
+    let (code, line) = containerd_dump(c, A100, c.containerd17_bin());
+    assert_eq!(code, Some(1), "{line}");
+    let calls = c.systemctl_calls(A100).len();
+    let r = patch(c, &["--node", A100, "--apply"]);
+    assert_eq!(r.code, Some(1), "{}", r.show());
+    for w in [
+        &format!("/{CTD}/{file} line 3:") as &str,
+        "[plugins.\"io.containerd.grpc.v1.cri\"]",
+        line.as_str(),
+        "replaces a whole plugin table",
+        "enable_cdi = true",
+    ] {
+        assert!(
+            r.stdout.contains(w) || r.stderr.contains(w),
+            "`{w}` missing:\n{}",
+            r.show()
+        );
+    }
+    assert_same_tree("refused", &broken, &g.now());
+    assert_eq!(c.systemctl_calls(A100).len(), calls, "refusal restarted");
+    assert_no_agent_pod(c);
+}

@@ -6,7 +6,9 @@
 //! `config-v3.toml.d` dir (k3s PR #13680), then (b) RKE2's `default-runtime`
 //! (rancher/rke2 commit 542e848b6), then (c) a `{{ template "base" . }}`
 //! template (k3s PR #7991) that never redeclares tables the base renders)
-//! are chosen here ([`plan`]); each method is planned in its own module.
+//! are chosen here ([`plan`]); each method is planned in its own module. A
+//! template that already redeclares what its base renders (so containerd
+//! does not start) is repaired first, in the same plan (`template_fix`).
 
 mod binary;
 mod default_runtime;
@@ -14,6 +16,7 @@ mod drop_in;
 mod edit;
 mod generic;
 mod template;
+mod template_fix;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -41,6 +44,7 @@ use drop_in::*;
 use edit::*;
 use generic::*;
 use template::*;
+use template_fix::*;
 
 /// RKE2's default data dir.
 pub const DEFAULT_DATA_DIR: &str = matrix::RKE2_DATA_DIR;
@@ -52,12 +56,19 @@ pub const RKE2_CONFIG_D: &str = "/etc/rancher/rke2/config.yaml.d";
 pub const GPU_RKE2_CONFIG_NAME: &str = "99-gpu.yaml";
 /// The containerd drop-in this tool writes.
 pub const DROP_IN_NAME: &str = "99-nvidia.toml";
+/// The drop-in a template repair moves a template's overlapping keys into
+/// (before [`DROP_IN_NAME`], so the runtime written there wins).
+pub const TEMPLATE_DROP_IN_NAME: &str = "50-template-tables.toml";
 /// Where the GPU Operator's toolkit installs the runtime binaries.
 pub const TOOLKIT_DIR: &str = matrix::TOOLKIT_DIR;
 /// A plain containerd's config (generic mode).
 pub const GENERIC_CONFIG: &str = "/etc/containerd/config.toml";
 /// Mode of every file the planner writes.
 pub const FILE_MODE: u32 = 0o600;
+
+/// How a plan's reasons say that the runtime needs no file written.
+const NOTHING_TO_DO: &str = "the generated config already shows the runtime as intended";
+const NOTHING_TO_WRITE: &str = "nothing to write";
 
 /// Paths under an RKE2 data dir.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,6 +289,9 @@ pub struct Plan {
     pub restart: Option<Restart>,
     /// What to check after the restart.
     pub expectation: Expectation,
+    /// The generated `config.toml` RKE2 renders after these changes, where
+    /// the planner rendered it itself (a repaired template); previews use it.
+    pub rendered: Option<String>,
 }
 
 impl Plan {
@@ -427,6 +441,7 @@ impl Ctx<'_> {
             binary_name: self.desired.binary.path.clone(),
             systemd_cgroup: self.desired.systemd,
             set_as_default: self.desired.set_as_default,
+            kept: Vec::new(),
         }
     }
 
@@ -465,13 +480,11 @@ impl Ctx<'_> {
         let restart = if !changes.is_empty() {
             Some(restart)
         } else if self.generated_shows_desired(drop_in_dir.is_some()) {
-            self.reasons.push(
-                "the generated config already shows the runtime as intended: nothing to do".into(),
-            );
+            self.reasons.push(format!("{NOTHING_TO_DO}: nothing to do"));
             None
         } else {
             self.reasons.push(format!(
-                "nothing to write, but {} does not show it yet: restart to apply",
+                "{NOTHING_TO_WRITE}, but {} does not show it yet: restart to apply",
                 self.generated.path()
             ));
             Some(restart)
@@ -482,6 +495,7 @@ impl Ctx<'_> {
             changes,
             reasons: self.reasons,
             restart,
+            rendered: None,
         }
     }
 }
@@ -493,6 +507,17 @@ pub fn plan(input: &PlanInput) -> Result<Plan> {
     if o.generic_containerd {
         return plan_generic(input);
     }
+    let paths = Rke2Paths::new(&input.data_dir);
+    if let Some(r) = repair(input, &paths)? {
+        return plan_repaired(input, r);
+    }
+    plan_runtime(input)
+}
+
+/// Plan the runtime for a node whose template (if any) renders a config
+/// containerd can load.
+fn plan_runtime(input: &PlanInput) -> Result<Plan> {
+    let o = &input.options;
     let paths = Rke2Paths::new(&input.data_dir);
     let generated = ContainerdConfig::parse(&paths.config_toml(), &input.state.generated_config)?;
     check_schema(&generated, input.caps.containerd)?;

@@ -254,7 +254,9 @@ fn case() -> impl Strategy<Value = Case> {
             any::<bool>(),
             proptest::collection::vec(0usize..80, 0..4),
             0u8..3,
-            proptest::collection::vec("x-[a-z]{1,5}", 0..3),
+            // distinct names: a template declaring one runtime table twice is the
+            // broken-template case (`template_redeclared`), not a valid input here
+            proptest::collection::btree_set("x-[a-z]{1,5}", 0..3),
         ),
         (
             prop_oneof![
@@ -286,7 +288,7 @@ fn case() -> impl Strategy<Value = Case> {
                 swap,
                 comments,
                 tmpl,
-                extra,
+                extra: extra.into_iter().collect(),
                 name,
                 name_from_extra,
                 set_default,

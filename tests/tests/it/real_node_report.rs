@@ -20,7 +20,7 @@ fn report_counts_the_real_node() {
     // Not a GPU node: counted among the nodes without GPUs.
     let before = gpu(c, &["report", "-o", "json"]).json();
     let names = |v: &Value| -> Vec<String> {
-        v["nodes"]
+        v["nodes"]["nodes"]
             .as_array()
             .unwrap()
             .iter()
@@ -28,6 +28,8 @@ fn report_counts_the_real_node() {
             .collect()
     };
     assert!(!names(&before).contains(&n.name), "{before:#}");
+    let non_gpu = before["nodes"]["non_gpu_nodes"].as_u64().unwrap();
+    let totals = before["nodes"]["totals"].clone();
     let _gpu = GpuNodeGuard::new(c, &n.name, Some(2));
     let pod = "real-report-gpu";
     let ns = cluster_harness::TestNamespace::new(c, "real-report");
@@ -44,12 +46,30 @@ fn report_counts_the_real_node() {
     let r = gpu(c, &["report", "-o", "json", "-A"]);
     let v = r.json();
     assert!(names(&v).contains(&n.name), "{}", r.show());
-    let rn = v["nodes"]
+    let rn = v["nodes"]["nodes"]
         .as_array()
         .unwrap()
         .iter()
         .find(|x| x["name"] == n.name.as_str())
         .unwrap();
+    // Counted: one GPU node more, one node without GPUs less, its 2 GPUs in the totals.
+    assert_eq!(
+        v["nodes"]["non_gpu_nodes"].as_u64(),
+        Some(non_gpu - 1),
+        "{}",
+        r.show()
+    );
+    let t = &v["nodes"]["totals"];
+    assert_eq!(
+        t["nodes"].as_u64(),
+        totals["nodes"].as_u64().map(|x| x + 1),
+        "{t:#}"
+    );
+    assert_eq!(
+        t["gpu"]["capacity"].as_u64(),
+        totals["gpu"]["capacity"].as_u64().map(|x| x + 2),
+        "{t:#}"
+    );
     let info = &node_json(c, &n.name)["status"]["nodeInfo"];
     assert_eq!(rn["kubelet_version"], info["kubeletVersion"], "{rn:#}");
     assert_eq!(

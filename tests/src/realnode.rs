@@ -117,22 +117,6 @@ impl Cluster {
         out.status.success().then_some(out.stdout)
     }
 
-    /// Running containers on the node (crictl ps) whose pod is `pod`.
-    pub fn node_containers_of(&self, node: &RealNode, pod: &str) -> Vec<String> {
-        let out = self.on_node_ok(
-            node,
-            &format!(
-                "crictl ps -q --label io.kubernetes.pod.name={}; crictl pods -q --state ready --name '^{}$'",
-                crate::shell_quote(pod),
-                pod
-            ),
-        );
-        out.lines()
-            .map(str::to_string)
-            .filter(|l| !l.is_empty())
-            .collect()
-    }
-
     /// The containerd PIDs on the node.
     pub fn node_containerd_pids(&self, node: &RealNode) -> String {
         String::from_utf8_lossy(&self.on_node(node, "pidof containerd").stdout)

@@ -126,8 +126,6 @@ fn down_leaves_no_process_mount_cgroup_veth_or_file() {
         .env("RKE2GPU_CLUSTER", &name)
         .status()
         .unwrap();
-    assert!(up.success(), "cluster up {name}: {up}");
-    let st: Value = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
     let down = || {
         Command::new(&script)
             .arg("down")
@@ -135,10 +133,21 @@ fn down_leaves_no_process_mount_cgroup_veth_or_file() {
             .status()
             .unwrap()
     };
+    // A failed assertion must not leave this cluster running.
+    struct DownOnPanic<F: Fn() -> std::process::ExitStatus>(F);
+    impl<F: Fn() -> std::process::ExitStatus> Drop for DownOnPanic<F> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                (self.0)();
+            }
+        }
+    }
+    let _down_on_panic = DownOnPanic(down);
+    assert!(up.success(), "cluster up {name}: {up}");
+    let st: Value = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
     let kubeconfig = st["kubeconfig"].as_str().unwrap().to_string();
     let nodes: Vec<Value> = st["real_nodes"].as_array().cloned().unwrap_or_default();
     if nodes.is_empty() {
-        down();
         panic!(
             "cluster {name} started without real nodes: {}",
             st["real_nodes_skipped"]

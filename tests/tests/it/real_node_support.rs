@@ -89,22 +89,34 @@ pub fn our_pods(c: &Cluster, selector: &str) -> Vec<String> {
     .collect()
 }
 
+/// The node's pod sandboxes labelled ours (the kubelet passes pod labels to the sandbox) and the
+/// running containers in them, as crictl lists them on the node: `ready <id>` / `running <id>`.
+pub fn ours_on_node(c: &Cluster, n: &RealNode) -> Vec<String> {
+    let out = c.on_node_ok(
+        n,
+        "for p in $(crictl pods -q --label app.kubernetes.io/managed-by=kubectl-gpu); do \
+           crictl ps -q --pod \"$p\" | sed 's/^/running /'; done; \
+         crictl pods -q --state ready --label app.kubernetes.io/managed-by=kubectl-gpu | sed 's/^/ready /'",
+    );
+    out.lines()
+        .map(str::to_string)
+        .filter(|l| !l.trim().is_empty())
+        .collect()
+}
+
 /// No pod of ours in the API and no running container or ready sandbox of one on the node
 /// (the kubelet really stopped them).
 pub fn assert_no_pod_left(c: &Cluster, n: &RealNode, selector: &str) {
     let t0 = Instant::now();
     loop {
         let api = our_pods(c, selector);
-        let node = c.on_node_ok(
-            n,
-            &format!("crictl ps -q --label app.kubernetes.io/managed-by=kubectl-gpu; crictl pods -q --state ready --label app.kubernetes.io/managed-by=kubectl-gpu"),
-        );
-        if api.is_empty() && node.trim().is_empty() {
+        let node = ours_on_node(c, n);
+        if api.is_empty() && node.is_empty() {
             return;
         }
         assert!(
             t0.elapsed() < Duration::from_secs(90),
-            "pods of ours left after 90 s: API {api:?}; on {} (crictl): {node}",
+            "pods of ours left after 90 s: API {api:?}; on {} (crictl): {node:?}",
             n.name
         );
         std::thread::sleep(Duration::from_millis(500));

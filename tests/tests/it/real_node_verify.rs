@@ -167,6 +167,12 @@ fn sigkill_mid_run_then_cleanup_leaves_nothing_on_the_node() {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
+    // The node runs it (so the node-side check below can see one).
+    c.wait_until(
+        Duration::from_secs(60),
+        "the verify pod's sandbox on the node",
+        || ours_on_node(c, &n).iter().any(|l| l.starts_with("ready ")),
+    );
     child.kill().unwrap();
     let st = child.wait().unwrap();
     assert_eq!(st.code(), None, "killed by a signal: {st}");

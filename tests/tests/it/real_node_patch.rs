@@ -368,3 +368,53 @@ fn sigkill_mid_apply_leaves_the_old_or_the_new_file() {
     }
     drop(files);
 }
+
+#[test]
+fn a_render_error_fails_the_restart_like_systemd_and_the_unit_retries() {
+    // The harness' RKE2 semantics the tools depend on: a default runtime RKE2 cannot find fails
+    // `systemctl restart rke2-agent` (k3s: "default runtime X was not found"), containerd and the
+    // kubelet stay down, and Restart=always brings the unit back once the config is fixed.
+    let c = Cluster::shared();
+    let _l = serial();
+    let Some(n) = c.real_node(REAL_NODE) else {
+        return;
+    };
+    let _files = NodeFilesGuard::new(c, &n);
+    let bad = "/etc/rancher/rke2/config.yaml.d/50-e2e-bad.yaml";
+    let out = c.on_node(
+        &n,
+        &format!("mkdir -p /etc/rancher/rke2/config.yaml.d && echo 'default-runtime: nvidia-e2e-missing' > {bad} && systemctl restart rke2-agent"),
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("Job for rke2-agent.service failed"),
+        "{err}"
+    );
+    let why =
+        String::from_utf8(c.node_file(&n, "/var/log/rke2-agent.failed.log").unwrap()).unwrap();
+    assert_eq!(
+        why.trim(),
+        "default runtime nvidia-e2e-missing was not found"
+    );
+    assert_eq!(
+        c.on_node_ok(&n, "systemctl is-active rke2-agent || true")
+            .trim(),
+        "failed"
+    );
+    assert!(
+        c.node_containerd_pids(&n).is_empty(),
+        "containerd still runs"
+    );
+    c.on_node_ok(&n, &format!("rm {bad}"));
+    c.wait_until(
+        Duration::from_secs(30),
+        "rke2-agent active again (Restart=always)",
+        || {
+            c.on_node_ok(&n, "systemctl is-active rke2-agent || true")
+                .trim()
+                == "active"
+        },
+    );
+    wait_ready(c, &n.name);
+}

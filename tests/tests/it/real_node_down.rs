@@ -210,4 +210,6 @@ fn down_leaves_no_process_mount_cgroup_veth_or_file() {
     assert!(left.is_empty(), "left behind after `down`: {left:#?}");
     assert!(st_down.success(), "cluster down exited {st_down}");
     assert!(!state_file.exists(), "{} still there", state_file.display());
+    // The cluster's lock file stays by design (flock); this cluster's name is never reused.
+    let _ = std::fs::remove_file(cache_dir().join(format!("clusters/{name}.lock")));
 }

@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+pub mod realnode;
+
 /// Annotation that makes a node's verify pods print a real nvidia-smi failure.
 pub const VERIFY_RESULT_ANNOTATION: &str = "test.rke2gpu.io/verify-result";
 /// Set by the cluster's simulator once it applied `VERIFY_RESULT_ANNOTATION`.
@@ -492,6 +494,11 @@ impl Drop for TestNamespace<'_> {
 fn run(cmd: &mut Command) -> Output {
     cmd.output()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// `s` quoted for `sh` (`'...'`).
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 /// The workspace root (this crate lives in `<root>/tests`).

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Node;
 use serde::Serialize;
 
-use super::diagnosis::diagnose_smi_failure;
+use super::diagnosis::{diagnose_smi_failure, diagnose_smi_failure_in};
 use super::output::{SmiResult, VectorAddResult};
 use crate::nvidia_smi::Gpu;
 
@@ -126,6 +126,8 @@ impl NodeGpuFacts {
 pub struct GpuRequest {
     pub resource_name: String,
     pub count: u32,
+    /// The pod's `runtimeClassName` (a failure's fix depends on it).
+    pub runtime_class: Option<String>,
 }
 
 impl GpuRequest {
@@ -264,7 +266,7 @@ pub fn product_matches(smi_name: &str, label: &str) -> bool {
 
 /// Runs the per-pod checks of an nvidia-smi verify pod.
 pub fn run_checks(facts: &NodeGpuFacts, request: &GpuRequest, smi: &SmiResult) -> Vec<Check> {
-    let mut out = vec![check_visible(facts, smi)];
+    let mut out = vec![check_visible(facts, request, smi)];
     if smi.gpus.is_empty() {
         let reason = "no GPU visible in the pod";
         for id in [
@@ -284,7 +286,7 @@ pub fn run_checks(facts: &NodeGpuFacts, request: &GpuRequest, smi: &SmiResult) -
     out
 }
 
-fn check_visible(facts: &NodeGpuFacts, smi: &SmiResult) -> Check {
+fn check_visible(facts: &NodeGpuFacts, request: &GpuRequest, smi: &SmiResult) -> Check {
     if !smi.gpus.is_empty() {
         return Check::new(
             CheckId::GpuVisible,
@@ -299,7 +301,7 @@ fn check_visible(facts: &NodeGpuFacts, smi: &SmiResult) -> Check {
     }
     match smi.primary_failure() {
         Some(f) => {
-            let d = diagnose_smi_failure(f, &facts.node_name);
+            let d = diagnose_smi_failure_in(f, &facts.node_name, request.runtime_class.as_deref());
             Check::new(CheckId::GpuVisible, CheckStatus::Fail, d.summary)
                 .with_evidence([d.evidence])
                 .with_fix(d.fix)

@@ -25,7 +25,10 @@ pub use checks::{
     Check, CheckId, CheckStatus, GpuRequest, NodeGpuFacts, PodGpus, check_unique_uuids,
     check_vectoradd, run_checks,
 };
-pub use diagnosis::{Diagnosis, DiagnosisInput, DiagnosisKind, diagnose, diagnose_smi_failure};
+pub use diagnosis::{
+    Diagnosis, DiagnosisInput, DiagnosisKind, diagnose, diagnose_smi_failure,
+    diagnose_smi_failure_in,
+};
 pub use options::{RuntimeClassChoice, VerifyOptions};
 pub use output::{SmiResult, VectorAddResult, parse_smi_log, parse_vectoradd_log, verify_script};
 pub use progress::{NoProgress, Progress};

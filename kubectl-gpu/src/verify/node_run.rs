@@ -115,6 +115,14 @@ pub(crate) async fn verify_node(ctx: &Ctx, t: Target) -> NodeResult {
             return r;
         }
     };
+    // A resource the node does not advertise: a kubelet admits the pod without
+    // it (it drops unknown extended resources from the request), so the pod
+    // would run without a GPU. Say so without creating it.
+    if t.advertised == Some(false) {
+        r.diagnoses = vec![unadvertised_resource(&node, &input.resource_name)];
+        r.duration_ms = ms(started);
+        return r;
+    }
     // More than the node has can never be admitted: a kubelet rejects the pod
     // (`OutOfnvidia.com/gpu`), a simulated one may run it anyway. Say so
     // without creating it.
@@ -284,6 +292,44 @@ pub(crate) async fn verify_node(ctx: &Ctx, t: Target) -> NodeResult {
     r
 }
 
+/// The node does not advertise `res` at all: no device plugin registered it. A kubelet admits a
+/// pod requesting an extended resource the node does not know, without it
+/// (kubernetes pkg/kubelet/lifecycle/predicate.go, `removeMissingExtendedResources`), so a
+/// verify pod would run without a GPU and fail as if the runtime were at fault.
+fn unadvertised_resource(node: &str, res: &str) -> Diagnosis {
+    Diagnosis {
+        kind: DiagnosisKind::InsufficientGpuResource,
+        summary: format!("{node} does not advertise {res}: no device plugin registered it"),
+        evidence: format!("status.capacity has no {res}"),
+        source: "node status".into(),
+        fix: format!(
+            "install the GPU Operator (its device plugin advertises {res}: helm rke2gpu install), or check that nvidia-device-plugin-daemonset runs on {node}"
+        ),
+        next_command: Some(format!("kubectl gpu check-runtime --deep --node {node}")),
+    }
+}
+
 fn ms(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unadvertised_resource_names_the_device_plugin() {
+        let d = unadvertised_resource("gpu-1", "nvidia.com/gpu");
+        assert_eq!(d.kind, DiagnosisKind::InsufficientGpuResource);
+        assert_eq!(
+            d.summary,
+            "gpu-1 does not advertise nvidia.com/gpu: no device plugin registered it"
+        );
+        assert!(
+            d.fix
+                .contains("nvidia-device-plugin-daemonset runs on gpu-1"),
+            "{}",
+            d.fix
+        );
+    }
 }

@@ -294,6 +294,7 @@ pub fn evaluate_output(
     let request = GpuRequest {
         resource_name: r.resource_name.clone(),
         count: r.gpus_requested,
+        runtime_class: r.runtime_class.clone(),
     };
     let mut workload_ok = false;
     if let Some(l) = log {

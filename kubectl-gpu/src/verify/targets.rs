@@ -74,6 +74,8 @@ pub(crate) struct Target {
     pub(crate) rc: RuntimeClassDecision,
     /// `status.allocatable[--resource]` (`None`: not advertised or not a plain integer).
     pub(crate) allocatable: Option<u64>,
+    /// Whether `status.capacity` lists `--resource` (`None`: the node reports no capacity).
+    pub(crate) advertised: Option<bool>,
 }
 
 impl Target {
@@ -91,10 +93,18 @@ impl Target {
             gpu_facts: NodeGpuFacts::from_node(node),
             placement: placement_issues(node),
             allocatable: allocatable_units(node, resource),
+            advertised: advertises(node, resource),
             facts,
             rc,
         }
     }
+}
+
+/// Whether the node's reported capacity lists `resource`; `None` when it reports none (no
+/// kubelet has written the node's status).
+fn advertises(node: &Node, resource: &str) -> Option<bool> {
+    let cap = node.status.as_ref()?.capacity.as_ref()?;
+    (!cap.is_empty()).then(|| cap.contains_key(resource))
 }
 
 /// The node's allocatable count of `resource`, when it advertises one.

@@ -159,6 +159,7 @@ fn one_gpu() -> GpuRequest {
     GpuRequest {
         resource_name: "nvidia.com/gpu".to_string(),
         count: 1,
+        runtime_class: None,
     }
 }
 

@@ -89,6 +89,7 @@ fn gpu_request(n: u32) -> GpuRequest {
     GpuRequest {
         resource_name: "nvidia.com/gpu".into(),
         count: n,
+        runtime_class: None,
     }
 }
 
@@ -353,6 +354,7 @@ fn mixed_mig_request_passes() {
     let req = GpuRequest {
         resource_name: "nvidia.com/mig-1g.10gb".into(),
         count: 1,
+        runtime_class: None,
     };
     let checks = run_checks(&facts, &req, &one_mig_device_log());
     for c in &checks {
@@ -377,6 +379,7 @@ fn mig_profile_mismatch() {
     let req = GpuRequest {
         resource_name: "nvidia.com/mig-2g.20gb".into(),
         count: 1,
+        runtime_class: None,
     };
     let checks = run_checks(&facts, &req, &one_mig_device_log());
     assert_eq!(status_of(&checks, CheckId::MigDevices), &CheckStatus::Fail);
@@ -391,6 +394,7 @@ fn mig_request_but_whole_gpu_visible() {
     let req = GpuRequest {
         resource_name: "nvidia.com/mig-1g.10gb".into(),
         count: 1,
+        runtime_class: None,
     };
     let smi = parse_smi_log(&section(
         "list",
@@ -535,4 +539,45 @@ fn vectoradd_checks() {
             .as_deref()
             .is_some_and(|f| f.contains("older cuda-sample"))
     );
+}
+
+/// The log of a verify pod whose shell finds no nvidia-smi, as busybox ash prints it (the real
+/// test node's glibc busybox image, `tests/tests/it/real_node_verify.rs`).
+fn smi_not_found_log() -> SmiResult {
+    let body = "sh: nvidia-smi: not found";
+    parse_smi_log(
+        &(section("list", body, 127)
+            + &section("query", body, 127)
+            + &section("version", body, 127)),
+    )
+}
+
+#[test]
+fn smi_not_found_fix_follows_the_pods_runtime_class() {
+    let facts = NodeGpuFacts::from_labels("gpu-1", &BTreeMap::new());
+    let smi = smi_not_found_log();
+    let fix = |rc: Option<&str>| {
+        let req = GpuRequest {
+            resource_name: "nvidia.com/gpu".into(),
+            count: 1,
+            runtime_class: rc.map(str::to_string),
+        };
+        let checks = run_checks(&facts, &req, &smi);
+        let c = checks
+            .iter()
+            .find(|c| c.id == CheckId::GpuVisible)
+            .expect("gpu_visible");
+        assert_eq!(c.status, CheckStatus::Fail, "{c:?}");
+        c.fix.clone().unwrap_or_default()
+    };
+    // Without a RuntimeClass the pod ran under containerd's default (runc on RKE2).
+    assert!(
+        fix(None).starts_with("the pod ran under runc"),
+        "{}",
+        fix(None)
+    );
+    // With RuntimeClass nvidia it did not: the handler is what failed to inject the driver.
+    let with = fix(Some("nvidia"));
+    assert!(with.starts_with("RuntimeClass nvidia is set"), "{with}");
+    assert!(!with.contains("ran under runc"), "{with}");
 }

@@ -4,6 +4,8 @@
 // the test cluster's node sandboxes (multi-call: run as `systemctl` it records its argv and
 // re-renders config.toml when the node's rke2/k3s service is restarted, like a real agent
 // restart; run as `nsenter -t 1 -m [...] [--] cmd` it runs cmd chrooted into the node tree).
+// On a real test node (tests/e2e/realnode) `systemctl` and `systemd-run` hand the call to the
+// node's init, which really stops and starts containerd and the kubelet.
 //
 // Emulated k3s code (k3s-io/k3s, see tests/fixtures/upstream/k3s-templates/render-notes.json):
 //   - pkg/agent/templates: ContainerdConfig data, the Linux template funcs (deschemify, toJson,
@@ -25,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,6 +66,10 @@ type Profile struct {
 	CNIBinDir          string `json:"cniBinDir"`
 	CNIConfDir         string `json:"cniConfDir"`
 	ServicePath        string `json:"servicePath"`
+	// RunningInUserNS: what k3s' userns.RunningInUserNS() detects. The real test nodes set it
+	// where the machine cannot lower oom_score_adj (no CAP_SYS_RESOURCE), as in a user namespace:
+	// the template then renders restrict_oom_score_adj (and disable_apparmor, NRI off).
+	RunningInUserNS bool `json:"runningInUserNS"`
 }
 
 // ---- k3s template data types (field names must match the templates) ----
@@ -300,6 +307,7 @@ func Render(root string, p *Profile) ([]byte, string, error) {
 			},
 		},
 		SystemdCgroup:         p.SystemdCgroup,
+		IsRunningInUserNS:     p.RunningInUserNS,
 		EnableUnprivileged:    p.EnableUnprivileged,
 		NonrootDevices:        p.NonrootDevices,
 		PrivateRegistryConfig: &Registry{Configs: map[string]RegistryConfig{}},
@@ -391,6 +399,9 @@ func systemctl(args []string) int {
 		fmt.Fprintln(f, strings.Join(append([]string{"systemctl"}, args...), " "))
 		f.Close()
 	}
+	if sock := realNodeSocket(); sock != "" {
+		return forward(sock, "systemctl", args)
+	}
 	var verb string
 	var units []string
 	for _, a := range args {
@@ -449,6 +460,56 @@ func systemctl(args []string) int {
 		}
 	}
 	return 0
+}
+
+// ---- real nodes (tests/e2e/realnode) ----
+
+// realNodeControl is the control socket of a real test node's init (its PID 1, which runs the
+// node's containerd and kubelet as the rke2-agent unit). Present only inside a real node.
+const realNodeControl = "/run/rke2gpu/systemd.sock"
+
+func realNodeSocket() string {
+	if st, err := os.Stat(realNodeControl); err == nil && st.Mode()&os.ModeSocket != 0 {
+		return realNodeControl
+	}
+	return ""
+}
+
+// forward hands a systemctl or systemd-run call to the node's init and prints its answer.
+func forward(sock, argv0 string, args []string) int {
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "Failed to connect to bus: %v\n", err)
+		return 1
+	}
+	defer c.Close()
+	req, _ := json.Marshal(map[string]any{"argv0": argv0, "args": args})
+	if _, err := c.Write(append(req, '\n')); err != nil {
+		fmt.Fprintf(os.Stderr, "Failed to connect to bus: %v\n", err)
+		return 1
+	}
+	var resp struct {
+		RC     int    `json:"rc"`
+		Stdout string `json:"stdout"`
+		Stderr string `json:"stderr"`
+	}
+	if err := json.NewDecoder(bufio.NewReader(c)).Decode(&resp); err != nil {
+		fmt.Fprintf(os.Stderr, "Failed to get reply: %v\n", err)
+		return 1
+	}
+	fmt.Fprint(os.Stdout, resp.Stdout)
+	fmt.Fprint(os.Stderr, resp.Stderr)
+	return resp.RC
+}
+
+// systemdRun: on a real node the init runs the transient unit (or timer); elsewhere there is no
+// systemd, as on a machine without it.
+func systemdRun(args []string) int {
+	if sock := realNodeSocket(); sock != "" {
+		return forward(sock, "systemd-run", args)
+	}
+	fmt.Fprintln(os.Stderr, "Failed to connect to bus: No such file or directory")
+	return 1
 }
 
 // ---- nsenter stub ----
@@ -511,6 +572,8 @@ func main() {
 		os.Exit(systemctl(os.Args[1:]))
 	case "nsenter":
 		os.Exit(nsenter(os.Args[1:]))
+	case "systemd-run":
+		os.Exit(systemdRun(os.Args[1:]))
 	}
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: render-config render --root DIR --profile NODE [--out FILE|-] | profiles | systemctl ARGS...")

@@ -309,9 +309,20 @@ pub fn diagnose(input: &DiagnosisInput<'_>) -> Vec<Diagnosis> {
 
 /// The diagnosis of one nvidia-smi failure seen in a pod on `node_name`.
 pub fn diagnose_smi_failure(failure: &SmiFailure, node_name: &str) -> Diagnosis {
+    diagnose_smi_failure_in(failure, node_name, None)
+}
+
+/// [`diagnose_smi_failure`] for a pod that ran with `runtime_class` (its fix differs: a pod
+/// under RuntimeClass nvidia did not run under runc).
+pub fn diagnose_smi_failure_in(
+    failure: &SmiFailure,
+    node_name: &str,
+    runtime_class: Option<&str>,
+) -> Diagnosis {
     let mut input = DiagnosisInput::new(node_name, "default", "");
     let line = failure.evidence().to_string();
     input.log = Some(&line);
+    input.runtime_class = runtime_class;
     let texts = gather(&input);
     diagnose_texts(&input, &texts)
         .into_iter()

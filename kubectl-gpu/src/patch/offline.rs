@@ -105,6 +105,21 @@ struct Prepared {
     target: PatchTarget,
     host: LocalRoot,
     _stage: Option<Stage>,
+    /// (host path, the user's file) of each staged file.
+    staged: Vec<(String, PathBuf)>,
+}
+
+impl Prepared {
+    /// An error about a staged file names the user's file (`./config.toml`),
+    /// not the host path it stands for.
+    fn user_error(&self, mut e: Error) -> Error {
+        if let Some(path) = e.file_path_mut()
+            && let Some((_, user)) = self.staged.iter().find(|(host, _)| host == path)
+        {
+            *path = user.display().to_string();
+        }
+        e
+    }
 }
 
 /// Distribution from the version, else from the tree (a K3s data dir and
@@ -211,37 +226,43 @@ async fn prepare(req: &OfflineRequest) -> Result<Prepared> {
         unit,
         notes,
     );
-    if let (OfflineSource::Files { .. }, Some(generated)) = (&req.source, &generated) {
-        stage_files(&host, &target, req, generated, version_of_config).await?;
-    }
+    let staged = match (&req.source, &generated) {
+        (OfflineSource::Files { .. }, Some(generated)) => {
+            stage_files(&host, &target, req, generated, version_of_config).await?
+        }
+        _ => Vec::new(),
+    };
     Ok(Prepared {
         target,
         host,
         _stage: stage,
+        staged,
     })
 }
 
 /// Writes the given files into the staged tree at the target's paths, and
 /// an empty stand-in for each runtime binary known to exist on the target
 /// host: the one given with `--binary-path`, and the nvidia runtimes the
-/// generated config names (RKE2 found them when it wrote it).
+/// generated config names (RKE2 found them when it wrote it). Returns the
+/// (host path, user's file) pairs.
 async fn stage_files(
     host: &LocalRoot,
     target: &PatchTarget,
     req: &OfflineRequest,
     generated: &str,
     version_of_config: i64,
-) -> Result<()> {
+) -> Result<Vec<(String, PathBuf)>> {
     let OfflineSource::Files {
+        config,
         template,
         drop_in_dir,
         rke2_config,
-        ..
     } = &req.source
     else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let p = &target.paths;
+    let mut staged = vec![(target.config_path().to_owned(), config.clone())];
     host.write_atomic(target.config_path(), generated.as_bytes(), 0o600)
         .await?;
     if let Some(t) = template {
@@ -258,11 +279,13 @@ async fn stage_files(
             &p.template_v2
         };
         host.write_atomic(dest, text.as_bytes(), 0o600).await?;
+        staged.push((dest.clone(), t.clone()));
     }
     if let Some(r) = rke2_config {
         let text = read_local(r, "--rke2-config")?;
         host.write_atomic(&p.config_yaml, text.as_bytes(), 0o600)
             .await?;
+        staged.push((p.config_yaml.clone(), r.clone()));
     }
     let parsed = ContainerdConfig::parse(target.config_path(), generated).ok();
     if let Some(d) = drop_in_dir {
@@ -287,8 +310,9 @@ async fn stage_files(
                 .unwrap_or_default();
             if name.ends_with(".toml") && f.is_file() {
                 let text = read_local(&f, "drop-in")?;
-                host.write_atomic(&format!("{dir}/{name}"), text.as_bytes(), 0o600)
-                    .await?;
+                let dest = format!("{dir}/{name}");
+                host.write_atomic(&dest, text.as_bytes(), 0o600).await?;
+                staged.push((dest, f));
             }
         }
     }
@@ -312,14 +336,17 @@ async fn stage_files(
             host.write_atomic(&b, b"", 0o755).await?;
         }
     }
-    Ok(())
+    Ok(staged)
 }
 
 /// The offline plan (for tests and previews): the same gather and planner
 /// as cluster mode, over the node tree.
 pub async fn plan(req: &OfflineRequest) -> Result<Plan> {
     let p = prepare(req).await?;
-    Ok(patch::plan_on(&p.host, &p.target, &req.options).await?.1)
+    patch::plan_on(&p.host, &p.target, &req.options)
+        .await
+        .map(|(_, plan)| plan)
+        .map_err(|e| p.user_error(e))
 }
 
 fn write_file(dest: &Path, text: &str) -> Result<()> {
@@ -344,7 +371,7 @@ pub async fn run(req: &OfflineRequest) -> Result<PatchReport> {
         Ok(x) => x,
         Err(e) => {
             return Ok(PatchReport::Offline(Box::new(OfflineReport {
-                report: NodeReport::failed(&target.node, &e),
+                report: NodeReport::failed(&target.node, &p.user_error(e)),
                 files: Vec::new(),
                 rendered_config: None,
                 written: Vec::new(),
@@ -360,7 +387,7 @@ pub async fn run(req: &OfflineRequest) -> Result<PatchReport> {
             content: c.new.clone(),
         })
         .collect();
-    let rendered = patch::preview_generated(&plan, &state)?;
+    let rendered = patch::preview_generated(&plan, &state).map_err(|e| p.user_error(e))?;
     let mut written = Vec::new();
     if let Some(dir) = &req.out_dir {
         for c in &plan.changes {
@@ -376,7 +403,8 @@ pub async fn run(req: &OfflineRequest) -> Result<PatchReport> {
         write_file(&dest, &cfg_text)?;
         written.push(dest.display().to_string());
         let drop_ins = patch::drop_ins_after(&plan, &state);
-        let flat = patch::flatten(&plan.expectation.config_path, &cfg_text, &drop_ins)?;
+        let flat = patch::flatten(&plan.expectation.config_path, &cfg_text, &drop_ins)
+            .map_err(|e| p.user_error(e))?;
         let dest = dir.join("rendered/effective-config.toml");
         write_file(&dest, &flat)?;
         written.push(dest.display().to_string());

@@ -8,7 +8,9 @@
 //!   path the file stands for;
 //! - `report --bundle` into a directory that does not exist names the cause once;
 //! - `helm plugin install ./helm-rke2gpu` from a checkout: works once helm-rke2gpu is built,
-//!   fails at install naming `scripts/dev-install` when it is not.
+//!   fails at install naming `scripts/dev-install` when it is not;
+//! - the README's commands set themselves up (`tests/setup`) and build only what they use
+//!   (`build-bins --for`), saying so up front.
 
 use cluster_harness::Cluster;
 use std::path::{Path, PathBuf};
@@ -235,4 +237,100 @@ fn helm_plugin_install_from_an_unbuilt_checkout_fails_naming_dev_install() {
         assert!(all.contains("cargo build -p helm-rke2gpu"), "{name}: {all}");
         assert!(!all.contains("fork/exec"), "{name}: {all}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// Set-up and builds of the README's two commands
+// ---------------------------------------------------------------------------
+
+/// `build-bins --for demo --plan` on an empty cache: says up front that tests/demo builds the
+/// cluster's four targets, each with a rough time, and not Helm, containerd or krew.
+#[test]
+fn build_bins_plans_only_what_the_demo_needs() {
+    let c = Cluster::shared();
+    let cache = tempfile::tempdir().unwrap();
+    let o = Command::new(c.repo_root().join("tests/e2e/build-bins"))
+        .args(["--for", "demo", "--plan"])
+        .env("RKE2GPU_TEST_CACHE", cache.path())
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(err.contains("for demo: 4 targets, 0 cached, 4 to build (~"), "{err}");
+    for t in ["kubernetes", "etcd", "kwok", "render-config"] {
+        assert!(
+            err.lines()
+                .any(|l| l.split_whitespace().nth(1) == Some(t) && l.contains("build  ~")),
+            "{t}: {err}"
+        );
+    }
+    let skipped = err
+        .lines()
+        .find_map(|l| l.split("not needed here: ").nth(1))
+        .unwrap_or_default();
+    for t in ["helm3", "helm4", "containerd17", "containerd2", "krew"] {
+        assert!(skipped.contains(t), "{t} not skipped: {err}");
+    }
+    // --plan builds nothing.
+    assert!(!cache.path().join("bin/kubernetes-v1.37.2").exists());
+    // tests/demo asks for exactly that set, and the cluster for its own.
+    let demo = std::fs::read_to_string(c.repo_root().join("tests/demo")).unwrap();
+    assert!(
+        demo.contains("build-bins --for demo --plan") && demo.contains("cluster up --for demo"),
+        "{demo}"
+    );
+}
+
+/// `tests/setup run-all --check` names what a machine without the musl target, rustfmt,
+/// clippy and busybox-static lacks (the fresh-machine failure: release/test.sh said "Rust
+/// target x86_64-unknown-linux-musl is not installed"), with stand-ins for dpkg and rustup.
+#[test]
+fn setup_names_what_a_fresh_machine_lacks() {
+    let c = Cluster::shared();
+    let fake = tempfile::tempdir().unwrap();
+    let write = |name: &str, body: &str| {
+        let p = fake.path().join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        let mut perm = std::fs::metadata(&p).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+        std::fs::set_permissions(&p, perm).unwrap();
+    };
+    let dpkg = Command::new("sh")
+        .args(["-c", "command -v dpkg"])
+        .output()
+        .unwrap();
+    let dpkg = String::from_utf8_lossy(&dpkg.stdout).trim().to_owned();
+    assert!(!dpkg.is_empty(), "no dpkg on this machine");
+    write(
+        "dpkg",
+        &format!("[ \"$2\" = busybox-static ] && exit 1; exec {dpkg} \"$@\""),
+    );
+    write("rustup", "exit 0"); // nothing installed
+    let path = format!(
+        "{}:{}",
+        fake.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let o = Command::new(c.repo_root().join("tests/setup"))
+        .args(["run-all", "--check"])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(err.contains("Debian packages: busybox-static"), "{err}");
+    assert!(err.contains("rustup components: rustfmt clippy"), "{err}");
+    if std::env::consts::ARCH == "x86_64" {
+        assert!(
+            err.contains("Rust target x86_64-unknown-linux-musl"),
+            "{err}"
+        );
+    }
+    // tests/run-all and tests/demo run it first; .ci/run runs tests/run-all and nothing else.
+    for (script, arg) in [("tests/run-all", "run-all"), ("tests/demo", "demo")] {
+        let s = std::fs::read_to_string(c.repo_root().join(script)).unwrap();
+        assert!(s.contains(&format!("tests/setup {arg}")), "{script}");
+    }
+    let ci = std::fs::read_to_string(c.repo_root().join(".ci/run")).unwrap();
+    assert!(ci.contains("exec tests/run-all"), "{ci}");
 }

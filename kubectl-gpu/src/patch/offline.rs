@@ -4,7 +4,8 @@
 //! [`LocalRoot`]; so the RKE2 config drop-ins (`config.yaml.d`) are read and
 //! the runtime binaries are looked up in that tree. With `--config-file`
 //! (and `--template-file`, `--drop-in-dir`, `--rke2-config`) the given files
-//! are first staged into a temporary tree at the paths [`NodePaths`] names.
+//! are first staged into a temporary tree at the paths [`NodePaths`] names;
+//! errors about a staged file name the given file, not its host path.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -448,5 +449,49 @@ mod tests {
                 && !matrix::containerd_loads_schema(c20, 4)
         );
         assert!(matrix::containerd_loads_schema(Triple::new(2, 3, 0), 4));
+    }
+
+    #[tokio::test]
+    async fn errors_about_given_files_name_them_not_their_host_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("bad.toml");
+        std::fs::write(&config, "version = 3\n[plugins\n").unwrap();
+        let mut req = OfflineRequest {
+            source: OfflineSource::Files {
+                config: config.clone(),
+                template: None,
+                drop_in_dir: None,
+                rke2_config: None,
+            },
+            options: PatchOptions::default(),
+            data_dir: None,
+            containerd_version: None,
+            rke2_version: None,
+            out_dir: None,
+        };
+        let m = plan(&req).await.unwrap_err().to_string();
+        assert!(
+            m.starts_with(&format!("{}: invalid TOML at line 2", config.display())),
+            "{m}"
+        );
+        // A good config with a broken --rke2-config: the YAML file is named.
+        std::fs::copy(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tests/node-trees/gpu-h200-0/var/lib/rancher/rke2/agent/etc/containerd/config.toml"
+            ),
+            &config,
+        )
+        .unwrap();
+        let yaml = dir.path().join("config.yaml");
+        std::fs::write(&yaml, "default-runtime: [\n").unwrap();
+        if let OfflineSource::Files { rke2_config, .. } = &mut req.source {
+            *rke2_config = Some(yaml.clone());
+        }
+        let m = plan(&req).await.unwrap_err().to_string();
+        assert!(
+            m.starts_with(&format!("{}: invalid RKE2 config YAML", yaml.display())),
+            "{m}"
+        );
     }
 }

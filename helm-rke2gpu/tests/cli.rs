@@ -436,7 +436,15 @@ fn plugin_yaml_is_the_legacy_format() {
     // plugins-and-peers 3.1/3.5: fields both Helm 3 (strict) and Helm 4 (legacy) accept
     for k in &keys {
         assert!(
-            ["name", "version", "usage", "description", "command", "hooks"].contains(k),
+            [
+                "name",
+                "version",
+                "usage",
+                "description",
+                "command",
+                "hooks"
+            ]
+            .contains(k),
             "unexpected key {k}"
         );
     }

@@ -110,8 +110,9 @@ fn offline_patch_containerd_names_the_given_file() {
 
     // The same for the other staged files: a broken --rke2-config.
     std::fs::copy(
-        c.repo_root()
-            .join("tests/node-trees/gpu-h200-0/var/lib/rancher/rke2/agent/etc/containerd/config.toml"),
+        c.repo_root().join(
+            "tests/node-trees/gpu-h200-0/var/lib/rancher/rke2/agent/etc/containerd/config.toml",
+        ),
         dir.path().join("config.toml"),
     )
     .unwrap();
@@ -125,7 +126,10 @@ fn offline_patch_containerd_names_the_given_file() {
         .unwrap();
     let all = text(&o);
     assert_eq!(o.status.code(), Some(1), "{all}");
-    assert!(all.contains("./config.yaml: invalid RKE2 config YAML"), "{all}");
+    assert!(
+        all.contains("./config.yaml: invalid RKE2 config YAML"),
+        "{all}"
+    );
     assert!(!all.contains("/etc/rancher"), "{all}");
 }
 
@@ -169,7 +173,10 @@ fn helm(c: &Cluster, bin: &str, home: &Path) -> Command {
 }
 
 fn helms(c: &Cluster) -> [(&'static str, &str); 2] {
-    [("helm 3", c.var("HELM3_BIN")), ("helm 4", c.var("HELM4_BIN"))]
+    [
+        ("helm 3", c.var("HELM3_BIN")),
+        ("helm 4", c.var("HELM4_BIN")),
+    ]
 }
 
 /// The README's "from source" path, literally: `helm plugin install ./helm-rke2gpu` in the
@@ -196,10 +203,17 @@ fn helm_plugin_install_from_the_checkout_runs_the_build() {
             .args(["rke2gpu", "version"])
             .output()
             .unwrap();
-        assert!(o.status.success(), "{name}: helm rke2gpu version: {}", text(&o));
+        assert!(
+            o.status.success(),
+            "{name}: helm rke2gpu version: {}",
+            text(&o)
+        );
         let out = String::from_utf8_lossy(&o.stdout);
         assert!(
-            out.starts_with(&format!("helm-rke2gpu {} (commit ", env!("CARGO_PKG_VERSION"))),
+            out.starts_with(&format!(
+                "helm-rke2gpu {} (commit ",
+                env!("CARGO_PKG_VERSION")
+            )),
             "{name}: {out}"
         );
     }
@@ -256,7 +270,10 @@ fn build_bins_plans_only_what_the_demo_needs() {
         .unwrap();
     let err = stderr(&o);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(err.contains("for demo: 4 targets, 0 cached, 4 to build (~"), "{err}");
+    assert!(
+        err.contains("for demo: 4 targets, 0 cached, 4 to build (~"),
+        "{err}"
+    );
     for t in ["kubernetes", "etcd", "kwok", "render-config"] {
         assert!(
             err.lines()

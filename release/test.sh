@@ -7,6 +7,7 @@
 # in target/<triple>/release) into a temp dir twice and checks:
 #   - the archives are byte-identical across the two runs (inputs touched in
 #     between), gzip/tar headers are the fixed ones, contents and modes;
+#   - each binary is at most 15 MB and the release profile's output is stripped;
 #   - the krew manifest passes krew's own validation, installs with
 #     `kubectl krew install --manifest --archive` into a temp KREW_ROOT, runs
 #     through kubectl's plugin lookup, completes through kubectl_complete-gpu,
@@ -79,6 +80,8 @@ case "$(uname -m)" in
 esac
 targets=${RELEASE_TARGETS:-x86_64-unknown-linux-musl aarch64-unknown-linux-musl}
 version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' Cargo.toml)
+# Each release binary at most 15 MB (project issue 13: 26.9 MB unstripped, without LTO).
+max_binary_bytes=15000000
 
 # A local HTTP server for the "download" tests (base URL of the manifest).
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -141,6 +144,20 @@ for t in $targets; do
   f=$(tar -xzOf "$d1/kubectl-gpu_v${version}_linux_${a}.tar.gz" kubectl-gpu | file -)
   if echo "$f" | grep -q "$m" && echo "$f" | grep -Eq "statically linked|static-pie"; then ok "linux/$a kubectl-gpu is a static $m ELF"
   else bad "linux/$a kubectl-gpu is a static $m ELF" "$f"; fi
+  # Size budget of the binary users download, and the release profile's own output stripped
+  # (Cargo.toml [profile.release]; release/build strips again, so the archive alone would not
+  # show a profile that lost `strip`).
+  for b in kubectl-gpu helm-rke2gpu; do
+    case $b in
+      kubectl-gpu) sz=$(tar -xzOf "$d1/kubectl-gpu_v${version}_linux_${a}.tar.gz" kubectl-gpu | wc -c) ;;
+      *) sz=$(tar -xzOf "$d1/rke2gpu-${version}-linux-${a}.tgz" rke2gpu/bin/helm-rke2gpu | wc -c) ;;
+    esac
+    if [ "$sz" -gt 0 ] && [ "$sz" -le "$max_binary_bytes" ]; then ok "linux/$a $b is $sz bytes (budget $max_binary_bytes)"
+    else bad "linux/$a $b is $sz bytes (budget $max_binary_bytes)" "Cargo.toml [profile.release]: strip, lto, codegen-units"; fi
+    pf=$(file -b "target/$t/release/$b")
+    if echo "$pf" | grep -q ", stripped"; then ok "target/$t/release/$b is stripped by the release profile"
+    else bad "target/$t/release/$b is stripped by the release profile" "$pf"; fi
+  done
 done
 want_k=$'-rw-r--r-- LICENSE\n-rwxr-xr-x kubectl-gpu\n-rwxr-xr-x kubectl_complete-gpu'
 got_k=$(tar -tvzf "$ka" | awk '{print $1, $6}')

@@ -138,7 +138,7 @@ fn main() -> ExitCode {
     match rt.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("Error: {err:#}");
+            eprintln!("Error: {}", rke2gpu::error::message_of(err.as_ref()));
             ExitCode::from(rke2gpu::error::exit_code_of(err.as_ref()))
         }
     }

@@ -646,11 +646,29 @@ fn plugin_yaml_is_the_legacy_format() {
     // plugins-and-peers 3.1/3.5: fields both Helm 3 (strict) and Helm 4 (legacy) accept
     for k in &keys {
         assert!(
-            ["name", "version", "usage", "description", "command"].contains(k),
+            [
+                "name",
+                "version",
+                "usage",
+                "description",
+                "command",
+                "hooks"
+            ]
+            .contains(k),
             "unexpected key {k}"
         );
     }
     assert_eq!(v["name"], "rke2gpu");
     assert_eq!(v["command"], "$HELM_PLUGIN_DIR/bin/helm-rke2gpu");
+    // `hooks` strings (Helm 3.0+, `sh -c` in Helm 3 and 4), install only: it runs the binary
+    // once, so an unbuilt checkout fails at `helm plugin install`.
+    let hooks = v["hooks"].as_object().unwrap();
+    assert_eq!(hooks.keys().collect::<Vec<_>>(), ["install"]);
+    assert!(
+        hooks["install"]
+            .as_str()
+            .unwrap()
+            .starts_with("\"$HELM_PLUGIN_DIR/bin/helm-rke2gpu\" version")
+    );
     assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
 }

@@ -80,21 +80,35 @@ impl OutputOpts {
             && std::io::stdout().is_terminal()
     }
 
-    /// Sets up `tracing` on stderr at the level -v asks for (RUST_LOG wins).
+    /// Sets up `tracing` on stderr at the level -v asks for (RUST_LOG wins),
+    /// coloured only on a terminal and never with --no-color or NO_COLOR.
     pub fn init_logging(&self) {
-        let level = match self.verbose {
-            0 => "warn",
-            1 => "info",
-            2 => "debug",
-            _ => "trace",
-        };
-        let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,rustls=warn,tower=warn"))
-        });
+        use std::io::IsTerminal;
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log_filter(self.verbose)));
+        let ansi = !self.no_color
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            && std::io::stderr().is_terminal();
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
+            .with_ansi(ansi)
             .without_time()
             .try_init();
     }
+}
+
+/// The `tracing` filter for `-v` repeated `verbose` times. Without `-v` only
+/// our own crates' warnings: the libraries' logs (kube-rs logs every failed
+/// connection attempt as an ERROR) would come before, and say less than,
+/// the error we print ourselves. `-v` adds everything at info, `-vv` debug,
+/// `-vvv` trace, with the HTTP stack's chatter kept at warn.
+pub fn log_filter(verbose: u8) -> String {
+    let level = match verbose {
+        0 => return "off,rke2gpu=warn,kubectl_gpu=warn".into(),
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    format!("{level},hyper=warn,rustls=warn,tower=warn")
 }

@@ -360,6 +360,31 @@ impl Error {
         }
     }
 
+    /// The file an error is about, for the variants that name one (host
+    /// files, TOML and YAML configs, templates, drop-ins, the bundle); `None`
+    /// for the others. Offline `patch-containerd --config-file` uses it to
+    /// name the user's file instead of the host path it was staged at.
+    pub fn file_path_mut(&mut self) -> Option<&mut String> {
+        match self {
+            Error::HostPath { path, .. }
+            | Error::HostIo { path, .. }
+            | Error::TomlParse { path, .. }
+            | Error::InvalidContainerdConfig { path, .. }
+            | Error::UnsupportedTemplate { path, .. }
+            | Error::SchemaMismatch { path, .. }
+            | Error::StaticTemplate { path }
+            | Error::NoRuntimeBinary { path, .. }
+            | Error::MethodUnsupported { path, .. }
+            | Error::RuntimeConflict { path, .. }
+            | Error::DropInVersionTooHigh { path, .. }
+            | Error::Rke2Config { path, .. }
+            | Error::MissingGeneratedConfig { path, .. }
+            | Error::ChangedSinceRead { path }
+            | Error::BundleCreate { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+
     /// Wraps a kube client error with the action that failed, recognising
     /// forbidden and connection errors.
     pub fn from_kube(err: kube::Error, action: &str, server: &str) -> Self {
@@ -407,6 +432,25 @@ pub fn exit_code_of(err: &(dyn std::error::Error + 'static)) -> u8 {
         cur = e.source();
     }
     EXIT_FAILED
+}
+
+/// What the binaries print after `error: `: the error and its causes joined
+/// with `: ` like anyhow's `{:#}`, leaving out a cause whose text is already
+/// in what comes before it. Variants that name their `#[source]` in their
+/// own message (`cannot create PATH: CAUSE; ...`) would otherwise show the
+/// cause twice.
+pub fn message_of(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let cause = e.to_string();
+        if !out.contains(&cause) {
+            out.push_str(": ");
+            out.push_str(&cause);
+        }
+        cur = e.source();
+    }
+    out
 }
 
 /// Reads `pods is forbidden: User "x" cannot create resource "pods" in API
@@ -839,5 +883,27 @@ mod tests {
             "{e}"
         );
         assert_eq!(e.exit_code(), EXIT_USAGE);
+    }
+
+    #[test]
+    fn message_names_each_cause_once() {
+        let denied = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let cause = denied().to_string();
+        // BundleCreate says its #[source] in its own text: once, not twice as `{:#}` did.
+        let e = anyhow::Error::new(Error::BundleCreate {
+            path: "/unwritable/x.tar.gz".into(),
+            source: denied(),
+        });
+        assert_eq!(format!("{e:#}").matches(&cause).count(), 2);
+        let m = message_of(e.as_ref());
+        assert_eq!(m.matches(&cause).count(), 1, "{m}");
+        assert!(m.starts_with("cannot create /unwritable/x.tar.gz: "), "{m}");
+        assert!(m.ends_with("pick a writable path for --bundle"), "{m}");
+        // Context layers that do not repeat their cause keep it, as in `{:#}`.
+        let wrapped = anyhow::Error::new(Error::Usage("inner".into()))
+            .context("middle")
+            .context("outer");
+        assert_eq!(message_of(wrapped.as_ref()), "outer: middle: inner");
+        assert_eq!(message_of(&denied()), cause);
     }
 }

@@ -103,7 +103,8 @@ impl Cluster {
         let repo_root = repo_root();
         let script = repo_root.join("tests/e2e/cluster");
         let mut up = Command::new(&script);
-        up.arg("up");
+        // The cluster's binaries plus what the tests run (Helm 3/4, containerd 1.7/2.x).
+        up.args(["up", "--for", "e2e"]);
         if let Ok(extra) = std::env::var("RKE2GPU_CLUSTER_UP_ARGS") {
             up.args(extra.split_whitespace());
         }

@@ -4,7 +4,8 @@
 //! [`LocalRoot`]; so the RKE2 config drop-ins (`config.yaml.d`) are read and
 //! the runtime binaries are looked up in that tree. With `--config-file`
 //! (and `--template-file`, `--drop-in-dir`, `--rke2-config`) the given files
-//! are first staged into a temporary tree at the paths [`NodePaths`] names.
+//! are first staged into a temporary tree at the paths [`NodePaths`] names;
+//! errors about a staged file name the given file, not its host path.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -105,6 +106,21 @@ struct Prepared {
     target: PatchTarget,
     host: LocalRoot,
     _stage: Option<Stage>,
+    /// (host path, the user's file) of each staged file.
+    staged: Vec<(String, PathBuf)>,
+}
+
+impl Prepared {
+    /// An error about a staged file names the user's file (`./config.toml`),
+    /// not the host path it stands for.
+    fn user_error(&self, mut e: Error) -> Error {
+        if let Some(path) = e.file_path_mut()
+            && let Some((_, user)) = self.staged.iter().find(|(host, _)| host == path)
+        {
+            *path = user.display().to_string();
+        }
+        e
+    }
 }
 
 /// Distribution from the version, else from the tree (a K3s data dir and
@@ -211,37 +227,43 @@ async fn prepare(req: &OfflineRequest) -> Result<Prepared> {
         unit,
         notes,
     );
-    if let (OfflineSource::Files { .. }, Some(generated)) = (&req.source, &generated) {
-        stage_files(&host, &target, req, generated, version_of_config).await?;
-    }
+    let staged = match (&req.source, &generated) {
+        (OfflineSource::Files { .. }, Some(generated)) => {
+            stage_files(&host, &target, req, generated, version_of_config).await?
+        }
+        _ => Vec::new(),
+    };
     Ok(Prepared {
         target,
         host,
         _stage: stage,
+        staged,
     })
 }
 
 /// Writes the given files into the staged tree at the target's paths, and
 /// an empty stand-in for each runtime binary known to exist on the target
 /// host: the one given with `--binary-path`, and the nvidia runtimes the
-/// generated config names (RKE2 found them when it wrote it).
+/// generated config names (RKE2 found them when it wrote it). Returns the
+/// (host path, user's file) pairs.
 async fn stage_files(
     host: &LocalRoot,
     target: &PatchTarget,
     req: &OfflineRequest,
     generated: &str,
     version_of_config: i64,
-) -> Result<()> {
+) -> Result<Vec<(String, PathBuf)>> {
     let OfflineSource::Files {
+        config,
         template,
         drop_in_dir,
         rke2_config,
-        ..
     } = &req.source
     else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let p = &target.paths;
+    let mut staged = vec![(target.config_path().to_owned(), config.clone())];
     host.write_atomic(target.config_path(), generated.as_bytes(), 0o600)
         .await?;
     if let Some(t) = template {
@@ -258,11 +280,13 @@ async fn stage_files(
             &p.template_v2
         };
         host.write_atomic(dest, text.as_bytes(), 0o600).await?;
+        staged.push((dest.clone(), t.clone()));
     }
     if let Some(r) = rke2_config {
         let text = read_local(r, "--rke2-config")?;
         host.write_atomic(&p.config_yaml, text.as_bytes(), 0o600)
             .await?;
+        staged.push((p.config_yaml.clone(), r.clone()));
     }
     let parsed = config_head(target.config_path(), generated);
     if let Some(d) = drop_in_dir {
@@ -287,8 +311,9 @@ async fn stage_files(
                 .unwrap_or_default();
             if name.ends_with(".toml") && f.is_file() {
                 let text = read_local(&f, "drop-in")?;
-                host.write_atomic(&format!("{dir}/{name}"), text.as_bytes(), 0o600)
-                    .await?;
+                let dest = format!("{dir}/{name}");
+                host.write_atomic(&dest, text.as_bytes(), 0o600).await?;
+                staged.push((dest, f));
             }
         }
     }
@@ -312,14 +337,17 @@ async fn stage_files(
             host.write_atomic(&b, b"", 0o755).await?;
         }
     }
-    Ok(())
+    Ok(staged)
 }
 
 /// The offline plan (for tests and previews): the same gather and planner
 /// as cluster mode, over the node tree.
 pub async fn plan(req: &OfflineRequest) -> Result<Plan> {
     let p = prepare(req).await?;
-    Ok(patch::plan_on(&p.host, &p.target, &req.options).await?.1)
+    patch::plan_on(&p.host, &p.target, &req.options)
+        .await
+        .map(|(_, plan)| plan)
+        .map_err(|e| p.user_error(e))
 }
 
 fn write_file(dest: &Path, text: &str) -> Result<()> {
@@ -344,7 +372,7 @@ pub async fn run(req: &OfflineRequest) -> Result<PatchReport> {
         Ok(x) => x,
         Err(e) => {
             return Ok(PatchReport::Offline(Box::new(OfflineReport {
-                report: NodeReport::failed(&target.node, &e),
+                report: NodeReport::failed(&target.node, &p.user_error(e)),
                 files: Vec::new(),
                 rendered_config: None,
                 written: Vec::new(),
@@ -360,7 +388,7 @@ pub async fn run(req: &OfflineRequest) -> Result<PatchReport> {
             content: c.new.clone(),
         })
         .collect();
-    let rendered = patch::preview_generated(&plan, &state)?;
+    let rendered = patch::preview_generated(&plan, &state).map_err(|e| p.user_error(e))?;
     let mut written = Vec::new();
     if let Some(dir) = &req.out_dir {
         for c in &plan.changes {
@@ -376,7 +404,8 @@ pub async fn run(req: &OfflineRequest) -> Result<PatchReport> {
         write_file(&dest, &cfg_text)?;
         written.push(dest.display().to_string());
         let drop_ins = patch::drop_ins_after(&plan, &state);
-        let flat = patch::flatten(&plan.expectation.config_path, &cfg_text, &drop_ins)?;
+        let flat = patch::flatten(&plan.expectation.config_path, &cfg_text, &drop_ins)
+            .map_err(|e| p.user_error(e))?;
         let dest = dir.join("rendered/effective-config.toml");
         write_file(&dest, &flat)?;
         written.push(dest.display().to_string());
@@ -420,5 +449,49 @@ mod tests {
                 && !matrix::containerd_loads_schema(c20, 4)
         );
         assert!(matrix::containerd_loads_schema(Triple::new(2, 3, 0), 4));
+    }
+
+    #[tokio::test]
+    async fn errors_about_given_files_name_them_not_their_host_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("bad.toml");
+        std::fs::write(&config, "version = 3\n[plugins\n").unwrap();
+        let mut req = OfflineRequest {
+            source: OfflineSource::Files {
+                config: config.clone(),
+                template: None,
+                drop_in_dir: None,
+                rke2_config: None,
+            },
+            options: PatchOptions::default(),
+            data_dir: None,
+            containerd_version: None,
+            rke2_version: None,
+            out_dir: None,
+        };
+        let m = plan(&req).await.unwrap_err().to_string();
+        assert!(
+            m.starts_with(&format!("{}: invalid TOML at line 2", config.display())),
+            "{m}"
+        );
+        // A good config with a broken --rke2-config: the YAML file is named.
+        std::fs::copy(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tests/node-trees/gpu-h200-0/var/lib/rancher/rke2/agent/etc/containerd/config.toml"
+            ),
+            &config,
+        )
+        .unwrap();
+        let yaml = dir.path().join("config.yaml");
+        std::fs::write(&yaml, "default-runtime: [\n").unwrap();
+        if let OfflineSource::Files { rke2_config, .. } = &mut req.source {
+            *rke2_config = Some(yaml.clone());
+        }
+        let m = plan(&req).await.unwrap_err().to_string();
+        assert!(
+            m.starts_with(&format!("{}: invalid RKE2 config YAML", yaml.display())),
+            "{m}"
+        );
     }
 }

@@ -100,7 +100,7 @@ fn main() -> ExitCode {
             let lib = err.chain().find_map(|e| e.downcast_ref::<rke2gpu::Error>());
             // The handler already said what it removed.
             if !matches!(lib, Some(rke2gpu::Error::Interrupted)) {
-                eprintln!("error: {err:#}");
+                eprintln!("error: {}", rke2gpu::error::message_of(err.as_ref()));
             }
             ExitCode::from(rke2gpu::error::exit_code_of(err.as_ref()))
         }

@@ -1,5 +1,9 @@
 //! The value computation on one case per version-matrix row, plus the
 //! refusals, overrides and renderings.
+//!
+//! Over 800 lines, test-only (`#[cfg(test)] mod tests;`): one table-driven
+//! case per chart row of the matrix; the chart versions written here are test
+//! inputs that re-create each tag's values.yaml, not knowledge the code uses.
 
 use super::render::escape_strval;
 use super::*;

@@ -92,19 +92,27 @@ pub async fn run(kube: &Kube, opts: &CheckOptions) -> Result<CheckReport> {
     evaluate(&snap, &opts.nodes, deep.as_ref(), Some(&texts))
 }
 
-/// The GPU nodes `--deep` reads: the selected ones (every GPU node when
-/// `names` is empty). Fails on a name that is not a node.
+/// The nodes `--deep` reads: every GPU node when `names` is empty, else
+/// each named node, labelled or not (before NFD or a device plugin runs, a
+/// GPU node has no label yet, and its host is exactly what to check). Fails
+/// on a name that is not a node.
 pub fn deep_targets(
     snap: &Snapshot,
     view: &ClusterView,
     names: &[String],
 ) -> Result<Vec<NodeFacts>> {
     let selected = selected_names(snap, names)?;
-    Ok(view
-        .gpu_nodes()
+    Ok(host_nodes(view, names)
         .filter(|n| selected.contains(&n.name))
         .cloned()
         .collect())
+}
+
+/// The nodes host rules run on: the GPU nodes, and the nodes `names` names.
+fn host_nodes<'a>(view: &'a ClusterView, names: &'a [String]) -> impl Iterator<Item = &'a NodeFacts> {
+    view.nodes
+        .iter()
+        .filter(move |n| n.gpu.present || names.contains(&n.name))
 }
 
 fn selected_names(snap: &Snapshot, names: &[String]) -> Result<Vec<String>> {
@@ -156,9 +164,9 @@ fn report(
         findings.extend(operand_texts::findings(texts, view.operator.as_ref()));
     }
     findings.retain(|f| f.node.as_ref().is_none_or(|n| selected.contains(n)));
-    findings.extend(not_gpu_nodes(&view, names));
+    findings.extend(not_gpu_nodes(&view, names, deep));
     if let Some(deep) = deep {
-        for node in view.gpu_nodes() {
+        for node in host_nodes(&view, names) {
             if let Some(read) = deep.nodes.get(&node.name) {
                 findings.extend(host::findings(
                     node,
@@ -177,14 +185,41 @@ fn report(
     }
 }
 
-/// `gpu-node`: a node named with `--node` that is not a GPU node.
-fn not_gpu_nodes(view: &ClusterView, names: &[String]) -> Vec<Finding> {
+/// `gpu-node`: a node named with `--node` that is not a GPU node. With
+/// `--deep`, a loaded NVIDIA kernel driver on its host makes it a GPU node
+/// whose GPUs are not advertised yet (a warning: the host checks still
+/// run); without one, or without `--deep`, it fails.
+fn not_gpu_nodes(view: &ClusterView, names: &[String], deep: Option<&DeepRead>) -> Vec<Finding> {
+    const NO_LABEL: &str = "no nvidia.com/gpu.present or NFD NVIDIA PCI label and no nvidia.com/gpu capacity";
     names
         .iter()
         .filter(|name| !view.gpu_nodes().any(|n| &n.name == *name))
         .map(|name| {
-            Finding::fail("gpu-node", Some(name), "not a GPU node: no nvidia.com/gpu.present or NFD NVIDIA PCI label and no nvidia.com/gpu capacity")
-                .fix("pick a GPU node: kubectl get nodes -l nvidia.com/gpu.present=true")
+            let driver = deep
+                .and_then(|d| d.nodes.get(name.as_str()))
+                .and_then(|r| r.as_ref().ok())
+                .and_then(|(_, probe)| probe.file(host::DRIVER_VERSION_FILE))
+                .and_then(|t| t.lines().next())
+                .map(str::trim);
+            match (deep.is_some(), driver) {
+                (_, Some(line)) => Finding::warn(
+                    "gpu-node",
+                    Some(name),
+                    format!("GPUs not advertised yet ({NO_LABEL}), but the host has the NVIDIA kernel driver loaded: {line}"),
+                )
+                .evidence(format!("{}: {line}", host::DRIVER_VERSION_FILE))
+                .fix(format!(
+                    "advertise the GPUs: install the GPU Operator (helm rke2gpu install) or the NVIDIA device plugin, then check: kubectl get node {name} -o jsonpath='{{.status.allocatable.nvidia\\.com/gpu}}'"
+                )),
+                (true, None) => Finding::fail(
+                    "gpu-node",
+                    Some(name),
+                    format!("not a GPU node: {NO_LABEL}, and no NVIDIA kernel driver is loaded on the host ({} missing)", host::DRIVER_VERSION_FILE),
+                )
+                .fix("pick a GPU node: kubectl get nodes -l nvidia.com/gpu.present=true; or install the NVIDIA driver on this one (or driver.enabled=true)"),
+                (false, None) => Finding::fail("gpu-node", Some(name), format!("not a GPU node: {NO_LABEL}"))
+                    .fix(format!("pick a GPU node: kubectl get nodes -l nvidia.com/gpu.present=true; or read its host: kubectl gpu check-runtime --deep --node {name}")),
+            }
         })
         .collect()
 }

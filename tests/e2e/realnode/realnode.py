@@ -16,14 +16,17 @@ import hashlib
 import ipaddress
 import json
 import os
+import re
 import shutil
 import subprocess
+import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NODE_INIT = os.path.join(HERE, "node")
 SPECS = os.path.join(HERE, "nodes.json")
-PYTHON = "/usr/bin/python3"  # inside the node /usr is the machine's: the init needs a system python
+# The node's init runs on the machine's Python (inside the node /usr is the machine's).
+PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 DATA_DIR = "/var/lib/rancher/rke2"
 SOCKET = "/run/k3s/containerd/containerd.sock"
 LB_PORT = 6444  # RKE2's agent load balancer for the apiserver
@@ -33,8 +36,8 @@ SERVICE_PATH = f"{DATA_DIR}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 NET_POOL = ipaddress.ip_network("100.64.0.0/10")  # shared address space: one /30 per node link
 
 
-def specs():
-    with open(SPECS) as f:
+def specs(path=SPECS):
+    with open(path) as f:
         return json.load(f)["nodes"]
 
 
@@ -199,25 +202,39 @@ users:
 """
 
 
-def cni_conflist(pod_cidr):
-    return json.dumps({
-        "cniVersion": "1.0.0",
-        "name": "rke2gpu-bridge",
-        "plugins": [
-            {"type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": False, "hairpinMode": True,
-             "ipam": {"type": "host-local", "ranges": [[{"subnet": pod_cidr}]], "routes": [{"dst": "0.0.0.0/0"}]}},
-            {"type": "portmap", "capabilities": {"portMappings": True}},
-        ],
-    }, indent=1) + "\n"
+def cni_conflist(pod_cidr, portmap=True):
+    """bridge + host-local (+ portmap, which needs iptables on DEL: the GPU host has none)."""
+    plugins = [{"type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": False, "hairpinMode": True,
+                "ipam": {"type": "host-local", "ranges": [[{"subnet": pod_cidr}]], "routes": [{"dst": "0.0.0.0/0"}]}}]
+    if portmap:
+        plugins.append({"type": "portmap", "capabilities": {"portMappings": True}})
+    return json.dumps({"cniVersion": "1.0.0", "name": "rke2gpu-bridge", "plugins": plugins}, indent=1) + "\n"
 
 
-NVIDIA_RUNTIME_CONFIG = """# /etc/nvidia-container-runtime/config.toml (tests/e2e/realnode: a CPU node, no driver)
+def nvidia_runtime_config(mode, what):
+    """/etc/nvidia-container-runtime/config.toml. auto on a CPU node (no driver: it forwards to runc);
+    cdi on the GPU host (no libnvidia-container: the spec from `nvidia-ctk cdi generate` injects the
+    driver)."""
+    return f"""# /etc/nvidia-container-runtime/config.toml (tests/e2e/realnode: {what})
 [nvidia-container-runtime]
 debug = "/var/log/nvidia-container-runtime.log"
 log-level = "info"
-mode = "auto"
+mode = "{mode}"
 runtimes = ["runc"]
 """
+
+
+def generate_cdi_spec(ctk, driver_root, hook, out):
+    """The CDI spec the GPU Operator's toolkit writes (`nvidia-ctk cdi generate`; its default names
+    devices by index and UUID, and the device plugin passes UUIDs). hook: nvidia-cdi-hook's path in
+    the node."""
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    argv = [ctk, "cdi", "generate", f"--driver-root={driver_root}", "--dev-root=/", f"--nvidia-cdi-hook-path={hook}",
+            "--ldconfig-path=/sbin/ldconfig", f"--output={out}"]
+    p = subprocess.run(argv, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)}: exit {p.returncode}: {p.stderr.strip()[-2000:]}")
+    return p.stderr
 
 
 def prepare(ctx, spec, index):
@@ -247,8 +264,9 @@ def prepare(ctx, spec, index):
     bindir = f"{DATA_DIR}/data/{release}/bin"
     for src in (os.path.join(ctd_dir, "containerd"), os.path.join(ctd_dir, "containerd-shim-runc-v2"),
                 os.path.join(ctd_dir, "ctr"), os.path.join(b["runc"], "runc"), os.path.join(b["kubelet"], "kubelet"),
-                os.path.join(b["crictl"], "crictl")):
-        link(src, R(f"{bindir}/{os.path.basename(src)}"))
+                os.path.join(b["crictl"], "crictl") if "crictl" in b else None):
+        if src:  # the GPU host goes without crictl (what travels there is limited)
+            link(os.path.realpath(src), R(f"{bindir}/{os.path.basename(src)}"))
     os.symlink(f"data/{release}/bin", R(f"{DATA_DIR}/bin"))
     for p in ("bridge", "host-local", "loopback", "portmap"):
         link(os.path.join(b["cni-plugins"], p), R(f"/opt/cni/bin/{p}"))
@@ -257,14 +275,40 @@ def prepare(ctx, spec, index):
     for stub in ("systemctl", "systemd-run"):
         link(render, R(f"/usr/bin/{stub}"))
     link(render, os.path.join(harness, "render-config"))
+    gpu = spec.get("gpu")
     if spec.get("toolkit"):
-        # Where the GPU Operator's toolkit installs the runtime (RKE2 searches there first).
+        # Where the GPU Operator's toolkit installs the runtime (RKE2 searches there first), unless
+        # the spec names another dir (the GPU host's: one RKE2 does not search, so that
+        # patch-containerd has something to do).
+        tdir = spec.get("toolkitDir", "/usr/local/nvidia/toolkit")
         for t in ("nvidia-container-runtime", "nvidia-ctk", "nvidia-cdi-hook"):
-            link(os.path.join(b["nvidia-toolkit"], t), R(f"/usr/local/nvidia/toolkit/{t}"))
-        write(R("/etc/nvidia-container-runtime/config.toml"), NVIDIA_RUNTIME_CONFIG)
+            link(os.path.join(b["nvidia-toolkit"], t), R(f"{tdir}/{t}"))
+        write(R("/etc/nvidia-container-runtime/config.toml"),
+              nvidia_runtime_config("cdi", "the GPU host, CDI mode") if gpu else
+              nvidia_runtime_config("auto", "a CPU node, no driver"))
+    binds = []
+    if gpu:
+        # The host's driver (a read-only mount of its own on the GPU host: the /usr overlay does not
+        # show it) and its CDI spec, generated on the host as the toolkit's daemonset would.
+        # RKE2GPU_DRIVER_ROOT and RKE2GPU_CDI_SPEC stand in for both on a machine without a GPU
+        # (tests/gpu/cluster/local-check: a fake driver dir and a hand-written spec).
+        driver_root = spec.get("driverRoot", "/usr/local/nvidia")
+        binds.append({"src": os.environ.get("RKE2GPU_DRIVER_ROOT") or driver_root, "dst": driver_root, "ro": True})
+        if os.environ.get("RKE2GPU_CDI_SPEC"):
+            os.makedirs(R("/etc/cdi"), exist_ok=True)
+            shutil.copyfile(os.environ["RKE2GPU_CDI_SPEC"], R("/etc/cdi/nvidia.yaml"))
+        else:
+            generate_cdi_spec(os.path.join(b["nvidia-toolkit"], "nvidia-ctk"), driver_root,
+                              f"{spec.get('toolkitDir', '/usr/local/nvidia/toolkit')}/nvidia-cdi-hook",
+                              R("/etc/cdi/nvidia.yaml"))
     # RKE2's air-gap image dir: imported into containerd at every start.
     for tar in ("busybox.tar", "pause.tar", "verify.tar"):
         link(os.path.join(b["node-images"], tar), R(f"{agent}/images/rke2gpu-{tar}"))
+    extra = os.path.expandvars(spec.get("extraImagesDir", ""))
+    if extra and os.path.isdir(extra):  # the GPU host's own images (device plugin, vectorAdd)
+        for tar in sorted(os.listdir(extra)):
+            if tar.endswith(".tar"):
+                link(os.path.join(extra, tar), R(f"{agent}/images/extra-{tar}"))
 
     write(R("/etc/hostname"), name + "\n")
     write(R("/etc/hosts"), f"127.0.0.1\tlocalhost\n{net['node_ip']}\t{name}\n::1\tlocalhost ip6-localhost ip6-loopback\n")
@@ -273,7 +317,7 @@ def prepare(ctx, spec, index):
           f"# written by tests/e2e/cluster for the real test node {name}\n"
           f"server: https://127.0.0.1:9345\ntoken: rke2gpu-test\nnode-name: {name}\nnode-ip: {net['node_ip']}\n",
           0o600)
-    write(R("/etc/cni/net.d/10-rke2gpu-bridge.conflist"), cni_conflist(spec["podCIDR"]))
+    write(R("/etc/cni/net.d/10-rke2gpu-bridge.conflist"), cni_conflist(spec["podCIDR"], spec.get("portmap", True)))
     write(R(f"{agent}/etc/crictl.yaml"), f"runtime-endpoint: unix://{SOCKET}\n")
     write(R(f"{agent}/kubelet.kubeconfig"), kubeconfig(agent), 0o600)
     write(R(f"{agent}/etc/kubelet.conf.d/00-rke2-defaults.conf"), kubelet_config(ctx, spec, net, cgroup_root))
@@ -295,6 +339,7 @@ def prepare(ctx, spec, index):
         "name": name, "root": root, "work": os.path.join(base, "work"), "harness": harness,
         "service": profile["service"], "apiserver_port": st["ports"]["apiserver"], "lb_port": LB_PORT,
         "net": net, "cgroup_root": cgroup_root, "path": SERVICE_PATH, "images_dir": f"{agent}/images",
+        "binds": binds,
         "containerd": {
             "argv": [f"{DATA_DIR}/bin/containerd", "-c", f"{agent}/etc/containerd/config.toml", "-a", SOCKET,
                      "--state", "/run/k3s/containerd", "--root", f"{agent}/containerd"],
@@ -319,8 +364,11 @@ def can_lower_oom_score_adj():
 
 
 def kubelet_version(b):
-    """v1.37.2+rke2r1, from the kubelet target's dir name (kubelet-<version>)."""
-    return os.path.basename(b["kubelet"]).split("-", 1)[1]
+    """v1.37.2+rke2r1, from the kubelet target's dir name (kubelet-<version>, kube-multicall-<version>)."""
+    m = re.search(r"-(v\d+\.\d+\.\d+\S*)$", os.path.basename(os.path.realpath(b["kubelet"])))
+    if not m:
+        raise RuntimeError(f"no version in the kubelet dir name {b['kubelet']}")
+    return m.group(1)
 
 
 def init_pid(unshare_pid):
@@ -395,6 +443,11 @@ def cgroup_dirs(cgroup_root):
     base = "/sys/fs/cgroup"
     if not os.path.isdir(base):
         return out
+    if os.path.exists(os.path.join(base, "cgroup.controllers")):  # cgroup v2 (the GPU host)
+        top = os.path.join(base, cgroup_root.lstrip("/"))
+        for r, _dirs, _files in os.walk(top):
+            out.append(r)
+        return sorted(set(out), key=lambda p: -p.count("/"))
     for h in os.listdir(base):
         top = os.path.join(base, h, cgroup_root.lstrip("/"))
         if os.path.isdir(top) and not os.path.islink(os.path.join(base, h)):

@@ -231,10 +231,42 @@ fn generated_config(h: &Host) -> Vec<Finding> {
                 .join(", ")
         ),
     )];
-    out.extend(nvidia_runtime(h, &cfg));
-    out.extend(default_runtime_name(h, &cfg));
+    // What containerd loads: with an `imports` line, the drop-ins merged in
+    // (containerd >= 2.0); `patch-containerd` writes its runtime there.
+    let loaded = loaded_config(h, &cfg, text);
+    out.extend(nvidia_runtime(h, loaded.as_ref().unwrap_or(&cfg)));
+    out.extend(default_runtime_name(h, loaded.as_ref().unwrap_or(&cfg)));
     out.extend(drop_in_versions(h, &cfg));
     out
+}
+
+/// The generated config merged with the drop-ins it imports, as containerd
+/// >= 2.0 loads it (`None`: no imports, containerd 1.x, no drop-in read, or
+/// a drop-in that does not merge; `drop-in-version` reports that).
+fn loaded_config(h: &Host, cfg: &ContainerdConfig, text: &str) -> Option<ContainerdConfig> {
+    if h.node
+        .containerd()
+        .is_some_and(|c| !matrix::containerd_merges_drop_ins(c))
+    {
+        return None;
+    }
+    let imports = cfg.imports();
+    let mut drop_ins = std::collections::BTreeMap::new();
+    for dir in [&h.paths.drop_in_v3, &h.paths.drop_in_v2] {
+        if !imports.iter().any(|i| i.starts_with(dir.as_str())) {
+            continue;
+        }
+        for name in h.probe.dir(dir).unwrap_or_default() {
+            let path = format!("{dir}/{name}");
+            if let Some(text) = h.probe.file(&path) {
+                drop_ins.insert(path, text.to_string());
+            }
+        }
+    }
+    if drop_ins.is_empty() {
+        return None;
+    }
+    crate::containerd::merge::effective_config(&h.paths.generated_config, text, &drop_ins).ok()
 }
 
 /// `nvidia-runtime` (and `leftover-toolkit`): the generated config has an

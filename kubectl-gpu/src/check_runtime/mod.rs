@@ -109,7 +109,10 @@ pub fn deep_targets(
 }
 
 /// The nodes host rules run on: the GPU nodes, and the nodes `names` names.
-fn host_nodes<'a>(view: &'a ClusterView, names: &'a [String]) -> impl Iterator<Item = &'a NodeFacts> {
+fn host_nodes<'a>(
+    view: &'a ClusterView,
+    names: &'a [String],
+) -> impl Iterator<Item = &'a NodeFacts> {
     view.nodes
         .iter()
         .filter(move |n| n.gpu.present || names.contains(&n.name))
@@ -190,7 +193,8 @@ fn report(
 /// whose GPUs are not advertised yet (a warning: the host checks still
 /// run); without one, or without `--deep`, it fails.
 fn not_gpu_nodes(view: &ClusterView, names: &[String], deep: Option<&DeepRead>) -> Vec<Finding> {
-    const NO_LABEL: &str = "no nvidia.com/gpu.present or NFD NVIDIA PCI label and no nvidia.com/gpu capacity";
+    const NO_LABEL: &str =
+        "no nvidia.com/gpu.present or NFD NVIDIA PCI label and no nvidia.com/gpu capacity";
     names
         .iter()
         .filter(|name| !view.gpu_nodes().any(|n| &n.name == *name))

@@ -885,3 +885,68 @@ fn evaluate_selects_nodes_and_flags_non_gpu_nodes() {
 
     assert!(check_runtime::evaluate(&w.snap, &["nope".to_string()], None, None).is_err());
 }
+
+/// The real GPU run (tests/fixtures/real-gpu-cluster, an H100 node of the
+/// one-node cluster): after `patch-containerd --apply` wrote its runtime to
+/// the imported `config-v3.toml.d/99-nvidia.toml`, containerd 2.4.2 ran GPU
+/// pods under it (verify PASS), yet `check-runtime` read only the generated
+/// config.toml and failed `nvidia-runtime`. It now judges what containerd
+/// loads: the generated config merged with the drop-ins it imports.
+#[test]
+fn nvidia_runtime_in_an_imported_drop_in_is_found_on_the_real_gpu_node() {
+    let node: Node =
+        serde_saphyr::from_str(&fixture("real-gpu-cluster/files/node-with-gpu.yaml")).unwrap();
+    let facts = NodeFacts::from_node(&node);
+    assert!(
+        facts.gpu.present,
+        "the device plugin advertised nvidia.com/gpu"
+    );
+    let paths = NodePaths::new(Distribution::Rke2, None);
+    let probe_at = |stage: &str| {
+        let mut probe = ProbeResult::default();
+        let dir = format!("real-gpu-cluster/files/{stage}/containerd");
+        probe.files.insert(
+            paths.generated_config.clone(),
+            Some(fixture(&format!("{dir}/config.toml"))),
+        );
+        let names: Vec<String> = std::fs::read_dir(format!(
+            "{}/../tests/fixtures/{dir}/config-v3.toml.d",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
+        for n in &names {
+            probe.files.insert(
+                format!("{}/{n}", paths.drop_in_v3),
+                Some(fixture(&format!("{dir}/config-v3.toml.d/{n}"))),
+            );
+        }
+        probe.dirs.insert(paths.drop_in_v3.clone(), Some(names));
+        probe.files.insert(
+            "/opt/nvidia/toolkit/nvidia-container-runtime".into(),
+            Some(String::new()),
+        );
+        host::rules(&facts, None, &paths, &probe)
+    };
+    let patched = probe_at("1-patched");
+    let rt = status_of(&patched, "nvidia-runtime");
+    assert_eq!(rt[0].status, Status::Ok, "{rt:#?}");
+    assert!(
+        rt[0]
+            .message
+            .contains("/opt/nvidia/toolkit/nvidia-container-runtime"),
+        "{}",
+        rt[0].message
+    );
+    // Before the patch and after the rollback (the drop-in removed): missing.
+    for stage in ["0-before", "2-rolled-back"] {
+        assert_eq!(
+            worst(&probe_at(stage), "nvidia-runtime"),
+            Status::Fail,
+            "{stage}"
+        );
+    }
+}

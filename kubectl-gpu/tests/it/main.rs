@@ -14,6 +14,7 @@ mod patch_cycle;
 mod patch_offline_equals_cluster;
 mod patch_real_containerd;
 mod rbac_roles;
+mod real_gpu_cluster;
 mod real_gpu_output;
 mod report_alloc;
 mod report_bundle;

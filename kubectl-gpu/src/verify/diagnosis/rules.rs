@@ -367,7 +367,11 @@ fn cuda_error(input: &DiagnosisInput<'_>, texts: &[Text], _: &[Diagnosis]) -> Op
     let node = input.node_name;
     let f = find(texts, &["(error code", "Test FAILED"])?;
     let fix = if f.evidence.contains("driver version is insufficient") {
-        "the sample's CUDA runtime is newer than the driver supports: use --image with an older cuda-sample tag, or upgrade the driver".to_string()
+        // The CUDA runtime says this also when it cannot load libcuda.so.1 at
+        // all (seen on the H100 run: the driver supports CUDA 13.0 and an
+        // image built with nvcc 13.0 failed so; nvidia-smi passed in the
+        // same cluster).
+        "the sample's CUDA runtime is newer than the driver supports, or the container cannot load libcuda.so.1: compare the driver's CUDA version (kubectl gpu verify shows it) with the image's; check the image's /etc/ld.so.conf includes /etc/ld.so.conf.d (the runtime's ldcache hook writes the driver's dirs there); else use --image with an older cuda-sample tag, or upgrade the driver".to_string()
     } else {
         "the CUDA sample failed on the GPU: check the node's driver and dmesg for XID errors"
             .to_string()

@@ -1,0 +1,64 @@
+//! The one-node cluster on the lent H100 (tests/fixtures/real-gpu-cluster,
+//! tests/gpu/cluster): what `kubectl gpu` printed there, checked against the
+//! host's own nvidia-smi and the node object the real kubelet reported.
+
+use rke2gpu::facts::NodeFacts;
+
+fn fixture(rel: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/../tests/fixtures/real-gpu-cluster/{rel}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// verify's PASS names the GPU the host's own `nvidia-smi --query-gpu` shows.
+#[test]
+fn verify_pass_is_the_hosts_gpu() {
+    let host = fixture("host-query.csv");
+    let cols: Vec<&str> = host.trim().split(", ").collect();
+    let (name, uuid, driver) = (cols[1], cols[2], cols[3]);
+    let v: serde_json::Value = serde_json::from_str(&fixture("steps/11-verify.json")).unwrap();
+    assert_eq!(v["summary"]["passed"], 1);
+    let node = &v["nodes"][0];
+    assert_eq!(node["result"], "pass");
+    assert_eq!(node["product"], name);
+    assert_eq!(node["driver_version"], driver);
+    assert_eq!(node["gpus"][0]["uuid"], uuid);
+}
+
+/// The node object from the real kubelet with the real device plugin: one
+/// GPU advertised, which the library's facts see.
+#[test]
+fn the_real_node_advertises_one_gpu() {
+    let node: k8s_openapi::api::core::v1::Node =
+        serde_saphyr::from_str(&fixture("files/node-with-gpu.yaml")).unwrap();
+    let f = NodeFacts::from_node(&node);
+    assert!(f.gpu.present);
+    let alloc = node.status.unwrap().allocatable.unwrap();
+    assert_eq!(alloc["nvidia.com/gpu"].0, "1");
+    let r: serde_json::Value = serde_json::from_str(&fixture("steps/16-report.json")).unwrap();
+    let g = &r["nodes"]["nodes"][0]["gpu"];
+    assert_eq!(
+        (g["allocatable"].clone(), g["allocated"].clone()),
+        (1.into(), 1.into())
+    );
+}
+
+/// The negative cases carry the real components' own texts, and verify's
+/// diagnosis of each.
+#[test]
+fn negative_cases_quote_the_real_texts() {
+    let none = fixture("steps/19-verify-runtime-class-none.txt");
+    assert!(
+        none.contains("sh: nvidia-smi: not found") && none.contains("did not inject the driver")
+    );
+    let two = fixture("steps/21-verify-gpus-2.txt");
+    assert!(two.contains("has 1 allocatable nvidia.com/gpu; the verify pod requests 2"));
+    let rolled = fixture("steps/26-verify-after-rollback.txt");
+    assert!(
+        rolled.contains("no runtime for \"nvidia\" is configured"),
+        "{rolled}"
+    );
+    assert!(rolled.contains("has no handler for the pod's RuntimeClass"));
+}

@@ -241,8 +241,8 @@ fn generated_config(h: &Host) -> Vec<Finding> {
 }
 
 /// The generated config merged with the drop-ins it imports, as containerd
-/// >= 2.0 loads it (`None`: no imports, containerd 1.x, no drop-in read, or
-/// a drop-in that does not merge; `drop-in-version` reports that).
+/// 2.0 and later loads it (`None`: no imports, containerd 1.x, no drop-in
+/// read, or a drop-in that does not merge; `drop-in-version` reports that).
 fn loaded_config(h: &Host, cfg: &ContainerdConfig, text: &str) -> Option<ContainerdConfig> {
     if h.node
         .containerd()

@@ -250,17 +250,13 @@ fn loaded_config(h: &Host, cfg: &ContainerdConfig, text: &str) -> Option<Contain
     {
         return None;
     }
-    let imports = cfg.imports();
+    // The dir patch-containerd plans against (the same rule picks it).
+    let dir = crate::patch::plan::imported_drop_in_dir(cfg, false)?;
     let mut drop_ins = std::collections::BTreeMap::new();
-    for dir in [&h.paths.drop_in_v3, &h.paths.drop_in_v2] {
-        if !imports.iter().any(|i| i.starts_with(dir.as_str())) {
-            continue;
-        }
-        for name in h.probe.dir(dir).unwrap_or_default() {
-            let path = format!("{dir}/{name}");
-            if let Some(text) = h.probe.file(&path) {
-                drop_ins.insert(path, text.to_string());
-            }
+    for name in h.probe.dir(&dir).unwrap_or_default() {
+        let path = format!("{dir}/{name}");
+        if let Some(text) = h.probe.file(&path) {
+            drop_ins.insert(path, text.to_string());
         }
     }
     if drop_ins.is_empty() {

@@ -8,6 +8,28 @@ import argparse, gzip, hashlib, io, json, os, tarfile
 
 MTIME = 1700000000  # fixed, so the archive is reproducible
 
+# glibc's runtime libraries as an Ubuntu image has them. The driver's libraries that a runtime
+# injects (libcuda.so.1, libnvidia-ml.so.1) link libdl, libpthread and librt, which a program's own
+# `ldd` list does not name on glibc >= 2.34: without them cudart cannot load libcuda.so.1 and
+# reports "CUDA driver version is insufficient for CUDA runtime version".
+GLIBC_LIBS = ["libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1", "libresolv.so.2",
+              "ld-linux-x86-64.so.2"]
+GLIBC_DIR = "/lib/x86_64-linux-gnu"
+
+
+def glibc_libs(root):
+    """Copy GLIBC_LIBS from this host into ROOT/lib/x86_64-linux-gnu, with /lib64's loader link."""
+    import shutil
+    libdir = os.path.join(root, GLIBC_DIR.lstrip("/"))
+    os.makedirs(libdir, exist_ok=True)
+    for lib in GLIBC_LIBS:
+        shutil.copy2(os.path.realpath(os.path.join(GLIBC_DIR, lib)), os.path.join(libdir, lib))
+    os.makedirs(os.path.join(root, "lib64"), exist_ok=True)
+    link = os.path.join(root, "lib64", "ld-linux-x86-64.so.2")
+    if os.path.lexists(link):
+        os.remove(link)
+    os.symlink("../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", link)
+
 
 def blob(tar, data, media):
     d = hashlib.sha256(data).hexdigest()

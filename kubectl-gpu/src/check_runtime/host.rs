@@ -113,6 +113,30 @@ pub fn second_probe(paths: &NodePaths, first: &ProbeResult) -> ProbeRequest {
     req
 }
 
+/// The third read, only where drop-ins name runtimes: whether the binaries
+/// they point at exist (the second read named only the generated config's,
+/// since the drop-ins' text arrives with it).
+pub fn drop_in_binaries_probe(paths: &NodePaths, probe: &ProbeResult) -> ProbeRequest {
+    let mut req = ProbeRequest::default();
+    for dir in [&paths.drop_in_v3, &paths.drop_in_v2] {
+        for name in probe.dir(dir).unwrap_or_default() {
+            let path = format!("{dir}/{name}");
+            let Some(cfg) = probe
+                .file(&path)
+                .and_then(|t| ContainerdConfig::parse(&path, t).ok())
+            else {
+                continue;
+            };
+            for bin in cfg.runtimes().into_iter().filter_map(|r| r.binary_name) {
+                if !probe.exists.contains_key(&bin) && !req.exists.contains(&bin) {
+                    req.exists.push(bin);
+                }
+            }
+        }
+    }
+    req
+}
+
 /// The RKE2 config from a probe.
 pub fn rke2_config(paths: &NodePaths, probe: &ProbeResult) -> Rke2Config {
     let mut files: Vec<(&str, &str)> = Vec::new();
@@ -870,21 +894,38 @@ pub async fn read_nodes(kube: &Kube, nodes: &[NodeFacts], opts: &AgentOptions) -
     Ok(out)
 }
 
-/// Reads a node's files the way `--deep` does: the first probe, again under
-/// the RKE2 config's `data-dir` when it moves the paths, then the files
-/// inside the listed dirs. Used by check-runtime and the support bundle.
+/// Reads a node's files the way `--deep` does. Used by check-runtime and the
+/// support bundle.
 pub async fn probe_node(agents: &Agents, node: &NodeFacts) -> Result<(NodePaths, ProbeResult)> {
     let pod = agents.start(&node.name).await?;
+    probe_sequence(node, async |req: &ProbeRequest| {
+        agents.probe(&pod, req).await
+    })
+    .await
+}
+
+/// The reads of one node, each asked of `read` (the node agent, or a file
+/// tree in tests): the first probe, again under the RKE2 config's `data-dir`
+/// when it moves the paths, then the files inside the listed dirs, then
+/// (where drop-ins name runtimes) whether their binaries exist.
+pub async fn probe_sequence<E>(
+    node: &NodeFacts,
+    mut read: impl AsyncFnMut(&ProbeRequest) -> std::result::Result<ProbeResult, E>,
+) -> std::result::Result<(NodePaths, ProbeResult), E> {
     let mut paths = NodePaths::new(node.distribution, node.args.data_dir.as_deref());
-    let mut probe = agents.probe(&pod, &first_probe(&paths)).await?;
+    let mut probe = read(&first_probe(&paths)).await?;
     // data-dir in the RKE2 config moves every path: read again there.
     if let Some(dd) = rke2_config(&paths, &probe).data_dir
         && dd.trim_end_matches('/') != paths.data_dir
     {
         paths = NodePaths::new(node.distribution, Some(&dd));
-        probe.merge(agents.probe(&pod, &first_probe(&paths)).await?);
+        probe.merge(read(&first_probe(&paths)).await?);
     }
     let second = second_probe(&paths, &probe);
-    probe.merge(agents.probe(&pod, &second).await?);
+    probe.merge(read(&second).await?);
+    let third = drop_in_binaries_probe(&paths, &probe);
+    if !third.exists.is_empty() {
+        probe.merge(read(&third).await?);
+    }
     Ok((paths, probe))
 }

@@ -30,9 +30,24 @@ pub struct ProbeResult {
 }
 
 impl ProbeRequest {
-    /// A POSIX sh script that prints every requested path between markers.
+    /// A POSIX sh script that prints every requested path between markers,
+    /// for the node agent (the host's root mounted at /host).
     pub fn script(&self) -> String {
-        let mut s = String::from("H=/host\n");
+        self.script_under("/host")
+    }
+
+    /// Runs the same script with this machine's `sh` over a local directory
+    /// standing for the host's root (a node tree, a captured node's files).
+    pub fn run_under(&self, root: &std::path::Path) -> std::io::Result<ProbeResult> {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(self.script_under(&root.to_string_lossy()))
+            .output()?;
+        Ok(ProbeResult::parse(&String::from_utf8_lossy(&out.stdout)))
+    }
+
+    fn script_under(&self, root: &str) -> String {
+        let mut s = format!("H={}\n", quote(root));
         let sections: [(&str, &[String], &str, &str); 4] = [
             (
                 "file",
@@ -178,15 +193,7 @@ mod tests {
             binary: vec!["/etc/sb".into()],
             exists: vec!["/etc/x".into(), "/etc/nope".into()],
         };
-        let script = req
-            .script()
-            .replace("H=/host", &format!("H={}", host.display()));
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&script)
-            .output()
-            .unwrap();
-        let r = ProbeResult::parse(&String::from_utf8_lossy(&out.stdout));
+        let r = req.run_under(&host).unwrap();
         assert_eq!(r.file("/etc/a.toml"), Some("version = 3\n[plugins]\n"));
         assert_eq!(r.file("/etc/no-newline"), Some("abc"));
         assert_eq!(r.file("/etc/missing"), None);
@@ -212,13 +219,7 @@ mod tests {
         let script = req.script();
         assert!(script.contains("cat \"$H\"'/etc/a b'\\''s $x'"), "{script}");
         assert!(script.contains("cat \"$H\"/etc/plain.toml;"), "{script}");
-        let script = script.replace("H=/host", &format!("H={}", host.display()));
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&script)
-            .output()
-            .unwrap();
-        let r = ProbeResult::parse(&String::from_utf8_lossy(&out.stdout));
+        let r = req.run_under(&host).unwrap();
         assert_eq!(r.file("/etc/a b's $x"), Some("odd\n"));
         assert_eq!(r.file("/etc/plain.toml"), None);
     }

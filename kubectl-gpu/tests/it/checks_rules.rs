@@ -10,7 +10,7 @@ use rke2gpu::check_runtime::{Finding, Status, api, host};
 use rke2gpu::cli::OutputFormat;
 use rke2gpu::facts::NodeFacts;
 use rke2gpu::matrix::NodePaths;
-use rke2gpu::node::probe::ProbeResult;
+use rke2gpu::node::probe::{ProbeRequest, ProbeResult};
 use rke2gpu::snapshot::{OperatorObjects, Snapshot};
 use rke2gpu::version::Distribution;
 use serde_json::json;
@@ -901,46 +901,46 @@ fn nvidia_runtime_in_an_imported_drop_in_is_found_on_the_real_gpu_node() {
         facts.gpu.present,
         "the device plugin advertised nvidia.com/gpu"
     );
-    let paths = NodePaths::new(Distribution::Rke2, None);
-    let probe_at = |stage: &str| {
-        let mut probe = ProbeResult::default();
-        let dir = format!("real-gpu-cluster/files/{stage}/containerd");
-        probe.files.insert(
-            paths.generated_config.clone(),
-            Some(fixture(&format!("{dir}/config.toml"))),
-        );
-        let names: Vec<String> = std::fs::read_dir(format!(
-            "{}/../tests/fixtures/{dir}/config-v3.toml.d",
+    // The real node's toolkit dir (tests/gpu/cluster/nodes.json), where the
+    // runtime binary was installed for every stage of the run.
+    let nodes: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!(
+            "{}/../tests/gpu/cluster/nodes.json",
             env!("CARGO_MANIFEST_DIR")
         ))
-        .map(|d| {
-            d.map(|e| e.unwrap().file_name().into_string().unwrap())
-                .collect()
-        })
-        .unwrap_or_default();
-        for n in &names {
-            probe.files.insert(
-                format!("{}/{n}", paths.drop_in_v3),
-                Some(fixture(&format!("{dir}/config-v3.toml.d/{n}"))),
-            );
-        }
-        probe.dirs.insert(paths.drop_in_v3.clone(), Some(names));
-        probe.files.insert(
-            "/opt/nvidia/toolkit/nvidia-container-runtime".into(),
-            Some(String::new()),
+        .unwrap(),
+    )
+    .unwrap();
+    let toolkit_dir = find_key(&nodes, "toolkitDir").expect("nodes.json names toolkitDir");
+    let runtime = format!("{toolkit_dir}/nvidia-container-runtime");
+    let paths = NodePaths::new(Distribution::Rke2, None);
+    // Each stage's captured files laid out as the node's root, read by the
+    // same probe sequence and script `--deep` sends to the node agent.
+    let probe_at = |stage: &str| {
+        let root = tempfile::tempdir().unwrap();
+        let containerd = root
+            .path()
+            .join(paths.generated_config.trim_start_matches('/'));
+        let src = format!(
+            "{}/../tests/fixtures/real-gpu-cluster/files/{stage}/containerd",
+            env!("CARGO_MANIFEST_DIR")
         );
+        copy_tree(std::path::Path::new(&src), containerd.parent().unwrap());
+        let bin = root.path().join(runtime.trim_start_matches('/'));
+        std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+        std::fs::write(&bin, "#!/bin/sh\n").unwrap();
+        let (paths, probe) = tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(host::probe_sequence(&facts, async |req: &ProbeRequest| {
+                req.run_under(root.path())
+            }))
+            .unwrap();
         host::rules(&facts, None, &paths, &probe)
     };
     let patched = probe_at("1-patched");
     let rt = status_of(&patched, "nvidia-runtime");
     assert_eq!(rt[0].status, Status::Ok, "{rt:#?}");
-    assert!(
-        rt[0]
-            .message
-            .contains("/opt/nvidia/toolkit/nvidia-container-runtime"),
-        "{}",
-        rt[0].message
-    );
+    assert!(rt[0].message.contains(&runtime), "{}", rt[0].message);
     // Before the patch and after the rollback (the drop-in removed): missing.
     for stage in ["0-before", "2-rolled-back"] {
         assert_eq!(
@@ -948,5 +948,29 @@ fn nvidia_runtime_in_an_imported_drop_in_is_found_on_the_real_gpu_node() {
             Status::Fail,
             "{stage}"
         );
+    }
+}
+
+fn find_key<'a>(v: &'a serde_json::Value, key: &str) -> Option<&'a str> {
+    match v {
+        serde_json::Value::Object(m) => m
+            .get(key)
+            .and_then(|x| x.as_str())
+            .or_else(|| m.values().find_map(|x| find_key(x, key))),
+        serde_json::Value::Array(a) => a.iter().find_map(|x| find_key(x, key)),
+        _ => None,
+    }
+}
+
+fn copy_tree(src: &std::path::Path, dst: &std::path::Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        let to = dst.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to);
+        } else {
+            std::fs::copy(e.path(), to).unwrap();
+        }
     }
 }

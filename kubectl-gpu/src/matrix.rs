@@ -331,6 +331,74 @@ pub fn schema_for_containerd(containerd: Triple) -> ConfigSchema {
     }
 }
 
+mod containerd_pins;
+pub use containerd_pins::{K3S_CONTAINERD, K3S_NEWEST_READ, RKE2_CONTAINERD, RKE2_NEWEST_READ};
+
+/// The containerd a release line ships from `first` on (until the next pin
+/// of the same line): see `matrix/containerd_pins.rs` for the sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ContainerdPin {
+    pub first: LineRelease,
+    pub containerd: Triple,
+    /// As tagged, e.g. `2.0.2-k3s2`.
+    pub full: &'static str,
+}
+
+/// What the pin tables say about one release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "known")]
+pub enum ShippedContainerd {
+    /// The release is within what the table read.
+    Read { pin: ContainerdPin },
+    /// Newer than the newest release read on its line (or its line is not
+    /// in the table): the containerd of the newest pin before it, unconfirmed.
+    Beyond {
+        pin: ContainerdPin,
+        newest_read: LineRelease,
+    },
+    /// Older than the table or not RKE2/K3s.
+    Unknown,
+}
+
+impl ShippedContainerd {
+    pub fn pin(&self) -> Option<&ContainerdPin> {
+        match self {
+            ShippedContainerd::Read { pin } | ShippedContainerd::Beyond { pin, .. } => Some(pin),
+            ShippedContainerd::Unknown => None,
+        }
+    }
+}
+
+/// The containerd an RKE2 or K3s release ships (RKE2: rancher/rke2
+/// `Dockerfile` at the tag; K3s: its release notes).
+pub fn shipped_containerd(release: &KubeletVersion) -> ShippedContainerd {
+    let (pins, newest) = match release.distribution {
+        Distribution::Rke2 => (RKE2_CONTAINERD, RKE2_NEWEST_READ),
+        Distribution::K3s => (K3S_CONTAINERD, K3S_NEWEST_READ),
+        _ => return ShippedContainerd::Unknown,
+    };
+    let at_or_before = |p: &&ContainerdPin| {
+        release.cmp_release(p.first.kubernetes, p.first.release) != std::cmp::Ordering::Less
+    };
+    let Some(pin) = pins.iter().rev().find(at_or_before).copied() else {
+        return ShippedContainerd::Unknown;
+    };
+    let line = release.kubernetes.line();
+    match newest.iter().find(|n| n.kubernetes.line() == line) {
+        Some(n) if release.cmp_release(n.kubernetes, n.release) != std::cmp::Ordering::Greater => {
+            ShippedContainerd::Read { pin }
+        }
+        Some(n) => ShippedContainerd::Beyond {
+            pin,
+            newest_read: *n,
+        },
+        None => {
+            let newest_read = newest.last().copied().unwrap_or(pin.first);
+            ShippedContainerd::Beyond { pin, newest_read }
+        }
+    }
+}
+
 /// Paths on an RKE2 or K3s node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NodePaths {
@@ -1344,6 +1412,68 @@ mod tests {
 
     fn k(s: &str) -> KubeletVersion {
         KubeletVersion::parse(s).unwrap()
+    }
+
+    fn shipped(s: &str) -> String {
+        match shipped_containerd(&k(s)) {
+            ShippedContainerd::Read { pin } => pin.full.to_string(),
+            ShippedContainerd::Beyond { pin, .. } => format!("{} (beyond)", pin.full),
+            ShippedContainerd::Unknown => "unknown".into(),
+        }
+    }
+
+    /// The containerd at the RKE2 and K3s boundaries the upgrade preflight
+    /// names (values as rancher/rke2's Dockerfile and k3s's release notes
+    /// give them at those tags).
+    #[test]
+    fn shipped_containerd_at_the_boundaries() {
+        for (release, want) in [
+            ("v1.31.5+rke2r1", "1.7.23-k3s2"),
+            ("v1.31.6+rke2r1", "2.0.2-k3s2"),
+            ("v1.32.1+rke2r1", "1.7.23-k3s2"),
+            ("v1.32.2+rke2r1", "2.0.2-k3s2"),
+            ("v1.33.9+rke2r1", "2.1.5-k3s1"),
+            ("v1.33.10+rke2r3", "2.2.2-k3s1"),
+            ("v1.35.7+rke2r1", "2.2.6-k3s1"),
+            ("v1.36.1+rke2r2", "2.2.3-k3s1"),
+            ("v1.36.2+rke2r1", "2.3.2-k3s2"),
+            ("v1.36.3+rke2r1", "2.3.3-k3s1"),
+            ("v1.36.4+rke2r1", "2.3.3-k3s1 (beyond)"),
+            ("v1.37.2+rke2r1", "2.3.3-k3s1 (beyond)"),
+            ("v1.27.9+rke2r1", "unknown"),
+            ("v1.31.5+k3s1", "1.7.23-k3s2"),
+            ("v1.31.6+k3s1", "2.0.2-k3s2"),
+            ("v1.36.2+k3s1", "2.3.2-k3s2"),
+            ("v1.37.1+k3s1", "2.3.4-k3s1"),
+            ("v1.33.9", "unknown"),
+        ] {
+            assert_eq!(shipped(release), want, "{release}");
+        }
+    }
+
+    /// Two tables from different sources agree: the feature rows' first
+    /// containerd-2 and containerd-2.1 releases (rke2-docs) against the pins
+    /// read from the Dockerfile at every tag.
+    #[test]
+    fn pins_agree_with_the_feature_rows() {
+        for p in RKE2_CONTAINERD {
+            let rel = KubeletVersion {
+                raw: String::new(),
+                kubernetes: p.first.kubernetes,
+                distribution: Distribution::Rke2,
+                release: p.first.release,
+            };
+            assert_eq!(
+                has(&rel, Rke2Feature::Containerd2),
+                p.containerd.major >= 2,
+                "{p:?}"
+            );
+            assert_eq!(
+                has(&rel, Rke2Feature::Containerd21),
+                p.containerd >= t(2, 1, 0),
+                "{p:?}"
+            );
+        }
     }
 
     /// Each boundary a row names, checked on both sides.

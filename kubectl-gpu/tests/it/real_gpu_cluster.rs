@@ -62,3 +62,61 @@ fn negative_cases_quote_the_real_texts() {
     );
     assert!(rolled.contains("has no handler for the pod's RuntimeClass"));
 }
+
+/// `verify --workload vectoradd`: the vectorAdd nvcc built on the host, run
+/// in a pod under the nvidia runtime, printed `Test PASSED` for its 50000
+/// elements.
+#[test]
+fn vectoradd_passed_in_a_pod() {
+    let v: serde_json::Value =
+        serde_json::from_str(&fixture("steps/13-verify-vectoradd.json")).unwrap();
+    let node = &v["nodes"][0];
+    assert_eq!(node["result"], "pass", "{node:#}");
+    assert_eq!(node["vectoradd"]["passed"], true);
+    assert_eq!(node["vectoradd"]["elements"], 50000);
+    assert_eq!(node["checks"][0]["evidence"][0], "Test PASSED");
+    assert_eq!(node["runtime_class"], "nvidia");
+}
+
+/// NVIDIA's GPU feature discovery (run once on the host) labels the node as
+/// the host's own nvidia-smi describes the GPU, and the library's facts read
+/// those labels (the node as it would be once NFD applied them).
+#[test]
+fn gfd_labels_describe_the_hosts_gpu() {
+    let host = fixture("host-query.csv");
+    let cols: Vec<&str> = host.trim().split(", ").collect();
+    let (name, driver, memory, cc) = (cols[1], cols[3], cols[4], cols[5]);
+    let labels: std::collections::BTreeMap<String, String> = fixture("gfd-labels.txt")
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(labels["nvidia.com/gpu.product"], name.replace(' ', "-"));
+    assert_eq!(labels["nvidia.com/cuda.driver-version.full"], driver);
+    assert_eq!(format!("{} MiB", labels["nvidia.com/gpu.memory"]), memory);
+    assert_eq!(
+        format!(
+            "{}.{}",
+            labels["nvidia.com/gpu.compute.major"], labels["nvidia.com/gpu.compute.minor"]
+        ),
+        cc
+    );
+    assert_eq!(labels["nvidia.com/gpu.count"], "1");
+
+    let mut node: k8s_openapi::api::core::v1::Node =
+        serde_saphyr::from_str(&fixture("files/node-with-gpu.yaml")).unwrap();
+    node.metadata
+        .labels
+        .get_or_insert_default()
+        .extend(labels.clone());
+    let f = NodeFacts::from_node(&node).gpu;
+    assert_eq!(
+        f.product.as_deref(),
+        Some(labels["nvidia.com/gpu.product"].as_str())
+    );
+    assert_eq!(f.driver_version.as_deref(), Some(driver));
+    assert_eq!(f.memory_mib, Some(81559));
+    assert_eq!(f.count_label, Some(1));
+    assert_eq!(f.mig_capable, Some(true));
+    assert_eq!(f.cuda_runtime.as_deref(), Some("13.0"));
+}

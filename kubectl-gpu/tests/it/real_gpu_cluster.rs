@@ -120,3 +120,29 @@ fn gfd_labels_describe_the_hosts_gpu() {
     assert_eq!(f.mig_capable, Some(true));
     assert_eq!(f.cuda_runtime.as_deref(), Some("13.0"));
 }
+
+/// After `patch-containerd --apply` put the runtime in the imported drop-in,
+/// `check-runtime --deep` on the real node finds it and its binary: no
+/// failure (the only warning: no GPU Operator, as the recipe installs the
+/// device plugin on its own).
+#[test]
+fn check_runtime_is_clean_after_the_patch() {
+    let v: serde_json::Value =
+        serde_json::from_str(&fixture("steps/09-check-runtime-after.json")).unwrap();
+    assert_eq!(v["summary"]["fail"], 0, "{:#}", v["findings"]);
+    let rt = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "nvidia-runtime")
+        .expect("an nvidia-runtime finding");
+    assert_eq!(rt["status"], "ok");
+    let warns: Vec<&serde_json::Value> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["status"] == "warn")
+        .map(|f| &f["id"])
+        .collect();
+    assert_eq!(warns, ["operator-installed"]);
+}

@@ -1135,6 +1135,31 @@ pub const RKE2_REJECTING_NEWER_DROP_INS: &str =
 pub const RKE2_REJECTING_NEWER_DROP_INS_SOURCE: &str = "rancher/rke2 Dockerfile hardened-containerd tags: v1.36.1+rke2r2 v2.2.3-k3s1, v1.36.2+rke2r1 v2.3.2-k3s2, v1.36.3+rke2r1 v2.3.3-k3s1, v1.36.4-rc1+rke2r1 and master (2026-08-19) v2.3.4-k3s1.36; containerd PR #12891 (the rule), reverted by #13939 (2026-08-11, after 2.3.4)";
 
 // ---------------------------------------------------------------------------
+// upgrade area: what `check-runtime --upgrade-to-rke2/--upgrade-to-chart` asks
+// ---------------------------------------------------------------------------
+
+/// Kubernetes upgrades one minor version at a time (kube-apiserver and
+/// kube-controller-manager must not skip minor versions); RKE2 follows it.
+pub const MAX_MINOR_STEP: u64 = 1;
+
+/// Where [`MAX_MINOR_STEP`] comes from.
+pub const MAX_MINOR_STEP_SOURCE: &str = "kubernetes.io/releases/version-skew-policy (\"upgrading ... from 1.n to 1.n+1\"; minor versions are not skipped); rke2-docs upgrades/manual_upgrade.md";
+
+/// The chart's pre-upgrade hook applies the target's CRDs (`manage-crds
+/// apply` in the operator image) when `operator.upgradeCRD` is true: the
+/// default from this chart on (false before).
+pub const UPGRADE_CRD_HOOK_DEFAULT_SINCE: Triple = t(24, 9, 0);
+
+/// Where [`UPGRADE_CRD_HOOK_DEFAULT_SINCE`] comes from.
+pub const UPGRADE_CRD_HOOK_SOURCE: &str = "gpu-operator values.yaml operator.upgradeCRD (false at v24.6.2, true from v24.9.0); templates/upgrade_crd.yaml (helm.sh/hook: pre-upgrade, /usr/bin/manage-crds apply); helm.sh/docs chart_best_practices/custom_resource_definitions (helm upgrade never upgrades crds/)";
+
+/// The root config version RKE2 renders for a containerd (2.3 still
+/// renders `version = 3`; see [`RKE2_ROWS`]).
+pub fn rendered_root_version(containerd: Triple) -> i64 {
+    i64::from(schema_for_containerd(containerd).number())
+}
+
+// ---------------------------------------------------------------------------
 // verify area: the versions `kubectl gpu verify`'s diagnoses name
 // ---------------------------------------------------------------------------
 

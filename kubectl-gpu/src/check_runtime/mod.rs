@@ -14,6 +14,8 @@
 //!   container states), that read, and the rules that classify it.
 //! - [`finding`]: [`Finding`], [`Status`], [`Summary`].
 //! - [`table`]: the human-readable output.
+//! - [`upgrade`]: the upgrade preflight (`--upgrade-to-rke2`,
+//!   `--upgrade-to-chart`): `upgrade-*` findings and the safe order.
 //!
 //! [`run`] is the imperative shell (snapshot, failing operands' logs and
 //! events, node-agent pods); [`evaluate`] is the pure core, called by
@@ -24,6 +26,7 @@ pub mod finding;
 pub mod host;
 pub mod operand_texts;
 pub mod table;
+pub mod upgrade;
 
 pub use finding::{Finding, Status, Summary};
 
@@ -45,6 +48,8 @@ pub struct CheckOptions {
     pub deep: bool,
     /// The node-agent pods of `--deep`.
     pub agent: AgentOptions,
+    /// The upgrade preflight's targets (empty: no preflight).
+    pub upgrade: upgrade::UpgradeTarget,
 }
 
 /// The `check-runtime -o json|yaml` document.
@@ -55,6 +60,9 @@ pub struct CheckReport {
     pub summary: Summary,
     /// Sorted by node (cluster-wide first), worst status first.
     pub findings: Vec<Finding>,
+    /// The upgrade preflight's plan, when targets were given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<upgrade::UpgradePlan>,
 }
 
 impl CheckReport {
@@ -73,7 +81,11 @@ impl CheckReport {
 /// and returns the report. Fails on an unknown `--node`, on a failed read,
 /// or when the node-agent namespace is unusable.
 pub async fn run(kube: &Kube, opts: &CheckOptions) -> Result<CheckReport> {
-    let snap = Snapshot::read(kube).await?;
+    let mut snap = Snapshot::read(kube).await?;
+    if opts.upgrade.chart.is_some() {
+        // The release's user values: which removed values it sets.
+        snapshot::read_helm_release(kube, &mut snap).await;
+    }
     selected_names(&snap, &opts.nodes)?;
     let texts = operand_texts::read(
         kube,
@@ -89,7 +101,15 @@ pub async fn run(kube: &Kube, opts: &CheckOptions) -> Result<CheckReport> {
     } else {
         None
     };
-    evaluate(&snap, &opts.nodes, deep.as_ref(), Some(&texts))
+    let selected = selected_names(&snap, &opts.nodes)?;
+    Ok(report(
+        &snap,
+        &selected,
+        &opts.nodes,
+        deep.as_ref(),
+        Some(&texts),
+        &opts.upgrade,
+    ))
 }
 
 /// The nodes `--deep` reads: every GPU node when `names` is empty, else
@@ -136,7 +156,25 @@ pub fn evaluate(
     operands: Option<&OperandTexts>,
 ) -> Result<CheckReport> {
     let selected = selected_names(snap, names)?;
-    Ok(report(snap, &selected, names, deep, operands))
+    Ok(report(
+        snap,
+        &selected,
+        names,
+        deep,
+        operands,
+        &upgrade::UpgradeTarget::default(),
+    ))
+}
+
+/// [`evaluate`] with the upgrade preflight for `target`.
+pub fn evaluate_upgrade(
+    snap: &Snapshot,
+    names: &[String],
+    deep: Option<&DeepRead>,
+    target: &upgrade::UpgradeTarget,
+) -> Result<CheckReport> {
+    let selected = selected_names(snap, names)?;
+    Ok(report(snap, &selected, names, deep, None, target))
 }
 
 /// [`evaluate`] on every node (no `--node`): what `report --bundle` writes
@@ -151,7 +189,14 @@ pub fn evaluate_all(
         .iter()
         .filter_map(|n| n.metadata.name.clone())
         .collect();
-    report(snap, &all, &[], deep, operands)
+    report(
+        snap,
+        &all,
+        &[],
+        deep,
+        operands,
+        &upgrade::UpgradeTarget::default(),
+    )
 }
 
 fn report(
@@ -160,6 +205,7 @@ fn report(
     names: &[String],
     deep: Option<&DeepRead>,
     operands: Option<&OperandTexts>,
+    target: &upgrade::UpgradeTarget,
 ) -> CheckReport {
     let view = ClusterView::from_snapshot(snap);
     let mut findings: Vec<Finding> = api::run(&view);
@@ -180,11 +226,25 @@ fn report(
             }
         }
     }
+    let plan = (!target.is_empty()).then(|| {
+        let values = snap
+            .operator
+            .as_ref()
+            .and_then(|o| crate::helm::release::find_gpu_operator(&o.helm_secrets).ok())
+            .flatten()
+            .map(|r| upgrade::UserValues(r.config));
+        let nodes = host_nodes(&view, names).filter(|n| selected.contains(&n.name));
+        let up = upgrade::findings(nodes, view.operator.as_ref(), values.as_ref(), deep, target);
+        let plan = upgrade::plan(target, &up);
+        findings.extend(up);
+        plan
+    });
     findings.sort_by_key(|f| (f.node.clone(), std::cmp::Reverse(f.status)));
     CheckReport {
         server: snap.server.clone(),
         summary: Summary::of(&findings),
         findings,
+        upgrade: plan,
     }
 }
 

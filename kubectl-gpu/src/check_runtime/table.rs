@@ -44,6 +44,30 @@ pub fn table(report: &CheckReport, wide: bool, color: bool) -> String {
         "Summary: {} ok, {} warn, {} fail, {} skipped\n",
         summary.ok, summary.warn, summary.fail, summary.skipped
     ));
+    if let Some(plan) = &report.upgrade {
+        let targets: Vec<String> = [
+            plan.rke2.as_ref().map(|r| format!("RKE2 {r}")),
+            plan.chart.as_ref().map(|c| format!("chart {c}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        s.push_str(&format!(
+            "\nUpgrade to {}: {}\n",
+            targets.join(" and "),
+            if plan.breaks_gpu_pods {
+                render::paint(
+                    "would break GPU pods as planned (see the upgrade-* failures)",
+                    color,
+                )
+            } else {
+                "no break predicted".to_string()
+            }
+        ));
+        for (i, step) in plan.order.iter().enumerate() {
+            s.push_str(&format!("  {}. {step}\n", i + 1));
+        }
+    }
     s
 }
 

@@ -20,6 +20,7 @@
 
 use super::ContainerdPin;
 
+#[allow(clippy::too_many_arguments)] // one table row: release and containerd triples
 const fn pin(
     major: u64,
     minor: u64,

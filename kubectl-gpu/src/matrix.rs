@@ -399,6 +399,20 @@ pub fn shipped_containerd(release: &KubeletVersion) -> ShippedContainerd {
     }
 }
 
+/// The newest RKE2 release the pin table read and the containerd it ships:
+/// what `--help` examples show.
+pub fn example_rke2_release() -> (String, Triple) {
+    let r = RKE2_NEWEST_READ
+        .last()
+        .copied()
+        .unwrap_or(RKE2_CONTAINERD[0].first);
+    let release = format!("v{}+rke2r{}", r.kubernetes, r.release);
+    let containerd = KubeletVersion::parse(&release)
+        .and_then(|k| shipped_containerd(&k).pin().map(|p| p.containerd))
+        .unwrap_or(RKE2_CONTAINERD[0].containerd);
+    (release, containerd)
+}
+
 /// Paths on an RKE2 or K3s node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NodePaths {

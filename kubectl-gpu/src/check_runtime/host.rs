@@ -119,12 +119,8 @@ pub fn second_probe(paths: &NodePaths, first: &ProbeResult) -> ProbeRequest {
 pub fn drop_in_binaries_probe(paths: &NodePaths, probe: &ProbeResult) -> ProbeRequest {
     let mut req = ProbeRequest::default();
     for dir in [&paths.drop_in_v3, &paths.drop_in_v2] {
-        for name in probe.dir(dir).unwrap_or_default() {
-            let path = format!("{dir}/{name}");
-            let Some(cfg) = probe
-                .file(&path)
-                .and_then(|t| ContainerdConfig::parse(&path, t).ok())
-            else {
+        for (path, text) in drop_in_files(dir, probe) {
+            let Ok(cfg) = ContainerdConfig::parse(&path, text) else {
                 continue;
             };
             for bin in cfg.runtimes().into_iter().filter_map(|r| r.binary_name) {
@@ -276,17 +272,27 @@ fn loaded_config(h: &Host, cfg: &ContainerdConfig, text: &str) -> Option<Contain
     }
     // The dir patch-containerd plans against (the same rule picks it).
     let dir = crate::patch::plan::imported_drop_in_dir(cfg, false)?;
-    let mut drop_ins = std::collections::BTreeMap::new();
-    for name in h.probe.dir(&dir).unwrap_or_default() {
-        let path = format!("{dir}/{name}");
-        if let Some(text) = h.probe.file(&path) {
-            drop_ins.insert(path, text.to_string());
-        }
-    }
+    let drop_ins: std::collections::BTreeMap<String, String> = drop_in_files(&dir, h.probe)
+        .into_iter()
+        .map(|(p, t)| (p, t.to_string()))
+        .collect();
     if drop_ins.is_empty() {
         return None;
     }
     crate::containerd::merge::effective_config(&h.paths.generated_config, text, &drop_ins).ok()
+}
+
+/// The files a probe read in a drop-in dir, with their text, sorted by name.
+pub fn drop_in_files<'a>(dir: &str, probe: &'a ProbeResult) -> Vec<(String, &'a str)> {
+    let mut names: Vec<&String> = probe.dir(dir).unwrap_or_default().iter().collect();
+    names.sort();
+    names
+        .into_iter()
+        .filter_map(|n| {
+            let path = format!("{dir}/{n}");
+            probe.file(&path).map(|t| (path, t))
+        })
+        .collect()
 }
 
 /// `nvidia-runtime` (and `leftover-toolkit`): the generated config has an

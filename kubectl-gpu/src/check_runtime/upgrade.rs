@@ -16,7 +16,7 @@
 use serde::Serialize;
 
 use super::Finding;
-use super::host::{DeepRead, rke2_config};
+use super::host::{DeepRead, drop_in_files, rke2_config};
 use crate::containerd::model::ContainerdConfig;
 use crate::containerd::template::{TemplateAnalysis, TemplateKind, template_in_use};
 use crate::facts::NodeFacts;
@@ -150,7 +150,7 @@ fn chart_rules(
             None,
             format!("chart {from} → v{target} is a downgrade: the CRDs stay at the newer version and Helm does not roll them back"),
         )
-        .fix("helm rollback the release instead, or uninstall and install v{target}")
+        .fix(format!("helm rollback the release instead, or uninstall and install v{target}"))
     } else {
         Finding::ok(
             "upgrade-chart",
@@ -349,8 +349,8 @@ fn release_step(s: &Step) -> Finding {
     if from.cmp_release(b, to.release) == std::cmp::Ordering::Equal {
         return Finding::ok("upgrade-release", s.n(), format!("already at {to}"));
     }
-    let minors = b.minor.saturating_sub(a.minor) + (b.major - a.major.min(b.major)) * 100;
-    if minors > matrix::MAX_MINOR_STEP {
+    let minors = b.minor.saturating_sub(a.minor);
+    if a.major == b.major && minors > matrix::MAX_MINOR_STEP {
         let next = format!("v{}.{}", a.major, a.minor + 1);
         return Finding::warn(
             "upgrade-release",
@@ -462,20 +462,11 @@ fn features_lost(s: &Step, probe: Option<&(matrix::NodePaths, ProbeResult)>) -> 
     out
 }
 
+/// The `*.toml` drop-ins in `dir` (what containerd's imports glob loads).
 fn drop_ins<'a>(dir: &str, probe: &'a ProbeResult) -> Vec<(String, &'a str)> {
-    let mut names: Vec<&String> = probe
-        .dir(dir)
-        .unwrap_or_default()
-        .iter()
-        .filter(|n| n.ends_with(".toml"))
-        .collect();
-    names.sort();
-    names
+    drop_in_files(dir, probe)
         .into_iter()
-        .filter_map(|n| {
-            let path = format!("{dir}/{n}");
-            probe.file(&path).map(|t| (path, t))
-        })
+        .filter(|(p, _)| p.ends_with(".toml"))
         .collect()
 }
 

@@ -9,21 +9,30 @@ use rke2gpu::error::Error;
 use rke2gpu::node::agent::AgentOptions;
 use rke2gpu::version::{Distribution, KubeletVersion, Triple};
 
-#[derive(Debug, clap::Args)]
-#[command(after_help = "\
+/// `--help` examples, with the newest release and chart the matrix knows.
+fn examples() -> String {
+    let (release, _) = rke2gpu::matrix::example_rke2_release();
+    let chart = rke2gpu::matrix::NEWEST_KNOWN_CHART;
+    format!(
+        "\
 Examples:
   kubectl gpu check-runtime
   kubectl gpu check-runtime --node gpu-1 --node gpu-2 -o wide
   kubectl gpu check-runtime --deep --image registry.local/busybox:1.37   # air-gapped: mirror busybox first
   kubectl gpu check-runtime -o json | jq '.findings[] | select(.status==\"fail\")'
-  kubectl gpu check-runtime --upgrade-to-rke2 v1.36.3+rke2r1 --upgrade-to-chart v26.7.0
-  kubectl gpu check-runtime --deep --node gpu-1 --upgrade-to-rke2 v1.33.10+rke2r1 -o yaml
+  kubectl gpu check-runtime --upgrade-to-rke2 {release} --upgrade-to-chart v{chart}
+  kubectl gpu check-runtime --deep --node gpu-1 --upgrade-to-rke2 {release} -o yaml
 
 The upgrade preflight is a flag set on check-runtime, not a subcommand: it judges the same
 nodes, files and operator that check-runtime reads, against a target instead of the running
 release, and its findings (upgrade-*) sit beside today's. It changes nothing; it prints each
 pre-upgrade action as a command and the safe order (prepare, upgrade, verify). Exit 1 when
-the upgrade as planned would break GPU pods (or a check fails today).")]
+the upgrade as planned would break GPU pods (or a check fails today)."
+    )
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = examples())]
 pub struct Args {
     /// Only check these nodes (repeatable); default: every GPU node
     #[arg(long = "node", value_name = "NAME")]

@@ -17,15 +17,16 @@ use rke2gpu::patch::plan::{Method, PatchOptions};
 use rke2gpu::patch::{self, ClusterRequest, PatchReport};
 use rke2gpu::render;
 
-#[derive(Debug, clap::Args)]
-#[command(
-    group(clap::ArgGroup::new("targets").required(true).args(["nodes", "all_gpu_nodes", "config_file", "node_root"])),
-    group(clap::ArgGroup::new("offline").args(["config_file", "node_root"])),
-    after_help = "\
+/// `--help` text, its offline examples with the newest release the matrix
+/// knows and the containerd that release ships.
+fn examples() -> String {
+    let (release, containerd) = rke2gpu::matrix::example_rke2_release();
+    format!(
+        "\
 Methods, in the order they are tried (override with --method):
   drop-in          99-nvidia.toml in the config-v3.toml.d / config.toml.d dir the generated config imports
   default-runtime  default-runtime: in /etc/rancher/rke2/config.yaml.d/99-gpu.yaml (only the default is missing)
-  template         {{ template \"base\" . }} plus the runtime tables in config-v3.toml.tmpl / config.toml.tmpl
+  template         {{{{ template \"base\" . }}}} plus the runtime tables in config-v3.toml.tmpl / config.toml.tmpl
 
 Exit codes: 0 ok (also: nothing to do), 1 a node failed, was refused or is unconfirmed, 2 usage/kubeconfig/connection.
 
@@ -36,9 +37,17 @@ Examples:
   kubectl gpu patch-containerd --node gpu-1 --rollback --apply   # restore the newest backups, restart
   kubectl gpu patch-containerd --node gpu-1 --replace-static-template --apply
   # offline (Ansible, Salt, image builds): no cluster needed
-  kubectl-gpu patch-containerd --config-file ./config.toml --rke2-version v1.33.10+rke2r1 \\
-      --containerd-version 2.2.2 --set-as-default --out-dir ./out
-  kubectl-gpu patch-containerd --node-root /mnt/node --rke2-version v1.33.10+rke2r1 --containerd-version 2.2.2"
+  kubectl-gpu patch-containerd --config-file ./config.toml --rke2-version {release} \\
+      --containerd-version {containerd} --set-as-default --out-dir ./out
+  kubectl-gpu patch-containerd --node-root /mnt/node --rke2-version {release} --containerd-version {containerd}"
+    )
+}
+
+#[derive(Debug, clap::Args)]
+#[command(
+    group(clap::ArgGroup::new("targets").required(true).args(["nodes", "all_gpu_nodes", "config_file", "node_root"])),
+    group(clap::ArgGroup::new("offline").args(["config_file", "node_root"])),
+    after_help = examples()
 )]
 pub struct Args {
     /// Node to patch (repeatable)

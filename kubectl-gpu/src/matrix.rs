@@ -399,6 +399,23 @@ pub fn shipped_containerd(release: &KubeletVersion) -> ShippedContainerd {
     }
 }
 
+/// The first release of `line` (of `distribution`) that ships containerd
+/// `at_least` or newer, from the same tables as [`shipped_containerd`].
+pub fn first_release_shipping(
+    distribution: Distribution,
+    line: (u64, u64),
+    at_least: Triple,
+) -> Option<LineRelease> {
+    let pins = match distribution {
+        Distribution::Rke2 => RKE2_CONTAINERD,
+        Distribution::K3s => K3S_CONTAINERD,
+        _ => return None,
+    };
+    pins.iter()
+        .find(|p| p.first.kubernetes.line() == line && p.containerd >= at_least)
+        .map(|p| p.first)
+}
+
 /// The newest RKE2 release the pin table read and the containerd it ships:
 /// what `--help` examples show.
 pub fn example_rke2_release() -> (String, Triple) {

@@ -392,6 +392,17 @@ fn containerd_jump(s: &Step) -> Finding {
                 matrix::schema_for_containerd(then).number()
             ),
         ),
+        Some(c) if c > then => Finding::warn(
+            "upgrade-containerd",
+            s.n(),
+            format!("containerd {now} → {then}: the target ships an older containerd than the node runs (a newer line's early patch behind this line's backport); settings and drop-ins written for {now} may not load"),
+        )
+        .fix(
+            match matrix::first_release_shipping(s.to.distribution, s.to.kubernetes.line(), c) {
+                Some(r) => format!("upgrade to {} or later instead (it ships containerd {}.{} or newer)", release_name(s.to.distribution, &r), c.major, c.minor),
+                None => format!("no v{}.{} release in the table ships containerd {now} or newer yet: wait for one, or read the release notes", s.to.kubernetes.major, s.to.kubernetes.minor),
+            },
+        ),
         Some(c) if c.line() != then.line() => Finding::ok(
             "upgrade-containerd",
             s.n(),

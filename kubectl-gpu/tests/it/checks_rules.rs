@@ -23,7 +23,7 @@ fn fixture(rel: &str) -> String {
     .unwrap()
 }
 
-fn gpu_node(name: &str, kubelet: &str, containerd: &str, allocatable: &str) -> Node {
+pub(crate) fn gpu_node(name: &str, kubelet: &str, containerd: &str, allocatable: &str) -> Node {
     serde_json::from_value(json!({
         "metadata": {"name": name, "labels": {
             "kubernetes.io/hostname": name,
@@ -61,7 +61,11 @@ fn operand(app: &str, node: &str, ready: bool, waiting: Option<(&str, &str)>) ->
     .unwrap()
 }
 
-fn cluster_policy(state: &str, toolkit_env: serde_json::Value, cdi: bool) -> DynamicObject {
+pub(crate) fn cluster_policy(
+    state: &str,
+    toolkit_env: serde_json::Value,
+    cdi: bool,
+) -> DynamicObject {
     serde_json::from_value(json!({
         "apiVersion": "nvidia.com/v1", "kind": "ClusterPolicy",
         "metadata": {"name": "cluster-policy"},
@@ -72,7 +76,7 @@ fn cluster_policy(state: &str, toolkit_env: serde_json::Value, cdi: bool) -> Dyn
     .unwrap()
 }
 
-fn deployment(chart: &str) -> k8s_openapi::api::apps::v1::Deployment {
+pub(crate) fn deployment(chart: &str) -> k8s_openapi::api::apps::v1::Deployment {
     serde_json::from_value(json!({
         "metadata": {"name": "gpu-operator", "namespace": "gpu-operator",
             "labels": {"app.kubernetes.io/component": "gpu-operator", "helm.sh/chart": format!("gpu-operator-{chart}"), "app.kubernetes.io/instance": "gpu-operator"}},
@@ -81,7 +85,7 @@ fn deployment(chart: &str) -> k8s_openapi::api::apps::v1::Deployment {
     .unwrap()
 }
 
-fn rc(name: &str, handler: &str) -> RuntimeClass {
+pub(crate) fn rc(name: &str, handler: &str) -> RuntimeClass {
     serde_json::from_value(json!({"metadata": {"name": name}, "handler": handler})).unwrap()
 }
 
@@ -962,7 +966,7 @@ fn find_key<'a>(v: &'a serde_json::Value, key: &str) -> Option<&'a str> {
     }
 }
 
-fn copy_tree(src: &std::path::Path, dst: &std::path::Path) {
+pub(crate) fn copy_tree(src: &std::path::Path, dst: &std::path::Path) {
     std::fs::create_dir_all(dst).unwrap();
     for e in std::fs::read_dir(src).unwrap() {
         let e = e.unwrap();

@@ -22,6 +22,7 @@ mod report_render;
 mod support;
 mod template_fix_real_containerd;
 mod template_redeclared;
+mod upgrade_preflight;
 mod verify_checks;
 mod verify_diagnosis;
 mod verify_output;

@@ -236,7 +236,7 @@ fn report(
         let nodes = host_nodes(&view, names).filter(|n| selected.contains(&n.name));
         let up = upgrade::findings(nodes, view.operator.as_ref(), values.as_ref(), deep, target);
         let plan = upgrade::plan(target, &up);
-        findings.extend(up);
+        findings.extend(up.findings);
         plan
     });
     findings.sort_by_key(|f| (f.node.clone(), std::cmp::Reverse(f.status)));

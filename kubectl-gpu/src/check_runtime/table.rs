@@ -67,6 +67,17 @@ pub fn table(report: &CheckReport, wide: bool, color: bool) -> String {
         for (i, step) in plan.order.iter().enumerate() {
             s.push_str(&format!("  {}. {step}\n", i + 1));
         }
+        for p in &plan.predicted {
+            s.push_str(&format!(
+                "\nPredicted {} on {} ({}):\n",
+                p.path, p.node, p.basis
+            ));
+            if p.diff.is_empty() {
+                s.push_str("  unchanged\n");
+            } else {
+                s.push_str(&p.diff);
+            }
+        }
     }
     s
 }

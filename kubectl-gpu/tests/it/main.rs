@@ -23,6 +23,7 @@ mod support;
 mod template_fix_real_containerd;
 mod template_redeclared;
 mod upgrade_preflight;
+mod upgrade_real_containerd;
 mod verify_checks;
 mod verify_diagnosis;
 mod verify_output;

@@ -43,7 +43,7 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn render_config() -> Option<PathBuf> {
+pub(crate) fn render_config() -> Option<PathBuf> {
     let out = Command::new(repo().join("tests/e2e/build-bins"))
         .args(["--path", "render-config"])
         .output()
@@ -57,7 +57,7 @@ fn render_config() -> Option<PathBuf> {
     (out.status.success() && p.is_file()).then_some(p)
 }
 
-fn copy_tree(from: &Path, to: &Path) {
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
     let st = Command::new("cp")
         .arg("-a")
         .arg(from)
@@ -67,7 +67,7 @@ fn copy_tree(from: &Path, to: &Path) {
     assert!(st.success(), "cp -a {}", from.display());
 }
 
-fn render(bin: &Path, tree: &Path, node: &str) -> String {
+pub(crate) fn render(bin: &Path, tree: &Path, node: &str) -> String {
     let out = Command::new(bin)
         .arg("render")
         .arg("--root")
@@ -85,7 +85,7 @@ fn render(bin: &Path, tree: &Path, node: &str) -> String {
 
 /// `containerd --config F config dump` on the tree's config.toml with its
 /// imports pointed into the tree: (exit, last `containerd:` line, stdout).
-fn dump(bin: &Path, tree: &Path) -> (i32, Option<String>, String) {
+pub(crate) fn dump(bin: &Path, tree: &Path) -> (i32, Option<String>, String) {
     let cfg = tree.join(CTD).join("config.toml");
     let text = fs::read_to_string(&cfg).expect("config.toml");
     let moved = text.replace(

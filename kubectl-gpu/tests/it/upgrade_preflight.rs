@@ -49,7 +49,11 @@ fn release_secret(chart: &str, config: Value) -> Secret {
 
 /// A cluster of GPU nodes at `kubelet`/`containerd`, with the operator at
 /// `chart` (none: no operator) installed with the user values `config`.
-fn cluster(nodes: &[(&str, &str, &str)], chart: Option<&str>, config: Value) -> Snapshot {
+pub(crate) fn cluster(
+    nodes: &[(&str, &str, &str)],
+    chart: Option<&str>,
+    config: Value,
+) -> Snapshot {
     Snapshot {
         server: "https://127.0.0.1:6443".into(),
         nodes: nodes
@@ -76,30 +80,34 @@ fn cluster(nodes: &[(&str, &str, &str)], chart: Option<&str>, config: Value) -> 
     }
 }
 
-fn one_node(kubelet: &str, containerd: &str, chart: Option<&str>) -> Snapshot {
+pub(crate) fn one_node(kubelet: &str, containerd: &str, chart: Option<&str>) -> Snapshot {
     cluster(&[("gpu-1", kubelet, containerd)], chart, json!({}))
 }
 
-fn target(rke2: Option<&str>, chart: Option<&str>) -> UpgradeTarget {
+pub(crate) fn target(rke2: Option<&str>, chart: Option<&str>) -> UpgradeTarget {
     UpgradeTarget {
         rke2: rke2.map(|r| KubeletVersion::parse(r).unwrap()),
         chart: chart.map(|c| Triple::parse_loose(c).unwrap()),
     }
 }
 
-fn preflight(snap: &Snapshot, t: &UpgradeTarget, deep: Option<&host::DeepRead>) -> CheckReport {
+pub(crate) fn preflight(
+    snap: &Snapshot,
+    t: &UpgradeTarget,
+    deep: Option<&host::DeepRead>,
+) -> CheckReport {
     check_runtime::evaluate_upgrade(snap, &[], deep, t).unwrap()
 }
 
-fn plan(r: &CheckReport) -> &UpgradePlan {
+pub(crate) fn plan(r: &CheckReport) -> &UpgradePlan {
     r.upgrade.as_ref().expect("an upgrade plan")
 }
 
-fn with_id<'a>(r: &'a CheckReport, id: &str) -> Vec<&'a Finding> {
+pub(crate) fn with_id<'a>(r: &'a CheckReport, id: &str) -> Vec<&'a Finding> {
     r.findings.iter().filter(|f| f.id == id).collect()
 }
 
-fn one<'a>(r: &'a CheckReport, id: &str) -> &'a Finding {
+pub(crate) fn one<'a>(r: &'a CheckReport, id: &str) -> &'a Finding {
     let f = with_id(r, id);
     assert_eq!(f.len(), 1, "one {id} finding: {:#?}", r.findings);
     f[0]
@@ -118,6 +126,12 @@ fn deep(snap: &Snapshot, files: &[(&str, &str)]) -> host::DeepRead {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, text).unwrap();
     }
+    read_root(snap, root.path())
+}
+
+/// Every node of `snap` read from the node root `root` by the probe
+/// sequence and script of `--deep`.
+pub(crate) fn read_root(snap: &Snapshot, root: &std::path::Path) -> host::DeepRead {
     let mut out = host::DeepRead {
         image: "node-agent".into(),
         ..Default::default()
@@ -127,7 +141,7 @@ fn deep(snap: &Snapshot, files: &[(&str, &str)]) -> host::DeepRead {
         let read = tokio::runtime::Runtime::new()
             .unwrap()
             .block_on(host::probe_sequence(&facts, async |req: &ProbeRequest| {
-                req.run_under(root.path())
+                req.run_under(root)
             }))
             .map_err(|e| e.to_string());
         out.nodes.insert(facts.name.clone(), read);

@@ -11,9 +11,13 @@
 //! it will load, drop-in versions against the new root, NRI and the
 //! toolkit's support for the new containerd. Cluster rules
 //! (`--upgrade-to-chart`): known defects, removed values the user sets,
-//! default changes and the CRD step.
+//! default changes and the CRD step. With `--deep`, [`predict`] renders the
+//! `config.toml` the target will generate on each node and load-checks it.
 
 use serde::Serialize;
+
+mod predict;
+pub use predict::PredictedConfig;
 
 use super::Finding;
 use super::host::{DeepRead, drop_in_files, rke2_config};
@@ -47,6 +51,16 @@ pub struct UpgradePlan {
     pub breaks_gpu_pods: bool,
     /// prepare → upgrade → verify, as commands or one-line steps.
     pub order: Vec<String>,
+    /// `--deep`: the `config.toml` the target will generate per node.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub predicted: Vec<PredictedConfig>,
+}
+
+/// The findings of the preflight and, with `--deep`, the predicted configs.
+#[derive(Debug, Clone, Default)]
+pub struct Preflight {
+    pub findings: Vec<Finding>,
+    pub predicted: Vec<PredictedConfig>,
 }
 
 /// The user values of the operator's Helm release that matter here.
@@ -67,25 +81,26 @@ pub fn findings<'a>(
     values: Option<&UserValues>,
     deep: Option<&DeepRead>,
     target: &UpgradeTarget,
-) -> Vec<Finding> {
-    let mut out = Vec::new();
+) -> Preflight {
+    let mut out = Preflight::default();
     if let Some(chart) = target.chart {
-        out.extend(chart_rules(operator, values, chart));
+        out.findings.extend(chart_rules(operator, values, chart));
     }
     if let Some(rke2) = &target.rke2 {
         for node in nodes {
             let probe = deep
                 .and_then(|d| d.nodes.get(&node.name))
                 .and_then(|r| r.as_ref().ok());
-            out.extend(node_rules(node, operator, target.chart, probe, rke2));
+            node_rules(&mut out, node, operator, target.chart, probe, rke2);
         }
     }
     out
 }
 
 /// The safe order for the findings of [`findings`].
-pub fn plan(target: &UpgradeTarget, findings: &[Finding]) -> UpgradePlan {
-    let upgrade: Vec<&Finding> = findings
+pub fn plan(target: &UpgradeTarget, preflight: &Preflight) -> UpgradePlan {
+    let upgrade: Vec<&Finding> = preflight
+        .findings
         .iter()
         .filter(|f| f.id.starts_with("upgrade-"))
         .collect();
@@ -124,6 +139,7 @@ pub fn plan(target: &UpgradeTarget, findings: &[Finding]) -> UpgradePlan {
         chart: target.chart.map(|c| format!("v{c}")),
         breaks_gpu_pods: breaks,
         order,
+        predicted: preflight.predicted.clone(),
     }
 }
 
@@ -279,35 +295,54 @@ impl Step<'_> {
 }
 
 fn node_rules(
+    out: &mut Preflight,
     node: &NodeFacts,
     operator: Option<&OperatorFacts>,
     chart: Option<Triple>,
     probe: Option<&(matrix::NodePaths, ProbeResult)>,
     to: &KubeletVersion,
-) -> Vec<Finding> {
+) {
+    let (findings, predicted) = node_findings(node, operator, chart, probe, to);
+    out.findings.extend(findings);
+    out.predicted.extend(predicted);
+}
+
+fn node_findings(
+    node: &NodeFacts,
+    operator: Option<&OperatorFacts>,
+    chart: Option<Triple>,
+    probe: Option<&(matrix::NodePaths, ProbeResult)>,
+    to: &KubeletVersion,
+) -> (Vec<Finding>, Option<PredictedConfig>) {
     let n = Some(node.name.as_str());
     let Some(from) = node.kubelet.as_ref() else {
-        return vec![Finding::skipped(
-            "upgrade-release",
-            n,
-            format!(
-                "the node reports no parsable kubelet version ({})",
-                node.kubelet_raw
-            ),
-        )];
-    };
-    if from.distribution != to.distribution || from.distribution == Distribution::Other {
-        return vec![
-            Finding::fail(
+        return (
+            vec![Finding::skipped(
                 "upgrade-release",
                 n,
                 format!(
-                    "{} is a {} node; {to} is a {} release",
-                    node.name, from.distribution, to.distribution
+                    "the node reports no parsable kubelet version ({})",
+                    node.kubelet_raw
                 ),
-            )
-            .fix("name a release of the node's own distribution"),
-        ];
+            )],
+            None,
+        );
+    };
+    if from.distribution != to.distribution || from.distribution == Distribution::Other {
+        return (
+            vec![
+                Finding::fail(
+                    "upgrade-release",
+                    n,
+                    format!(
+                        "{} is a {} node; {to} is a {} release",
+                        node.name, from.distribution, to.distribution
+                    ),
+                )
+                .fix("name a release of the node's own distribution"),
+            ],
+            None,
+        );
     }
     let s = Step {
         node,
@@ -319,8 +354,11 @@ fn node_rules(
     let mut out = vec![release_step(&s)];
     out.push(containerd_jump(&s));
     out.extend(features_lost(&s, probe));
+    let mut predicted = None;
     if let Some((paths, probe)) = probe {
-        out.extend(template_and_drop_ins(&s, paths, probe));
+        let (f, p) = template_and_drop_ins(&s, paths, probe);
+        out.extend(f);
+        predicted = p;
     } else if s
         .then()
         .is_some_and(|c| s.containerd_now.is_none_or(|now| now.line() != c.line()))
@@ -331,7 +369,7 @@ fn node_rules(
         );
     }
     out.extend(runtime_support(&s, operator, chart));
-    out
+    (out, predicted)
 }
 
 fn release_step(s: &Step) -> Finding {
@@ -491,10 +529,14 @@ fn nvidia_in_drop_in(paths: &matrix::NodePaths, probe: &ProbeResult) -> bool {
 
 /// `upgrade-template`, `upgrade-imports`, `upgrade-drop-in-version`: what
 /// the target will render from this node's files, and load.
-fn template_and_drop_ins(s: &Step, paths: &matrix::NodePaths, probe: &ProbeResult) -> Vec<Finding> {
+fn template_and_drop_ins(
+    s: &Step,
+    paths: &matrix::NodePaths,
+    probe: &ProbeResult,
+) -> (Vec<Finding>, Option<PredictedConfig>) {
     let mut out = Vec::new();
     let Some(then) = s.then() else {
-        return out;
+        return (out, None);
     };
     let now_major = s.containerd_now.map_or(then.major, |c| c.major);
     let (v3, v2) = (
@@ -631,7 +673,21 @@ fn template_and_drop_ins(s: &Step, paths: &matrix::NodePaths, probe: &ProbeResul
             )),
         );
     }
-    out
+    let predicted = predict::predict(&predict::PredictInputs {
+        node: &s.node.name,
+        paths,
+        probe,
+        now: s.containerd_now,
+        then,
+        imports_then,
+        imports_now,
+    })
+    .map(|(p, f)| {
+        out.push(f);
+        p
+    })
+    .flatten();
+    (out, predicted)
 }
 
 /// `upgrade-nri` and `upgrade-toolkit-containerd`: the operator's mode on

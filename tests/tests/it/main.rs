@@ -16,4 +16,5 @@ mod real_node_report;
 mod real_node_support;
 mod real_node_verify;
 mod report_e2e;
+mod upgrade_e2e;
 mod verify_e2e;

@@ -931,7 +931,7 @@ fn offline_node_root_plans_what_the_cluster_plans() {
 // ---------------------------------------------------------------------------
 
 /// A case of tests/fixtures/containerd-toml-errors/cases.json: (template file, template text).
-fn broken_template(c: &Cluster, name: &str) -> (String, String) {
+pub(crate) fn broken_template(c: &Cluster, name: &str) -> (String, String) {
     let p = c.fixture("containerd-toml-errors/cases.json");
     let v: Value = serde_json::from_str(&fs::read_to_string(&p).expect("cases.json")).unwrap();
     let case = v
@@ -947,7 +947,7 @@ fn broken_template(c: &Cluster, name: &str) -> (String, String) {
 
 /// Writes the template and renders config.toml from it with the real k3s templates, as RKE2
 /// does at its next start (render-config, the sandbox's own restart renderer).
-fn write_broken_template(c: &Cluster, node: &str, file: &str, text: &str) {
+pub(crate) fn write_broken_template(c: &Cluster, node: &str, file: &str, text: &str) {
     c.write_node_file(node, &format!("{CTD}/{file}"), text);
     let out = std::process::Command::new(c.var("RKE2GPU_RENDER_CONFIG"))
         .arg("render")

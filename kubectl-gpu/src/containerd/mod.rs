@@ -5,6 +5,7 @@
 //! `kubectl gpu patch-containerd` plans and applies in [`crate::patch`].
 
 pub mod merge;
+pub mod migrate;
 pub mod model;
 pub mod redeclared;
 pub mod template;

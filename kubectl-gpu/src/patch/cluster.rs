@@ -238,6 +238,37 @@ async fn process(
         .await
         .map_err(|e| (report.clone(), e))?;
     report.backups = applied.backups;
+    if let Some(release) = &plan.staged_for {
+        // Nothing restarts: read the staged files back instead.
+        for ch in &plan.changes {
+            let back = host.read(&ch.path).await.map_err(|e| (report.clone(), e))?;
+            let same = back.as_deref().map(String::from_utf8_lossy).as_deref() == ch.new.as_deref();
+            report.evidence.push(format!(
+                "{}: {}",
+                ch.path,
+                if same {
+                    "staged as planned"
+                } else {
+                    "differs from the plan"
+                }
+            ));
+            if !same {
+                report
+                    .problems
+                    .push(format!("{} does not hold what was written", ch.path));
+            }
+        }
+        report.evidence.push(format!(
+            "takes effect at {release}'s first start; check it now with: kubectl gpu check-runtime --deep --node {} --upgrade-to-rke2 {release}",
+            node
+        ));
+        report.outcome = if report.problems.is_empty() {
+            Outcome::Staged
+        } else {
+            Outcome::Unconfirmed
+        };
+        return Ok(report);
+    }
     drop(host);
     if plan.restart.is_some() {
         let r = restart_and_wait(s, &target.unit, req.timeout)

@@ -48,6 +48,9 @@ pub enum Outcome {
     RolledBack,
     /// Offline: files written to --out-dir.
     Written,
+    /// `--for-rke2 --apply`: files staged (read back as written) for the
+    /// upgrade; they take effect at its first start.
+    Staged,
     /// Refused (bad input, unsupported method) or failed; nothing changed
     /// unless `files` says otherwise.
     Failed,
@@ -62,6 +65,7 @@ impl Outcome {
             Outcome::Unconfirmed => "unconfirmed",
             Outcome::RolledBack => "rolled-back",
             Outcome::Written => "written",
+            Outcome::Staged => "staged",
             Outcome::Failed => "failed",
         }
     }

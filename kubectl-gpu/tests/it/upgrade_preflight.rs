@@ -7,7 +7,7 @@
 //! upgrade does according to the release tables (rancher/rke2 Dockerfile
 //! per tag, k3s release notes) and the chart's values.yaml per version.
 
-use k8s_openapi::api::core::v1::{Node, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use rke2gpu::check_runtime::upgrade::{UpgradePlan, UpgradeTarget};
 use rke2gpu::check_runtime::{self, CheckReport, Finding, Status, host};
 use rke2gpu::facts::NodeFacts;

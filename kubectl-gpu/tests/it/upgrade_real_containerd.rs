@@ -274,3 +274,293 @@ fn losing_the_imports_line_really_loses_the_runtime_and_the_fixed_target_keeps_i
         "{out}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// The schema migration, against containerd's own `config migrate`
+// ---------------------------------------------------------------------------
+
+/// Every leaf of a TOML table: `a.b.c = value`.
+fn leaf_lines(t: &toml_edit::Table, prefix: &str, out: &mut Vec<(String, String)>) {
+    for (k, item) in t.iter() {
+        let p = if prefix.is_empty() {
+            k.to_owned()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match item {
+            toml_edit::Item::Table(sub) => leaf_lines(sub, &p, out),
+            toml_edit::Item::Value(toml_edit::Value::InlineTable(it)) => {
+                leaf_lines(&it.clone().into_table(), &p, out)
+            }
+            toml_edit::Item::Value(v) => {
+                // containerd writes single-quoted strings: compare values.
+                let norm = v.to_string().trim().replace('\'', "\"");
+                out.push((p, norm));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `to_v3` puts each v2 CRI key where containerd 2.3.3's own migration
+/// (`containerd config migrate`, RKE2 v1.36.3's containerd) puts it: on a
+/// real RKE2 v2 config.toml (the legacy node's, rendered by k3s' v2 base)
+/// and on the user templates of the error cases.
+#[test]
+fn the_v2_to_v3_migration_matches_containerds_own() {
+    let b = bins_or_skip!();
+    let mut inputs = vec![
+        fs::read_to_string(repo().join(format!(
+            "tests/node-trees/gpu-a100-legacy-0/{CTD}/config.toml"
+        )))
+        .unwrap(),
+    ];
+    for c in cases()
+        .into_iter()
+        .filter(|c| c.template_file == "config.toml.tmpl")
+    {
+        let a = rke2gpu::containerd::TemplateAnalysis::analyze("t", &c.template);
+        // As in the config.toml RKE2 renders, whose base always has runc:
+        // containerd moves containerd.snapshotter to the images plugin only
+        // in a config with a runtimes table.
+        inputs.push(format!("version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n{}", a.appended()));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (i, text) in inputs.iter().enumerate() {
+        let doc: toml_edit::DocumentMut = match text.parse() {
+            Ok(d) => d,
+            Err(_) => continue, // redeclares a table: not a document on its own
+        };
+        let ours = rke2gpu::containerd::migrate::to_v3(&doc);
+        assert!(ours.unplaced.is_empty(), "{i}: {:?}", ours.unplaced);
+        let f = dir.path().join(format!("{i}.toml"));
+        fs::write(&f, text).unwrap();
+        let out = std::process::Command::new(&b.c23)
+            .arg("--config")
+            .arg(&f)
+            .args(["config", "migrate"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let theirs: toml_edit::DocumentMut = String::from_utf8_lossy(&out.stdout).parse().unwrap();
+        let (mut a, mut t) = (Vec::new(), Vec::new());
+        leaf_lines(ours.doc.as_table(), "", &mut a);
+        leaf_lines(theirs.as_table(), "", &mut t);
+        let theirs: std::collections::BTreeMap<_, _> = t.into_iter().collect();
+        let cri = a
+            .iter()
+            .filter(|(p, _)| p.starts_with("plugins.io.containerd.cri.v1"))
+            .count();
+        assert!(cri > 0 || i > 0, "{i}: the real config has CRI keys: {a:?}");
+        for (path, value) in a.iter().filter(|(p, _)| p.starts_with("plugins.")) {
+            assert_eq!(
+                theirs.get(path),
+                Some(value),
+                "{i}: {path} (ours {value}); containerd's:\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// patch-containerd --for-rke2: staged files, the running release untouched
+// ---------------------------------------------------------------------------
+
+fn stage(tree: &Path, rke2: &str, containerd: &str, to: &str) -> rke2gpu::patch::plan::Plan {
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(stage_async(tree, rke2, containerd, to))
+}
+
+async fn stage_async(
+    tree: &Path,
+    rke2: &str,
+    containerd: &str,
+    to: &str,
+) -> rke2gpu::patch::plan::Plan {
+    use rke2gpu::patch::offline::{OfflineRequest, OfflineSource};
+    use rke2gpu::patch::plan::PatchOptions;
+    let req = OfflineRequest {
+        source: OfflineSource::NodeRoot(tree.to_path_buf()),
+        options: PatchOptions {
+            for_release: Some(rke2gpu::version::KubeletVersion::parse(to).unwrap()),
+            ..PatchOptions::default()
+        },
+        data_dir: None,
+        containerd_version: Some(containerd.into()),
+        rke2_version: Some(rke2.into()),
+        out_dir: None,
+    };
+    let plan = rke2gpu::patch::offline::plan(&req).await.expect("plan");
+    rke2gpu::patch::apply_changes(
+        &rke2gpu::node::LocalRoot::new(tree),
+        &plan.changes,
+        &rke2gpu::node::BackupStamp::now(),
+    )
+    .await
+    .expect("apply");
+    plan
+}
+
+const USER_V2_TEMPLATE: &str = "{{ template \"base\" . }}\n\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.crun]\n  runtime_type = \"io.containerd.runc.v2\"\n\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.crun.options]\n  BinaryName = \"/usr/bin/crun\"\n\n[plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors.\"docker.io\"]\n  endpoint = [\"https://mirror.example.internal\"]\n";
+
+/// v1.31.5 (containerd 1.7) → v1.31.6 (2.0): `--for-rke2` writes
+/// config-v3.toml.tmpl beside config.toml.tmpl. RKE2 on 1.7 renders exactly
+/// what it rendered before; the target renders the v3 base with the user's
+/// runtime and mirror in their schema 3 places, and containerd 2 loads
+/// them. A second run stages nothing.
+#[test]
+fn staging_config_v3_before_containerd_2_keeps_the_running_release() {
+    let b = bins_or_skip!();
+    let t = Tree::new("gpu-a100-legacy-0");
+    t.write("config.toml.tmpl", USER_V2_TEMPLATE);
+    let before = t.render_as(&b, "v1.31.5+rke2r1", "1.7.23-k3s2", false, false);
+    let snap = one_node("v1.31.5+rke2r1", "1.7.23-k3s2", None);
+    let to = target(Some("v1.31.6+rke2r1"), None);
+    let r = preflight(&snap, &to, Some(&read_root(&snap, t.root())));
+    assert_eq!(one(&r, "upgrade-template").status, Status::Warn);
+
+    let plan = stage(t.root(), "v1.31.5+rke2r1", "1.7.23", "v1.31.6+rke2r1");
+    assert_eq!(plan.changes.len(), 1, "{:#?}", plan.reasons);
+    assert!(plan.changes[0].path.ends_with("config-v3.toml.tmpl"));
+    assert!(plan.restart.is_none());
+    assert_eq!(plan.staged_for.as_deref(), Some("v1.31.6+rke2r1"));
+
+    // The running release (containerd 1.7) renders the same config.toml.
+    let again = t.render_as(&b, "v1.31.5+rke2r1", "1.7.23-k3s2", false, false);
+    assert_eq!(again, before);
+    assert_eq!(dump(&b.c17, t.root()).0, 0);
+    // The preflight now sees the v3 template.
+    let r = preflight(&snap, &to, Some(&read_root(&snap, t.root())));
+    let f = one(&r, "upgrade-template");
+    assert_eq!(f.status, Status::Ok, "{f:#?}");
+
+    // The upgrade: the v3 base with the user's tables; containerd 2 loads it.
+    let after = t.render_as(&b, "v1.31.6+rke2r1", "2.0.2-k3s2", true, false);
+    assert!(after.contains("version = 3"), "{after}");
+    let (code, line, out) = dump(&b.c2, t.root());
+    assert_eq!(code, 0, "{line:?}\n{after}");
+    let d: toml_edit::DocumentMut = out.parse().unwrap();
+    let crun = &d["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"]["crun"];
+    assert_eq!(
+        crun["options"]["BinaryName"].as_str(),
+        Some("/usr/bin/crun"),
+        "{out}"
+    );
+    let mirror = &d["plugins"]["io.containerd.cri.v1.images"]["registry"]["mirrors"]["docker.io"]["endpoint"];
+    assert_eq!(
+        mirror
+            .as_array()
+            .and_then(|a| a.get(0))
+            .and_then(|v| v.as_str()),
+        Some("https://mirror.example.internal"),
+        "{out}"
+    );
+
+    let second = stage(t.root(), "v1.31.5+rke2r1", "1.7.23", "v1.31.6+rke2r1");
+    assert!(second.changes.is_empty(), "{:#?}", second.changes);
+}
+
+/// v1.35.3 → v1.36.3 on a v2 config.toml.tmpl: `--for-rke2` rewrites the
+/// version 3 drop-in at version 2. Today's containerd (2.4.2 for 2.2.2) and
+/// the target's 2.3.3 both load it, with the nvidia runtime.
+#[test]
+fn staging_a_drop_in_at_the_root_version_for_containerd_2_3() {
+    let b = bins_or_skip!();
+    let t = Tree::new("gpu-h200-0");
+    t.write("config.toml.tmpl", V2_TEMPLATE);
+    let v3 = fs::read_to_string(repo().join(
+        "tests/fixtures/real-gpu-cluster/files/1-patched/containerd/config-v3.toml.d/99-nvidia.toml",
+    ))
+    .unwrap();
+    t.write("config.toml.d/99-nvidia.toml", &v3);
+    t.render_as(&b, "v1.35.3+rke2r1", "2.2.2-k3s1", true, true);
+
+    let plan = stage(t.root(), "v1.35.3+rke2r1", "2.2.2", "v1.36.3+rke2r1");
+    assert_eq!(plan.changes.len(), 1, "{:#?}", plan.reasons);
+    assert!(
+        plan.changes[0]
+            .path
+            .ends_with("config.toml.d/99-nvidia.toml")
+    );
+    assert!(
+        plan.changes[0]
+            .new
+            .as_deref()
+            .unwrap()
+            .starts_with("# Written by kubectl-gpu"),
+        "comments kept: {:?}",
+        plan.changes[0].new
+    );
+
+    let snap = one_node("v1.35.3+rke2r1", "2.2.2-k3s1", None);
+    let r = preflight(
+        &snap,
+        &target(Some("v1.36.3+rke2r1"), None),
+        Some(&read_root(&snap, t.root())),
+    );
+    assert!(!plan_breaks(&r), "{:#?}", r.findings);
+    for bin in [&b.c2, &b.c23] {
+        t.render_as(&b, "v1.36.3+rke2r1", "2.3.3-k3s1", true, true);
+        let (code, line, out) = dump(bin, t.root());
+        assert_eq!(code, 0, "{}: {line:?}", bin.display());
+        assert!(
+            out.contains("/opt/nvidia/toolkit/nvidia-container-runtime"),
+            "{out}"
+        );
+    }
+}
+
+fn plan_breaks(r: &rke2gpu::check_runtime::CheckReport) -> bool {
+    plan(r).breaks_gpu_pods
+}
+
+/// A v2 template whose tables the v3 base renders too (the nvidia runtime
+/// RKE2 detects from the toolkit dir, the containerd table) is not staged:
+/// containerd 2 would refuse the render. The error names the tables.
+#[test]
+fn staging_refuses_a_template_that_would_redeclare_a_v3_base_table() {
+    use rke2gpu::patch::offline::{OfflineRequest, OfflineSource};
+    use rke2gpu::patch::plan::PatchOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    copy_tree(&repo().join("tests/node-trees/gpu-a100-legacy-0"), &root);
+    for (table, what) in [
+        (
+            "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.nvidia]\n  runtime_type = \"io.containerd.runc.v2\"\n",
+            "containerd.runtimes.nvidia]",
+        ),
+        (
+            "[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  default_runtime_name = \"nvidia\"\n",
+            "cri.v1.runtime\".containerd]",
+        ),
+    ] {
+        fs::write(
+            root.join(CTD).join("config.toml.tmpl"),
+            format!("{{{{ template \"base\" . }}}}\n\n{table}"),
+        )
+        .unwrap();
+        let req = OfflineRequest {
+            source: OfflineSource::NodeRoot(root.clone()),
+            options: PatchOptions {
+                for_release: rke2gpu::version::KubeletVersion::parse("v1.31.6+rke2r1"),
+                ..PatchOptions::default()
+            },
+            data_dir: None,
+            containerd_version: Some("1.7.23".into()),
+            rke2_version: Some("v1.31.5+rke2r1".into()),
+            out_dir: None,
+        };
+        let e = tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(rke2gpu::patch::offline::plan(&req))
+            .expect_err("refused");
+        let m = e.to_string();
+        assert!(m.contains(what) && m.contains("declared twice"), "{m}");
+    }
+}

@@ -36,6 +36,7 @@ Examples:
   kubectl gpu patch-containerd --all-gpu-nodes --apply -o json
   kubectl gpu patch-containerd --node gpu-1 --rollback --apply   # restore the newest backups, restart
   kubectl gpu patch-containerd --node gpu-1 --replace-static-template --apply
+  kubectl gpu patch-containerd --node gpu-1 --for-rke2 {release}   # stage what {release} needs (no restart)
   # offline (Ansible, Salt, image builds): no cluster needed
   kubectl-gpu patch-containerd --config-file ./config.toml --rke2-version {release} \\
       --containerd-version {containerd} --set-as-default --out-dir ./out
@@ -74,6 +75,9 @@ pub struct Args {
     /// Not RKE2: patch a plain containerd's /etc/containerd/config.toml and restart containerd
     #[arg(long)]
     pub generic_containerd: bool,
+    /// Before an RKE2 upgrade: stage what RELEASE will need (config-v3.toml.tmpl from config.toml.tmpl before containerd 2; drop-ins at the new root's version) without changing the running release; nothing is restarted. Run check-runtime --deep --upgrade-to-rke2 RELEASE first
+    #[arg(long, value_name = "RELEASE", conflicts_with_all = ["set_as_default", "binary_path", "method", "replace_static_template", "generic_containerd", "rollback"])]
+    pub for_rke2: Option<String>,
     /// RKE2 data dir (default: the node's rke2.io/node-args, else /var/lib/rancher/rke2)
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<String>,
@@ -121,7 +125,24 @@ fn options(args: &Args) -> Result<PatchOptions> {
         Some(m) => Some(m.parse::<Method>()?),
         None => None,
     };
+    let for_release = match &args.for_rke2 {
+        Some(raw) => match rke2gpu::version::KubeletVersion::parse(raw) {
+            Some(v) if v.distribution != rke2gpu::version::Distribution::Other => Some(v),
+            _ => {
+                return Err(rke2gpu::Error::InvalidOption {
+                    option: "--for-rke2".into(),
+                    reason: format!(
+                        "`{raw}` is not an RKE2 or K3s release such as {}",
+                        rke2gpu::matrix::example_rke2_release().0
+                    ),
+                }
+                .into());
+            }
+        },
+        None => None,
+    };
     Ok(PatchOptions {
+        for_release,
         runtime_name: args.runtime_name.clone(),
         set_as_default: args.set_as_default,
         binary_path: args.binary_path.clone(),

@@ -682,11 +682,10 @@ fn template_and_drop_ins(
         imports_then,
         imports_now,
     })
-    .map(|(p, f)| {
+    .and_then(|(p, f)| {
         out.push(f);
         p
-    })
-    .flatten();
+    });
     (out, predicted)
 }
 

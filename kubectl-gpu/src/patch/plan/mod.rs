@@ -15,6 +15,7 @@ mod default_runtime;
 mod drop_in;
 mod edit;
 mod generic;
+mod stage;
 mod template;
 mod template_fix;
 
@@ -202,6 +203,9 @@ pub struct PatchOptions {
     pub generic_containerd: bool,
     /// Generic mode: the containerd config (default `/etc/containerd/config.toml`).
     pub config_path: Option<String>,
+    /// `--for-rke2`: stage what this release will need instead of adding
+    /// the runtime ([`stage`]).
+    pub for_release: Option<crate::version::KubeletVersion>,
 }
 
 impl Default for PatchOptions {
@@ -214,6 +218,7 @@ impl Default for PatchOptions {
             replace_static_template: false,
             generic_containerd: false,
             config_path: None,
+            for_release: None,
         }
     }
 }
@@ -292,6 +297,9 @@ pub struct Plan {
     /// The generated `config.toml` RKE2 renders after these changes, where
     /// the planner rendered it itself (a repaired template); previews use it.
     pub rendered: Option<String>,
+    /// `--for-rke2`: the release these files are staged for; they take
+    /// effect at its first start, so nothing is restarted or confirmed now.
+    pub staged_for: Option<String>,
 }
 
 impl Plan {
@@ -496,6 +504,7 @@ impl Ctx<'_> {
             reasons: self.reasons,
             restart,
             rendered: None,
+            staged_for: None,
         }
     }
 }
@@ -506,6 +515,9 @@ pub fn plan(input: &PlanInput) -> Result<Plan> {
     validate_runtime_name(&o.runtime_name)?;
     if o.generic_containerd {
         return plan_generic(input);
+    }
+    if let Some(to) = &o.for_release {
+        return stage::plan_for_release(input, to);
     }
     let paths = Rke2Paths::new(&input.data_dir);
     if let Some(r) = repair(input, &paths)? {

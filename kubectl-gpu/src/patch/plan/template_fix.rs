@@ -489,5 +489,6 @@ pub(super) fn plan_repaired(input: &PlanInput, r: Repair) -> Result<Plan> {
         reasons,
         expectation,
         rendered: Some(rendered),
+        staged_for: None,
     })
 }

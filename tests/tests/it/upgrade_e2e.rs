@@ -128,3 +128,115 @@ fn a_bad_upgrade_target_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--upgrade-to-rke2"), "{err}");
 }
+
+const USER_V2_TEMPLATE: &str = "{{ template \"base\" . }}\n\n[plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors.\"docker.io\"]\n  endpoint = [\"https://mirror.example.internal\"]\n";
+
+/// `patch-containerd --for-rke2` in cluster mode on the legacy node
+/// (containerd 1.7): the dry run shows the staged config-v3.toml.tmpl and
+/// writes nothing; `--apply` writes it, restarts nothing and reads it back
+/// (outcome `staged`); the preflight then finds the v3 template; a rollback
+/// removes it again.
+#[test]
+fn staging_for_an_upgrade_through_the_node_agent() {
+    let c = Cluster::shared();
+    let _g = cluster_harness::serial();
+    healthy_operator(c);
+    let tmpl = format!("{CTD}/config.toml.tmpl");
+    let v3 = format!("{CTD}/config-v3.toml.tmpl");
+    let before = c.read_node_file(NODE, &format!("{CTD}/config.toml"));
+    write_broken_template(c, NODE, "config.toml.tmpl", USER_V2_TEMPLATE);
+    let rendered = c.read_node_file(NODE, &format!("{CTD}/config.toml"));
+    let calls = c.systemctl_calls(NODE).len();
+    let run = |extra: &[&str]| {
+        c.kubectl()
+            .args([
+                "gpu",
+                "patch-containerd",
+                "--node",
+                NODE,
+                "--for-rke2",
+                "v1.31.6+rke2r1",
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let dry = run(&[]);
+    let dry_out = String::from_utf8_lossy(&dry.stdout).into_owned();
+    let exists_after_dry = c.node_path(NODE, &v3).exists();
+    let applied = run(&["--apply", "-o", "json"]);
+    let staged = std::fs::read_to_string(c.node_path(NODE, &v3)).ok();
+    let calls_after_apply = c.systemctl_calls(NODE).len();
+    let config_after_apply = c.read_node_file(NODE, &format!("{CTD}/config.toml"));
+    let check = gpu(
+        c,
+        &[
+            "check-runtime",
+            "--deep",
+            "--node",
+            NODE,
+            "--upgrade-to-rke2",
+            "v1.31.6+rke2r1",
+            "-o",
+            "json",
+        ],
+    );
+    let rollback = c
+        .kubectl()
+        .args([
+            "gpu",
+            "patch-containerd",
+            "--node",
+            NODE,
+            "--rollback",
+            "--apply",
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let exists_after_rollback = c.node_path(NODE, &v3).exists();
+    c.remove_node_file(NODE, &tmpl);
+    c.remove_node_file(NODE, &v3);
+    c.write_node_file(NODE, &format!("{CTD}/config.toml"), &before);
+
+    assert_eq!(
+        dry.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert!(dry_out.contains("config-v3.toml.tmpl"), "{dry_out}");
+    assert!(dry_out.contains("io.containerd.cri.v1.images"), "{dry_out}");
+    assert!(!exists_after_dry, "the dry run wrote");
+    assert_eq!(
+        applied.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let v: Value = serde_json::from_slice(&applied.stdout).unwrap();
+    assert_eq!(v["nodes"][0]["outcome"], "staged", "{v}");
+    let staged = staged.expect("config-v3.toml.tmpl written");
+    assert!(staged.starts_with("{{ template \"base\" . }}"), "{staged}");
+    assert!(
+        staged.contains("[plugins.\"io.containerd.cri.v1.images\".registry.mirrors.\"docker.io\"]"),
+        "{staged}"
+    );
+    // Nothing restarted, and the running release renders what it rendered.
+    assert_eq!(calls_after_apply, calls, "staging restarted RKE2");
+    assert_eq!(config_after_apply, rendered);
+    let findings = json_findings(&check);
+    assert!(
+        find(&findings, "upgrade-template", Some(NODE), "ok").is_some(),
+        "{findings:#?}"
+    );
+    assert_eq!(
+        rollback.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&rollback.stderr)
+    );
+    assert!(!exists_after_rollback, "rollback left the staged file");
+    assert!(our_pods(c).is_empty(), "pods left behind");
+}

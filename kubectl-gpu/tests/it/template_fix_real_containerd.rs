@@ -68,6 +68,11 @@ pub(crate) fn copy_tree(from: &Path, to: &Path) {
 }
 
 pub(crate) fn render(bin: &Path, tree: &Path, node: &str) -> String {
+    render_in(bin, tree, node, CTD)
+}
+
+/// [`render`] for the containerd dir `ctd` (relative to the tree).
+pub(crate) fn render_in(bin: &Path, tree: &Path, node: &str, ctd: &str) -> String {
     let out = Command::new(bin)
         .arg("render")
         .arg("--root")
@@ -80,17 +85,23 @@ pub(crate) fn render(bin: &Path, tree: &Path, node: &str) -> String {
         "render-config: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    fs::read_to_string(tree.join(CTD).join("config.toml")).expect("config.toml")
+    fs::read_to_string(tree.join(ctd).join("config.toml")).expect("config.toml")
 }
 
 /// `containerd --config F config dump` on the tree's config.toml with its
 /// imports pointed into the tree: (exit, last `containerd:` line, stdout).
 pub(crate) fn dump(bin: &Path, tree: &Path) -> (i32, Option<String>, String) {
-    let cfg = tree.join(CTD).join("config.toml");
+    dump_in(bin, tree, CTD)
+}
+
+/// [`dump`] for the containerd dir `ctd` (relative to the tree: K3s' is
+/// `var/lib/rancher/k3s/agent/etc/containerd`).
+pub(crate) fn dump_in(bin: &Path, tree: &Path, ctd: &str) -> (i32, Option<String>, String) {
+    let cfg = tree.join(ctd).join("config.toml");
     let text = fs::read_to_string(&cfg).expect("config.toml");
     let moved = text.replace(
-        &format!("\"/{CTD}/"),
-        &format!("\"{}/", tree.join(CTD).display()),
+        &format!("\"/{ctd}/"),
+        &format!("\"{}/", tree.join(ctd).display()),
     );
     // Same line count, so the rows containerd names are config.toml's.
     fs::write(&cfg, moved).expect("write");

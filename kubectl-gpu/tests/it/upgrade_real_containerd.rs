@@ -23,11 +23,12 @@ use rke2gpu::check_runtime::Status;
 use serde_json::Value;
 
 use super::patch_real_containerd::containerd_bin;
-use super::template_fix_real_containerd::{copy_tree, dump, render, render_config};
+use super::template_fix_real_containerd::{copy_tree, dump, dump_in, render_config, render_in};
 use super::template_redeclared::cases;
 use super::upgrade_preflight::{one, one_node, plan, preflight, read_root, target};
 
 const CTD: &str = "var/lib/rancher/rke2/agent/etc/containerd";
+const K3S_CTD: &str = "var/lib/rancher/k3s/agent/etc/containerd";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -71,24 +72,35 @@ struct Tree {
     _dir: tempfile::TempDir,
     root: PathBuf,
     node: String,
+    ctd: &'static str,
 }
 
 impl Tree {
     fn new(node: &str) -> Tree {
+        Tree::with_toolkit(node, false)
+    }
+
+    /// `toolkit`: keep the toolkit dir, so RKE2's base renders the nvidia
+    /// runtimes it detects.
+    fn with_toolkit(node: &str, toolkit: bool) -> Tree {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("root");
         copy_tree(&repo().join("tests/node-trees").join(node), &root);
-        let _ = fs::remove_dir_all(root.join("usr/local/nvidia"));
-        fs::remove_file(root.join(CTD).join("config.toml")).unwrap();
+        if !toolkit {
+            let _ = fs::remove_dir_all(root.join("usr/local/nvidia"));
+        }
+        let ctd = if node.contains("k3s") { K3S_CTD } else { CTD };
+        fs::remove_file(root.join(ctd).join("config.toml")).unwrap();
         Tree {
             _dir: dir,
             root,
             node: node.into(),
+            ctd,
         }
     }
 
     fn write(&self, rel: &str, text: &str) {
-        let p = self.root.join(CTD).join(rel);
+        let p = self.root.join(self.ctd).join(rel);
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::write(p, text).unwrap();
     }
@@ -114,7 +126,7 @@ impl Tree {
         prof["imports"] = imports.into();
         let file = self._dir.path().join(format!("profile-{release}.json"));
         fs::write(&file, prof.to_string()).unwrap();
-        render(&b.render, &self.root, file.to_str().unwrap())
+        render_in(&b.render, &self.root, file.to_str().unwrap(), self.ctd)
     }
 
     fn root(&self) -> &Path {
@@ -563,4 +575,118 @@ fn staging_refuses_a_template_that_would_redeclare_a_v3_base_table() {
         let m = e.to_string();
         assert!(m.contains(what) && m.contains("declared twice"), "{m}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// Every boundary: the prediction is RKE2's render, and containerd agrees
+// ---------------------------------------------------------------------------
+
+/// A release as the render profile and the preflight see it.
+struct Rel {
+    release: &'static str,
+    containerd: &'static str,
+    v3: bool,
+    imports: bool,
+}
+
+const fn rel(release: &'static str, containerd: &'static str, v3: bool, imports: bool) -> Rel {
+    Rel {
+        release,
+        containerd,
+        v3,
+        imports,
+    }
+}
+
+const V2_MIRROR: &str = "{{ template \"base\" . }}\n\n[plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors.\"docker.io\"]\n  endpoint = [\"https://mirror.example.internal\"]\n";
+const V3_MIRROR: &str = "{{ template \"base\" . }}\n\n[plugins.'io.containerd.cri.v1.images'.registry.mirrors.'docker.io']\n  endpoint = [\"https://mirror.example.internal\"]\n";
+
+/// At each RKE2 boundary of the issue (v1.31.5 → v1.31.6, v1.32.1 →
+/// v1.32.2, v1.33.9 → v1.33.10, v1.35.3 → v1.36.3) and K3s' v1.31.5+k3s1 →
+/// v1.31.6+k3s1, with no template, a v2 and a v3 base template: where the
+/// preflight predicts config.toml it is byte for byte what RKE2 renders for
+/// the target (the real k3s templates), and the target's real containerd
+/// loads it exactly when `upgrade-render` does not fail. Where it does not
+/// predict (a schema the node's config.toml does not hold), it says so.
+#[test]
+fn every_boundary_predicts_rke2s_render_and_containerds_verdict() {
+    let b = bins_or_skip!();
+    let boundaries = [
+        (
+            "gpu-a100-legacy-0",
+            rel("v1.31.5+rke2r1", "1.7.23-k3s2", false, false),
+            rel("v1.31.6+rke2r1", "2.0.2-k3s2", true, false),
+        ),
+        (
+            "gpu-a100-legacy-0",
+            rel("v1.32.1+rke2r1", "1.7.23-k3s2", false, false),
+            rel("v1.32.2+rke2r1", "2.0.2-k3s2", true, false),
+        ),
+        (
+            "gpu-h200-0",
+            rel("v1.33.9+rke2r1", "2.1.5-k3s1", true, false),
+            rel("v1.33.10+rke2r1", "2.2.2-k3s1", true, true),
+        ),
+        (
+            "gpu-h200-0",
+            rel("v1.35.3+rke2r1", "2.2.2-k3s1", true, true),
+            rel("v1.36.3+rke2r1", "2.3.3-k3s1", true, true),
+        ),
+        (
+            "gpu-k3s-0",
+            rel("v1.31.5+k3s1", "1.7.23-k3s2", false, false),
+            rel("v1.31.6+k3s1", "2.0.2-k3s2", true, false),
+        ),
+    ];
+    let mut predicted_count = 0;
+    for (node, from, to) in &boundaries {
+        for (name, file, template) in [
+            ("no template", "", ""),
+            ("v2 template", "config.toml.tmpl", V2_MIRROR),
+            ("v3 template", "config-v3.toml.tmpl", V3_MIRROR),
+        ] {
+            let what = format!("{node} {} → {} with {name}", from.release, to.release);
+            let t = Tree::with_toolkit(node, true);
+            if !file.is_empty() {
+                t.write(file, template);
+            }
+            t.render_as(&b, from.release, from.containerd, from.v3, from.imports);
+            let snap = one_node(from.release, from.containerd, None);
+            let r = preflight(
+                &snap,
+                &target(Some(to.release), None),
+                Some(&read_root(&snap, t.root())),
+            );
+            let f = one(&r, "upgrade-render");
+            let predicted = plan(&r).predicted.first().map(|p| p.text.clone());
+            let real = t.render_as(&b, to.release, to.containerd, to.v3, to.imports);
+            let bin = if to.containerd.starts_with("2.3") {
+                &b.c23
+            } else {
+                &b.c2
+            };
+            let (code, line, _) = dump_in(bin, t.root(), t.ctd);
+            match predicted {
+                Some(p) => {
+                    predicted_count += 1;
+                    assert_eq!(p, real, "{what}: the prediction is RKE2's render");
+                    assert_eq!(
+                        code == 0,
+                        f.status != Status::Fail,
+                        "{what}: containerd {code} {line:?} vs {f:#?}"
+                    );
+                }
+                None => {
+                    assert_eq!(f.status, Status::Skipped, "{what}: {f:#?}");
+                    assert!(f.message.contains("base"), "{what}: {}", f.message);
+                }
+            }
+            // None of these healthy nodes breaks: containerd loads the real render.
+            assert_eq!(code, 0, "{what}: {line:?}");
+        }
+    }
+    // Not predicted: across containerd 1.7 → 2 with no template or a v3
+    // template, the target renders the v3 base, which a 1.7 node's
+    // config.toml does not hold (3 boundaries x 2).
+    assert_eq!(predicted_count, 9, "predicted {predicted_count} of 15");
 }

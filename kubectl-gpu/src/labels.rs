@@ -17,6 +17,14 @@ pub const GPU_FAMILY: &str = "nvidia.com/gpu.family";
 pub const GPU_REPLICAS: &str = "nvidia.com/gpu.replicas";
 pub const MIG_STRATEGY: &str = "nvidia.com/mig.strategy";
 pub const MIG_CONFIG: &str = "nvidia.com/mig.config";
+/// The MIG manager's progress: `pending`, `rebooting`, `success`, `failed`.
+pub const MIG_CONFIG_STATE: &str = "nvidia.com/mig.config.state";
+/// GFD: `none`, `time-slicing` or `mps`.
+pub const GPU_SHARING_STRATEGY: &str = "nvidia.com/gpu.sharing-strategy";
+/// The device plugin config a node selects (the chart's `devicePlugin.config`).
+pub const DEVICE_PLUGIN_CONFIG: &str = "nvidia.com/device-plugin.config";
+/// Operand deploy labels: `nvidia.com/gpu.deploy.<operand>`.
+pub const DEPLOY_PREFIX: &str = "nvidia.com/gpu.deploy.";
 pub const MIG_CAPABLE: &str = "nvidia.com/mig.capable";
 pub const DRIVER_FULL: &str = "nvidia.com/cuda.driver-version.full";
 pub const DRIVER_MAJOR: &str = "nvidia.com/cuda.driver-version.major";

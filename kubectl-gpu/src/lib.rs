@@ -19,6 +19,7 @@ pub mod facts;
 pub mod helm;
 pub mod labels;
 pub mod matrix;
+pub mod mig;
 pub mod node;
 pub mod nvidia_smi;
 pub mod objects;

@@ -16,6 +16,21 @@ pub const TOOLKIT_APP: &str = "nvidia-container-toolkit-daemonset";
 pub const DEVICE_PLUGIN_APP: &str = "nvidia-device-plugin-daemonset";
 pub const VALIDATOR_APP: &str = "nvidia-operator-validator";
 pub const EXPECTED_OPERANDS: &[&str] = &[TOOLKIT_APP, DEVICE_PLUGIN_APP, VALIDATOR_APP];
+/// The MIG manager's operand, by its `app` label.
+pub const MIG_MANAGER_APP: &str = "nvidia-mig-manager";
+
+/// The `nvidia.com/gpu.deploy.<operand>` label that schedules an operand
+/// (the operator's state names), for the operands we expect.
+pub fn deploy_label_of(app: &str) -> Option<String> {
+    let operand = match app {
+        TOOLKIT_APP => "container-toolkit",
+        DEVICE_PLUGIN_APP => "device-plugin",
+        VALIDATOR_APP => "operator-validator",
+        MIG_MANAGER_APP => "mig-manager",
+        _ => return None,
+    };
+    Some(format!("{}{operand}", crate::labels::DEPLOY_PREFIX))
+}
 
 /// An environment variable as set in `toolkit.env`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -518,6 +518,7 @@ pub fn node_rules(view: &ClusterView, node: &NodeFacts) -> Vec<Finding> {
     out.extend(node_taints(view, node));
     out.extend(operand_pods(view, node));
     out.extend(default_runtime_without_operator(view, node));
+    out.extend(super::sharing::mig_state(view, node));
     out
 }
 
@@ -717,7 +718,14 @@ fn operand_pods(view: &ClusterView, node: &NodeFacts) -> Vec<Finding> {
             .operands_on(&node.name)
             .filter(|p| p.app == *app)
             .collect();
+        let paused = crate::operator::deploy_label_of(app)
+            .and_then(|l| node.labels.get(&l))
+            .is_some_and(|v| v == crate::mig::PAUSED_FOR_MIG_CHANGE);
         match pods.first() {
+            None if paused => out.push(
+                Finding::warn("operand-pods", n, format!("no {app} pod on this node: paused by the MIG manager while it applies a MIG change"))
+                    .fix("see mig-state: the operand comes back when the MIG manager reports success"),
+            ),
             None => out.push(
                 Finding::fail("operand-pods", n, format!("no {app} pod on this node"))
                     .fix(format!("kubectl get node {} --show-labels | tr , '\\n' | grep nvidia.com/gpu.deploy   # the operator schedules operands by these labels; check taints too", node.name)),

@@ -13,6 +13,7 @@
 //! - [`operand_texts`]: what failing operand pods say (log tail, events,
 //!   container states), that read, and the rules that classify it.
 //! - [`finding`]: [`Finding`], [`Status`], [`Summary`].
+//! - [`sharing`]: how a node partitions or shares its GPUs (`mig-state`).
 //! - [`table`]: the human-readable output.
 //! - [`upgrade`]: the upgrade preflight (`--upgrade-to-rke2`,
 //!   `--upgrade-to-chart`): `upgrade-*` findings and the safe order.
@@ -25,6 +26,7 @@ pub mod api;
 pub mod finding;
 pub mod host;
 pub mod operand_texts;
+pub mod sharing;
 pub mod table;
 pub mod upgrade;
 

@@ -104,6 +104,10 @@ pub struct NodeRow {
     pub operator: NodeOperands,
     pub mig_strategy: Option<String>,
     pub mig_capable: Option<bool>,
+    /// MIG config, the MIG manager's state, profiles GFD counts vs what is
+    /// advertised, operands paused for a MIG change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mig: Option<crate::mig::MigView>,
     /// The RKE2 version-matrix row that applies (RKE2/K3s nodes).
     pub matrix_row: Option<String>,
     /// What is wrong on this node (empty: healthy).
@@ -356,6 +360,30 @@ pub fn build(snap: &Snapshot, view: &ClusterView, pods: &[GpuPod]) -> NodesView 
         if operator.state == "unhealthy" {
             problems.push(format!("operands: {}", operator.summary));
         }
+        let mig = crate::mig::MigView::of(facts);
+        if let Some(m) = &mig {
+            match m.state.as_deref() {
+                Some("failed") => problems.push(format!(
+                    "MIG manager failed to apply nvidia.com/mig.config={}",
+                    m.config.as_deref().unwrap_or("")
+                )),
+                Some(s @ ("pending" | "rebooting")) => problems.push(format!(
+                    "MIG change to {} in progress ({s}){}",
+                    m.config.as_deref().unwrap_or(""),
+                    if m.paused.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", paused: {}", m.paused.join(", "))
+                    }
+                )),
+                _ => {}
+            }
+            for (p, want, have) in m.unadvertised() {
+                problems.push(format!(
+                    "mig-{p}: {want} MIG devices by GFD, {have} advertised (restart the device plugin)"
+                ));
+            }
+        }
         if runtime.runtime_class_present == Some(false) {
             problems.push(format!(
                 "RuntimeClass {} does not exist",
@@ -387,6 +415,7 @@ pub fn build(snap: &Snapshot, view: &ClusterView, pods: &[GpuPod]) -> NodesView 
             operator,
             mig_strategy: facts.gpu.mig_strategy.clone(),
             mig_capable: facts.gpu.mig_capable,
+            mig,
             matrix_row: facts
                 .kubelet
                 .as_ref()

@@ -115,7 +115,12 @@ pub fn nodes_table(report: &GpuReport, wide: bool, color: bool) -> String {
                 operator_cell(r, color),
             ];
             if wide {
-                row.push(text(&r.mig_strategy));
+                // The strategy, with the config and the MIG manager's state
+                // where the node has them (`mixed all-balanced success`).
+                row.push(match r.mig.as_ref().map(|m| m.summary()) {
+                    Some(s) if !s.is_empty() => s,
+                    _ => text(&r.mig_strategy),
+                });
                 row.push(mig_summary(r));
                 row.push(shared_summary(r));
                 row.push(if r.taints.is_empty() {

@@ -6,6 +6,7 @@ mod containerd_plan;
 mod containerd_proptest;
 mod containerd_toolkit_golden;
 mod host_crash;
+mod mig_rules;
 mod nvidia_smi_failures;
 mod nvidia_smi_fixtures;
 mod operand_texts;

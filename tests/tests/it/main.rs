@@ -6,6 +6,7 @@ mod check_runtime_e2e;
 mod cluster_smoke;
 mod first_run_e2e;
 mod helm_e2e;
+mod mig_e2e;
 mod operand_texts_e2e;
 mod patch_e2e;
 mod rbac_e2e;

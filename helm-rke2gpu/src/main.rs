@@ -13,7 +13,7 @@ use rke2gpu::error::EXIT_FAILED;
 use rke2gpu::helm::chart::DEFAULT_CHART_REF;
 use rke2gpu::helm::invocation::{Mode, PluginFlags};
 use rke2gpu::helm::plugin::{self, HelmEnv, Notice, Outcome, ValuesOutput, ValuesRequest};
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
 mod help;
@@ -148,6 +148,17 @@ fn notify(n: Notice) {
     eprintln!("{n}");
 }
 
+/// Asks on stderr, reads one line from stdin: `y`/`yes` is yes, anything else no.
+fn ask_yes_no(question: &str) -> bool {
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line).is_err() {
+        return false;
+    }
+    matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let env = HelmEnv::from_env();
     let (outcome, sub) = match cli.cmd {
@@ -166,13 +177,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             (Outcome::Print(text), "values")
         }
         Cmd::Install { args } => (
-            plugin::install_or_upgrade(&env, Mode::Install, &args, &mut notify).await?,
+            plugin::install_or_upgrade(&env, Mode::Install, &args, &mut notify, None).await?,
             "install",
         ),
-        Cmd::Upgrade { args } => (
-            plugin::install_or_upgrade(&env, Mode::Upgrade, &args, &mut notify).await?,
-            "upgrade",
-        ),
+        Cmd::Upgrade { args } => {
+            // Ask only where someone can answer: stdin and stderr on a terminal.
+            let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+            let mut ask = |q: &str| ask_yes_no(q);
+            let ask = interactive.then_some(&mut ask as &mut dyn FnMut(&str) -> bool);
+            (
+                plugin::install_or_upgrade(&env, Mode::Upgrade, &args, &mut notify, ask).await?,
+                "upgrade",
+            )
+        }
         Cmd::Uninstall { args } => (plugin::uninstall(&env, &args)?, "uninstall"),
         Cmd::Completion { shell } => {
             let mut text = Vec::new();

@@ -188,7 +188,7 @@ pub enum Error {
 
     /// A chart version with a known defect on RKE2 and no value that works around it.
     #[error(
-        "GPU Operator chart {version} is known to fail on RKE2/K3s: {summary}; {fix} (or pass --force to install it anyway)"
+        "GPU Operator chart {version} is known to fail on RKE2/K3s: {summary}; {fix} (or pass --force to install it anyway; on upgrade, where --force is Helm's own, --rke2gpu-force)"
     )]
     KnownBadChart {
         version: String,

@@ -161,6 +161,7 @@ fn ask_yes_no(question: &str) -> bool {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let env = HelmEnv::from_env();
+    let is_install = matches!(cli.cmd, Cmd::Install { .. });
     let (outcome, sub) = match cli.cmd {
         Cmd::Values(a) => {
             let user_args = a.user_args();
@@ -176,18 +177,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let text = plugin::values(&env, &req, &mut notify).await?;
             (Outcome::Print(text), "values")
         }
-        Cmd::Install { args } => (
-            plugin::install_or_upgrade(&env, Mode::Install, &args, &mut notify, None).await?,
-            "install",
-        ),
-        Cmd::Upgrade { args } => {
-            // Ask only where someone can answer: stdin and stderr on a terminal.
+        Cmd::Install { args } | Cmd::Upgrade { args } => {
+            let (mode, sub) = if is_install {
+                (Mode::Install, "install")
+            } else {
+                (Mode::Upgrade, "upgrade")
+            };
+            // Ask (the CRD step) only where someone can answer: stdin and stderr on a terminal.
             let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
             let mut ask = |q: &str| ask_yes_no(q);
             let ask = interactive.then_some(&mut ask as &mut dyn FnMut(&str) -> bool);
             (
-                plugin::install_or_upgrade(&env, Mode::Upgrade, &args, &mut notify, ask).await?,
-                "upgrade",
+                plugin::install_or_upgrade(&env, mode, &args, &mut notify, ask).await?,
+                sub,
             )
         }
         Cmd::Uninstall { args } => (plugin::uninstall(&env, &args)?, "uninstall"),

@@ -317,9 +317,13 @@ pub enum Error {
 
     /// The user answered no to applying the chart's CRDs.
     #[error(
-        "not upgrading: the CRDs of chart {chart} were not applied ({crds}); Helm does not upgrade CRDs, so the API server would prune the fields only the new CRDs have; rerun and answer yes (or pass --yes), or pass --skip-crds to upgrade without them, knowing that risk"
+        "not running helm {verb}: the CRDs of chart {chart} were not applied ({crds}); Helm does not update CRDs that exist, so the API server would prune the fields only the new CRDs have; rerun and answer yes (or pass --yes), or pass --skip-crds to {verb} without them, knowing that risk"
     )]
-    CrdStepDeclined { chart: String, crds: String },
+    CrdStepDeclined {
+        verb: &'static str,
+        chart: String,
+        crds: String,
+    },
 
     // ---- verify area: the objects we create (`objects`) ----
     /// Ctrl-C: the objects the run created were removed (or kept with
@@ -817,6 +821,7 @@ mod tests {
             ),
             (
                 CrdStepDeclined {
+                    verb: "upgrade",
                     chart: s(),
                     crds: s(),
                 },

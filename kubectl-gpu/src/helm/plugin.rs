@@ -381,7 +381,6 @@ pub async fn install_or_upgrade(
     notice: &mut dyn FnMut(Notice),
     ask: Option<&mut dyn FnMut(&str) -> bool>,
 ) -> Result<Outcome> {
-    let verb = mode.verb();
     let s = invocation::split(args, mode).map_err(Error::Usage)?;
     if s.help {
         return Ok(Outcome::Help);
@@ -461,9 +460,28 @@ pub async fn install_or_upgrade(
     }
 
     if mode == Mode::Upgrade {
+        // `--nodes-file` replaces the node read only: the CRD step reads the cluster.
         let kube = match &kube {
-            Some(k) => k.clone(),
-            None => client::connect(&opts).await?,
+            Some(k) => Ok(k.clone()),
+            None => client::connect(&opts).await,
+        };
+        let kube = match kube {
+            Ok(k) => k,
+            Err(e) if s.skip_crds => {
+                notice(Notice::Warning(format!(
+                    "cannot read the cluster ({e}): no values diff"
+                )));
+                notice(Notice::Warning(skip_crds_warning(&read.chart.meta.version)));
+                return run_helm(
+                    env, mode, &s, &argv, &path, &release, &ns, &computed, notice,
+                );
+            }
+            Err(e) => {
+                notice(Notice::Hint(
+                    "upgrade compares and applies the chart's CRDs in the cluster first; --skip-crds upgrades without that step".into(),
+                ));
+                return Err(e);
+            }
         };
         let up = Upgrade {
             env,
@@ -475,9 +493,60 @@ pub async fn install_or_upgrade(
             user: &user,
         };
         up.before_helm(&kube, notice, ask).await?;
+    } else if mode == Mode::Install && !s.skip_crds {
+        let kube = match &kube {
+            Some(k) => Ok(k.clone()),
+            None => client::connect(&opts).await,
+        };
+        match kube {
+            Ok(kube) => {
+                let up = Upgrade {
+                    env,
+                    split: &s,
+                    release: &release,
+                    namespace: &ns,
+                    read: &read,
+                    computed: &computed,
+                    user: &user,
+                };
+                let mut supplied = computed.tree();
+                super::values::merge_into(&mut supplied, &user.merged());
+                match up.crd_step(&kube, &supplied, true, notice, ask).await {
+                    Ok(()) => {}
+                    Err(e @ (Error::CrdStepDeclined { .. } | Error::CrdApply { .. })) => {
+                        return Err(e);
+                    }
+                    Err(e) => notice(Notice::Warning(format!(
+                        "the chart's CRDs were not compared with the cluster's: {e}"
+                    ))),
+                }
+            }
+            Err(e) => notice(Notice::Note(format!(
+                "cannot read the cluster ({e}): the chart's CRDs were not compared with the cluster's"
+            ))),
+        }
     }
 
-    let code = helm_run(&env.bin, &argv.with_values_file(&path))?;
+    run_helm(
+        env, mode, &s, &argv, &path, &release, &ns, &computed, notice,
+    )
+}
+
+/// Runs `helm install|upgrade` with the computed values file, then the after-install notes.
+#[allow(clippy::too_many_arguments)]
+fn run_helm(
+    env: &HelmEnv,
+    mode: Mode,
+    s: &Split,
+    argv: &WrapArgv,
+    path: &str,
+    release: &str,
+    ns: &str,
+    computed: &ComputedValues,
+    notice: &mut dyn FnMut(Notice),
+) -> Result<Outcome> {
+    let verb = mode.verb();
+    let code = helm_run(&env.bin, &argv.with_values_file(path))?;
     if code != 0 {
         return Err(Error::HelmFailed {
             message: format!(
@@ -487,7 +556,7 @@ pub async fn install_or_upgrade(
         });
     }
     // `--dry-run` installs nothing; the notes still say what the real install will need.
-    report_after_install(&computed, !s.dry_run, notice);
+    report_after_install(computed, !s.dry_run, notice);
     Ok(Outcome::Print(String::new()))
 }
 
@@ -566,7 +635,27 @@ impl Upgrade<'_> {
             }
         }
 
-        // 1. and 2. the chart's CRDs and what they prune
+        if self.split.skip_crds {
+            notice(Notice::Warning(skip_crds_warning(version)));
+            return Ok(());
+        }
+        self.crd_step(kube, &supplied, false, notice, ask).await
+    }
+
+    /// 1. and 2.: the chart's CRDs against the cluster's, what they prune,
+    /// then apply (or ask, or only show). `existing_only` (install): only
+    /// CRDs already in the cluster, which `helm install` leaves as they are
+    /// (Helm 3) or applies without forcing (Helm 4); new ones are Helm's.
+    async fn crd_step(
+        &self,
+        kube: &Kube,
+        supplied: &Value,
+        existing_only: bool,
+        notice: &mut dyn FnMut(Notice),
+        ask: Option<&mut dyn FnMut(&str) -> bool>,
+    ) -> Result<()> {
+        let version = &self.read.chart.meta.version;
+        let verb = if existing_only { "install" } else { "upgrade" };
         let action = upgrade::crd_action(
             self.split.skip_crds,
             self.split.dry_run,
@@ -574,9 +663,6 @@ impl Upgrade<'_> {
             ask.is_some(),
         );
         if action == CrdAction::Skip {
-            notice(Notice::Warning(format!(
-                "--skip-crds: not applying the CRDs of chart {version}; Helm does not upgrade them, so the API server prunes the fields only the new CRDs have"
-            )));
             return Ok(());
         }
         let targets = self.target_crds()?;
@@ -588,23 +674,37 @@ impl Upgrade<'_> {
             current.push(cur);
         }
         if targets.is_empty() {
-            notice(Notice::Note(format!("chart {version} has no CRDs")));
+            if !existing_only {
+                notice(Notice::Note(format!("chart {version} has no CRDs")));
+            }
             return Ok(());
         }
-        let mut text =
-            format!("CRDs of chart {version} (Helm does not upgrade them; applied first):");
+        if existing_only
+            && plans
+                .iter()
+                .all(|p| !p.changes() || p.change == CrdChange::New)
+        {
+            return Ok(());
+        }
+        let mut text = if existing_only {
+            format!(
+                "CRDs of chart {version} against the ones already in the cluster (helm install would keep those; applied first):"
+            )
+        } else {
+            format!("CRDs of chart {version} (Helm does not upgrade them; applied first):")
+        };
         for p in &plans {
             text.push_str("\n  ");
             text.push_str(&p.summary());
         }
         notice(Notice::Info(text));
-        self.show_pruning(kube, &targets, &current, &supplied, notice)
+        self.show_pruning(kube, &targets, &current, supplied, notice)
             .await?;
 
         let changed: Vec<(&Crd, &CrdPlan)> = targets
             .iter()
             .zip(&plans)
-            .filter(|(_, p)| p.changes())
+            .filter(|(_, p)| p.changes() && !(existing_only && p.change == CrdChange::New))
             .collect();
         if changed.is_empty() {
             notice(Notice::Info("CRDs unchanged: nothing to apply".into()));
@@ -623,11 +723,12 @@ impl Upgrade<'_> {
             }
             CrdAction::Ask => {
                 let q = format!(
-                    "Apply {names} (server-side, field manager {FIELD_MANAGER}) before helm upgrade? [y/N] "
+                    "Apply {names} (server-side, field manager {FIELD_MANAGER}) before helm {verb}? [y/N] "
                 );
                 let yes = ask.is_some_and(|f| f(&q));
                 if !yes {
                     return Err(Error::CrdStepDeclined {
+                        verb,
                         chart: version.clone(),
                         crds: names,
                     });
@@ -774,6 +875,12 @@ impl Upgrade<'_> {
         }
         Ok(())
     }
+}
+
+fn skip_crds_warning(version: &str) -> String {
+    format!(
+        "--skip-crds: not applying the CRDs of chart {version}; Helm does not upgrade them, so the API server prunes the fields only the new CRDs have"
+    )
 }
 
 /// The cluster's CRD of that name as JSON, `None` when there is none.

@@ -899,7 +899,7 @@ fn upgrade_crd_step_dry_run_no_skip_and_yes() {
     assert_eq!(o.status.code(), Some(1), "answered no: {}", text(&o));
     for want in [
         "Apply clusterpolicies.nvidia.com (server-side, field manager helm-rke2gpu) before helm upgrade? [y/N]",
-        "not upgrading: the CRDs of chart v26.7.0 were not applied",
+        "not running helm upgrade: the CRDs of chart v26.7.0 were not applied",
         "--skip-crds",
     ] {
         assert!(out.contains(want), "missing {want:?}:\n{out}");
@@ -1021,4 +1021,59 @@ fn upgrade_still_refuses_a_known_bad_chart_naming_its_override() {
         !err.contains("CRDs of chart"),
         "refused before the CRD step: {err}"
     );
+}
+
+#[test]
+fn install_over_crds_the_upgrade_applied() {
+    let c = Cluster::shared();
+    let _l = lock();
+    let g = ReleaseGuard::new(c);
+    let h3 = Helm::shared(c, HelmMajor::V3);
+    let h4 = Helm::shared(c, HelmMajor::V4);
+    let old = chart(c, "v25.10.1");
+    let old = old.to_str().unwrap();
+    // The upgrade leaves v26.7.0's CRD, its .spec.versions owned by helm-rke2gpu; uninstall keeps it.
+    install_v25_10_1_with_its_crd(h3, c);
+    let new = chart(c, "v26.7.0");
+    ok(
+        h3.rke2gpu(c, &["upgrade", RELEASE, new.to_str().unwrap(), "--wait"]),
+        "rke2gpu upgrade",
+    );
+    g.clean();
+    assert!(crd_managers(c).contains(&"helm-rke2gpu".to_string()));
+
+    // Plain Helm 4 applies crds/ server-side without forcing: a different CRD conflicts (seen:
+    // "conflict with \"helm-rke2gpu\": .spec.versions").
+    let o = c
+        .helm4()
+        .args(["install", RELEASE, old, "-n", NS, "--create-namespace"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!o.status.success(), "plain helm 4 install: {}", text(&o));
+    assert!(
+        err.contains("conflict") && err.contains("helm-rke2gpu"),
+        "{err}"
+    );
+    g.clean();
+
+    // `helm rke2gpu install` applies the chart's CRDs over the existing ones first, so Helm 4
+    // finds them equal (no conflict) and Helm 3 does not keep the newer one.
+    let o = h4.rke2gpu(c, &["install", RELEASE, old, "--wait", "--timeout", "180s"]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "rke2gpu install (Helm 4): {}", text(&o));
+    for want in [
+        "CRDs of chart v25.10.1 against the ones already in the cluster",
+        "clusterpolicies.nvidia.com: removed spec fields: spec.cdi.nriPluginEnabled",
+        "applied CRD clusterpolicies.nvidia.com",
+    ] {
+        assert!(err.contains(want), "missing {want:?}:\n{err}");
+    }
+    assert!(!crd_cdi_fields(c).contains(&"nriPluginEnabled".to_string()));
+    // Installing the same chart again: nothing to apply, nothing said.
+    g.clean();
+    let o = h3.rke2gpu(c, &["install", RELEASE, old, "--wait", "--timeout", "180s"]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "rke2gpu install (Helm 3): {}", text(&o));
+    assert!(!err.contains("CRDs of chart"), "{err}");
 }

@@ -642,10 +642,10 @@ impl Upgrade<'_> {
         self.crd_step(kube, &supplied, false, notice, ask).await
     }
 
-    /// 1. and 2.: the chart's CRDs against the cluster's, what they prune,
-    /// then apply (or ask, or only show). `existing_only` (install): only
-    /// CRDs already in the cluster, which `helm install` leaves as they are
-    /// (Helm 3) or applies without forcing (Helm 4); new ones are Helm's.
+    /// The CRD step: the chart's CRDs against the cluster's, what they
+    /// prune, then apply (or ask, or only show). `existing_only` (install):
+    /// only CRDs already in the cluster, which `helm install` leaves as they
+    /// are (Helm 3) or applies without forcing (Helm 4); new ones are Helm's.
     async fn crd_step(
         &self,
         kube: &Kube,

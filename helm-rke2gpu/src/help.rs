@@ -25,7 +25,9 @@ Examples:
   helm rke2gpu install --version v26.7.0 --wait        # release gpu-operator in ns gpu-operator
   helm rke2gpu install --print-command                 # show the plain helm command instead
   helm rke2gpu install --output helmchart > gpu-operator.yaml   # RKE2 HelmChart manifest
-  helm rke2gpu upgrade gpu-operator nvidia/gpu-operator --version v26.7.0
+  helm rke2gpu upgrade gpu-operator nvidia/gpu-operator --version v26.7.0   # CRDs first, asks
+  helm rke2gpu upgrade gpu-operator ./gpu-operator-v26.7.0.tgz --dry-run    # diffs only
+  helm rke2gpu upgrade gpu-operator nvidia/gpu-operator --version v26.7.0 --yes --wait
   helm rke2gpu uninstall
   helm rke2gpu completion bash > /etc/bash_completion.d/helm-rke2gpu";
 
@@ -54,6 +56,15 @@ Our flags (consumed):
   --nodes-file FILE     read nodes from `kubectl get nodes -o json` output, not the cluster
   --print-command       print the equivalent plain helm command (--set/--set-string) and exit
   --output helmchart    print an RKE2 HelmChart (helm.cattle.io/v1) manifest and exit
+
+On upgrade, before helm runs: the values diff against the deployed release, a warning per key
+you set that the target chart's values.yaml lacks, and the chart's CRDs against the cluster's
+(new/removed spec fields, what the ClusterPolicy schemas prune). The changed CRDs are then
+server-side applied (field manager helm-rke2gpu), because Helm never upgrades crds/:
+  --yes                 apply them without asking (on a terminal it asks; with no terminal
+                        it applies, as the chart's own pre-upgrade hook does; --dry-run only shows)
+  --skip-crds           do not apply them (also passed to helm): fields only the new CRDs
+                        have are pruned by the API server
 
 Every other flag goes to helm verbatim, in order (--version is read AND passed on;
 --wait, --timeout, --dry-run, --set, --set-string, -f, ...). Give flags unknown to

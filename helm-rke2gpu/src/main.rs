@@ -13,7 +13,7 @@ use rke2gpu::error::EXIT_FAILED;
 use rke2gpu::helm::chart::DEFAULT_CHART_REF;
 use rke2gpu::helm::invocation::{Mode, PluginFlags};
 use rke2gpu::helm::plugin::{self, HelmEnv, Notice, Outcome, ValuesOutput, ValuesRequest};
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
 mod help;
@@ -148,8 +148,20 @@ fn notify(n: Notice) {
     eprintln!("{n}");
 }
 
+/// Asks on stderr, reads one line from stdin: `y`/`yes` is yes, anything else no.
+fn ask_yes_no(question: &str) -> bool {
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line).is_err() {
+        return false;
+    }
+    matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let env = HelmEnv::from_env();
+    let is_install = matches!(cli.cmd, Cmd::Install { .. });
     let (outcome, sub) = match cli.cmd {
         Cmd::Values(a) => {
             let user_args = a.user_args();
@@ -165,14 +177,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let text = plugin::values(&env, &req, &mut notify).await?;
             (Outcome::Print(text), "values")
         }
-        Cmd::Install { args } => (
-            plugin::install_or_upgrade(&env, Mode::Install, &args, &mut notify).await?,
-            "install",
-        ),
-        Cmd::Upgrade { args } => (
-            plugin::install_or_upgrade(&env, Mode::Upgrade, &args, &mut notify).await?,
-            "upgrade",
-        ),
+        Cmd::Install { args } | Cmd::Upgrade { args } => {
+            let (mode, sub) = if is_install {
+                (Mode::Install, "install")
+            } else {
+                (Mode::Upgrade, "upgrade")
+            };
+            // Ask (the CRD step) only where someone can answer: stdin and stderr on a terminal.
+            let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+            let mut ask = |q: &str| ask_yes_no(q);
+            let ask = interactive.then_some(&mut ask as &mut dyn FnMut(&str) -> bool);
+            (
+                plugin::install_or_upgrade(&env, mode, &args, &mut notify, ask).await?,
+                sub,
+            )
+        }
         Cmd::Uninstall { args } => (plugin::uninstall(&env, &args)?, "uninstall"),
         Cmd::Completion { shell } => {
             let mut text = Vec::new();

@@ -325,6 +325,26 @@ fn print_command_and_helmchart_do_not_run_helm_install() {
 }
 
 #[test]
+fn upgrade_needs_the_cluster_for_the_crd_step_unless_skip_crds() {
+    let env = Env::new("v26.7.0");
+    let nodes = nodes_fixture();
+    let o = env
+        .cmd(&["upgrade", "--nodes-file", nodes.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--skip-crds upgrades without that step"),
+        "{err}"
+    );
+    assert!(
+        env.calls().iter().all(|c| c[0] != "upgrade"),
+        "helm upgrade ran: {err}"
+    );
+}
+
+#[test]
 fn upgrade_keeps_helms_force_and_uninstall_prints_cleanup() {
     let env = Env::new("v26.7.0");
     let nodes = nodes_fixture();
@@ -333,12 +353,19 @@ fn upgrade_keeps_helms_force_and_uninstall_prints_cleanup() {
             "upgrade",
             "--nodes-file",
             nodes.to_str().unwrap(),
+            // No cluster here: without --skip-crds the CRD step needs one.
+            "--skip-crds",
             "--version=v26.7.0",
             "--force",
         ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--skip-crds: not applying the CRDs of chart v26.7.0"),
+        "{}",
+        stderr(&o)
+    );
     let up = env.calls().pop().unwrap();
     assert_eq!(
         up[..5],
@@ -480,6 +507,7 @@ fn custom_runtime_class_is_refused_before_helm_runs() {
             "-f",
             mine,
             "--rke2gpu-force",
+            "--skip-crds",
         ],
     ] {
         let o = env.cmd(&args).output().unwrap();

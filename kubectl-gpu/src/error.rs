@@ -188,7 +188,7 @@ pub enum Error {
 
     /// A chart version with a known defect on RKE2 and no value that works around it.
     #[error(
-        "GPU Operator chart {version} is known to fail on RKE2/K3s: {summary}; {fix} (or pass --force to install it anyway)"
+        "GPU Operator chart {version} is known to fail on RKE2/K3s: {summary}; {fix} (or pass --force to install it anyway; on upgrade, where --force is Helm's own, --rke2gpu-force)"
     )]
     KnownBadChart {
         version: String,
@@ -297,6 +297,34 @@ pub enum Error {
         message: String,
     },
 
+    /// The target chart's CRDs could not be read or parsed (`helm rke2gpu upgrade`).
+    #[error(
+        "reading the CRDs of chart {origin}: {reason}; fix the chart, or pass --skip-crds to upgrade without applying its CRDs (Helm never upgrades crds/ itself)"
+    )]
+    CrdRead { origin: String, reason: String },
+
+    /// Server-side apply of one of the chart's CRDs failed; helm did not run.
+    #[error(
+        "applying CRD {crd} of chart {chart} (server-side, field manager {manager}) on {server}: {message}; helm upgrade did not run: apply the CRDs yourself (`helm show crds CHART | kubectl apply --server-side --force-conflicts -f -`) and rerun, or pass --skip-crds"
+    )]
+    CrdApply {
+        crd: String,
+        chart: String,
+        manager: &'static str,
+        server: String,
+        message: String,
+    },
+
+    /// The user answered no to applying the chart's CRDs.
+    #[error(
+        "not running helm {verb}: the CRDs of chart {chart} were not applied ({crds}); Helm does not update CRDs that exist, so the API server would prune the fields only the new CRDs have; rerun and answer yes (or pass --yes), or pass --skip-crds to {verb} without them, knowing that risk"
+    )]
+    CrdStepDeclined {
+        verb: &'static str,
+        chart: String,
+        crds: String,
+    },
+
     // ---- verify area: the objects we create (`objects`) ----
     /// Ctrl-C: the objects the run created were removed (or kept with
     /// `--keep`) before this was returned. Exit code 130.
@@ -315,6 +343,7 @@ impl Error {
             | Error::ValuesRefused { .. }
             | Error::NotGpuOperatorChart { .. }
             | Error::NotRke2 { .. }
+            | Error::CrdStepDeclined { .. }
             | Error::HelmNotRunnable { .. } => EXIT_FAILED,
             Error::HelmFailed { code, .. } => *code,
             Error::Interrupted => EXIT_INTERRUPTED,
@@ -324,6 +353,8 @@ impl Error {
             | Error::BadKubeconfig { .. }
             | Error::UnknownContext { .. }
             | Error::PrivilegedNamespace { .. }
+            | Error::CrdRead { .. }
+            | Error::CrdApply { .. }
             | Error::Unreachable { .. }
             | Error::Forbidden { .. }
             | Error::Api { .. }
@@ -771,6 +802,31 @@ mod tests {
                 },
                 EXIT_USAGE,
             ),
+            (
+                CrdRead {
+                    origin: s(),
+                    reason: s(),
+                },
+                EXIT_USAGE,
+            ),
+            (
+                CrdApply {
+                    crd: s(),
+                    chart: s(),
+                    manager: "m",
+                    server: s(),
+                    message: s(),
+                },
+                EXIT_USAGE,
+            ),
+            (
+                CrdStepDeclined {
+                    verb: "upgrade",
+                    chart: s(),
+                    crds: s(),
+                },
+                EXIT_FAILED,
+            ),
             (Interrupted, EXIT_INTERRUPTED),
         ]
     }
@@ -826,7 +882,10 @@ mod tests {
             HelmNotRunnable { .. } => 43,
             HelmFailed { .. } => 44,
             PrivilegedNamespace { .. } => 45,
-            Interrupted => 46,
+            CrdRead { .. } => 46,
+            CrdApply { .. } => 47,
+            CrdStepDeclined { .. } => 48,
+            Interrupted => 49,
         }
     }
 
@@ -836,7 +895,7 @@ mod tests {
         let indices: Vec<usize> = all.iter().map(|(e, _)| index(e)).collect();
         assert_eq!(
             indices,
-            (0..=46).collect::<Vec<_>>(),
+            (0..=49).collect::<Vec<_>>(),
             "one value per variant, in order"
         );
         for (e, code) in &all {

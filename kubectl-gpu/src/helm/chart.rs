@@ -163,6 +163,7 @@ pub fn helm_show_args(
         match what {
             ShowWhat::Chart => "chart",
             ShowWhat::Values => "values",
+            ShowWhat::Crds => "crds",
         }
         .to_string(),
         reference.to_string(),
@@ -180,6 +181,7 @@ pub fn helm_show_args(
 pub enum ShowWhat {
     Chart,
     Values,
+    Crds,
 }
 
 /// Reads `<chart>/Chart.yaml` and `<chart>/values.yaml` from a packaged
@@ -220,6 +222,98 @@ pub fn read_chart_archive(origin: &str, reader: impl Read) -> Result<ChartTexts>
             .ok_or_else(|| err("archive has no <chart>/Chart.yaml: is it a Helm chart?".into()))?,
         values_yaml: values_yaml.unwrap_or_default(),
     })
+}
+
+/// Whether Helm loads a file under `crds/` as a manifest (helm/helm
+/// `pkg/chart` `CRDObjects`: `.yaml`, `.yml`, `.json`).
+fn is_manifest(name: &str) -> bool {
+    [".yaml", ".yml", ".json"].iter().any(|e| name.ends_with(e))
+}
+
+/// The texts of `<chart>/crds/**` of a packaged chart (not the subcharts'),
+/// in path order, joined as one multi-document YAML (what `helm show crds`
+/// prints).
+pub fn read_chart_archive_crds(origin: &str, reader: impl Read) -> Result<String> {
+    let err = |reason: String| Error::ChartRead {
+        chart: origin.to_string(),
+        reason,
+    };
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(reader));
+    let mut files: Vec<(String, String)> = Vec::new();
+    let entries = archive
+        .entries()
+        .map_err(|e| err(format!("not a gzipped tar archive: {e}")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| err(format!("reading the archive: {e}")))?;
+        let path = entry
+            .path()
+            .map_err(|e| err(format!("bad entry name: {e}")))?
+            .to_string_lossy()
+            .into_owned();
+        let parts: Vec<&str> = path.trim_start_matches("./").split('/').collect();
+        if parts.len() < 3 || parts[1] != "crds" || !is_manifest(&path) {
+            continue;
+        }
+        let mut text = String::new();
+        entry
+            .read_to_string(&mut text)
+            .map_err(|e| err(format!("reading {path}: {e}")))?;
+        files.push((path, text));
+    }
+    Ok(join_crds(files))
+}
+
+fn join_crds(mut files: Vec<(String, String)>) -> String {
+    files.sort();
+    files
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect::<Vec<_>>()
+        .join("\n---\n")
+}
+
+/// The CRD texts of a chart archive file.
+pub fn read_chart_archive_crds_file(path: &Path) -> Result<String> {
+    let origin = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| Error::ChartRead {
+        chart: origin.clone(),
+        reason: format!("cannot open: {e}"),
+    })?;
+    read_chart_archive_crds(&origin, file)
+}
+
+/// The CRD texts of an unpacked chart directory (`crds/**`; none when it has no `crds/`).
+pub fn read_chart_dir_crds(dir: &Path) -> Result<String> {
+    let origin = dir.display().to_string();
+    let mut files = Vec::new();
+    let mut todo = vec![dir.join("crds")];
+    while let Some(d) = todo.pop() {
+        if !d.is_dir() {
+            continue;
+        }
+        let read = std::fs::read_dir(&d).map_err(|e| Error::ChartRead {
+            chart: origin.clone(),
+            reason: format!("cannot list {}: {e}", d.display()),
+        })?;
+        for entry in read {
+            let p = entry
+                .map_err(|e| Error::ChartRead {
+                    chart: origin.clone(),
+                    reason: format!("cannot list {}: {e}", d.display()),
+                })?
+                .path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if is_manifest(&p.to_string_lossy()) {
+                let text = std::fs::read_to_string(&p).map_err(|e| Error::ChartRead {
+                    chart: origin.clone(),
+                    reason: format!("cannot read {}: {e}", p.display()),
+                })?;
+                files.push((p.display().to_string(), text));
+            }
+        }
+    }
+    Ok(join_crds(files))
 }
 
 /// Reads a chart archive file.
@@ -317,9 +411,39 @@ pub(crate) mod tests {
         );
         let texts = read_chart_archive("t.tgz", bytes.as_slice()).unwrap();
         let chart = Chart::from_texts(&texts).unwrap();
+        assert_eq!(
+            read_chart_archive_crds("t.tgz", bytes.as_slice()).unwrap(),
+            ""
+        );
         assert_eq!(chart.meta.name, "gpu-operator");
         assert_eq!(chart.meta.triple(), Some(Triple::new(26, 7, 0)));
         assert!(chart.has_value("toolkit.env"));
+    }
+
+    #[test]
+    fn reads_the_crds_of_the_chart_not_of_its_subcharts() {
+        let bytes = tgz(
+            "gpu-operator",
+            &[
+                ("Chart.yaml", &chart_yaml("gpu-operator", "v26.7.0")),
+                ("crds/b.yaml", "kind: B\n"),
+                ("crds/a.yaml", "kind: A\n"),
+                ("crds/README.md", "not a manifest"),
+                ("charts/nfd/crds/c.yaml", "kind: C\n"),
+            ],
+        );
+        let text = read_chart_archive_crds("t.tgz", bytes.as_slice()).unwrap();
+        assert_eq!(text, "kind: A\n\n---\nkind: B\n");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("crds/sub")).unwrap();
+        std::fs::write(dir.path().join("crds/x.yaml"), "kind: X\n").unwrap();
+        std::fs::write(dir.path().join("crds/sub/y.yml"), "kind: Y\n").unwrap();
+        let text = read_chart_dir_crds(dir.path()).unwrap();
+        assert!(
+            text.contains("kind: X") && text.contains("kind: Y"),
+            "{text}"
+        );
+        assert_eq!(read_chart_dir_crds(&dir.path().join("none")).unwrap(), "");
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //! boolean, so give unknown value flags as `--flag=value`. Everything after
 //! `--` passes through untouched.
 //!
-//! `--version` is both read (to pick the matrix row) and passed to Helm.
+//! `--version` and `--skip-crds` are both read (the matrix row; no CRD step
+//! on upgrade) and passed to Helm; `--yes` is ours.
 //! On `upgrade`, `--force` is Helm's own flag and passes through; use
 //! `--rke2gpu-force` there (it works everywhere).
 
@@ -146,6 +147,10 @@ pub struct Split {
     pub kubeconfig: Option<String>,
     pub dry_run: bool,
     pub generate_name: bool,
+    /// `--skip-crds` (also kept in `helm`): on upgrade, no CRD step.
+    pub skip_crds: bool,
+    /// `--yes`: apply the chart's CRDs on upgrade without asking (consumed).
+    pub yes: bool,
     /// Everything for Helm, in order (without `-n`, which we pass ourselves).
     pub helm: Vec<String>,
     pub help: bool,
@@ -286,6 +291,7 @@ pub fn split(args: &[String], mode: Mode) -> Result<Split, String> {
             }
             "-h" | "--help" => s.help = true,
             "--print-command" => s.print_command = true,
+            "--yes" => s.yes = true,
             "-n" | "--namespace" => {
                 s.namespace = Some(match inline {
                     Some(v) => v,
@@ -308,6 +314,9 @@ pub fn split(args: &[String], mode: Mode) -> Result<Split, String> {
                 s.helm.push(args[i].clone());
                 if name == "--dry-run" {
                     s.dry_run = inline.as_deref() != Some("none");
+                }
+                if name == "--skip-crds" {
+                    s.skip_crds = inline.as_deref() != Some("false");
                 }
                 if name == "--generate-name" || name == "-g" {
                     s.generate_name = true;
@@ -514,6 +523,15 @@ mod tests {
                 "--dry-run=server"
             ])
         );
+    }
+
+    #[test]
+    fn skip_crds_is_read_and_passed_on_yes_is_ours() {
+        let s = split(&v(&["--skip-crds", "--yes", "--wait"]), Mode::Upgrade).unwrap();
+        assert!(s.skip_crds && s.yes);
+        assert_eq!(s.helm, v(&["--skip-crds", "--wait"]));
+        let s = split(&v(&["--skip-crds=false"]), Mode::Upgrade).unwrap();
+        assert!(!s.skip_crds && !s.yes);
     }
 
     #[test]

@@ -3,16 +3,20 @@
 //! decoding Helm's release Secrets ([`release`]) to find what is installed,
 //! and `helm rke2gpu`'s commands ([`plugin`]): the Helm command lines
 //! ([`invocation`]), the `--output helmchart` manifest ([`helmchart`]) and
-//! the uninstall notes ([`uninstall`]). Pure functions over texts and
+//! the uninstall notes ([`uninstall`]), and what an upgrade shows and
+//! applies first: the chart's CRDs against the cluster's ([`crds`]) and the
+//! values diffs ([`upgrade`]). Pure functions over texts and
 //! objects, except [`plugin`], which runs `helm` and talks to the cluster.
 
 pub mod chart;
 pub mod cluster;
+pub mod crds;
 pub mod helmchart;
 pub mod invocation;
 pub mod plugin;
 pub mod release;
 pub mod uninstall;
+pub mod upgrade;
 pub mod values;
 
 pub use chart::{Chart, ChartMeta, ChartSource, ChartTexts};

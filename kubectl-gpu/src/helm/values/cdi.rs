@@ -21,7 +21,7 @@ pub(super) fn cdi_enabled(ctx: &Ctx<'_>, out: &mut Out<'_>) -> Result<bool> {
             if let Some(f) = cdi_off_fix {
                 if !opts.force {
                     return Err(refuse(format!(
-                        "--cdi true: {chart_desc}: {}; keep CDI off or pass --force",
+                        "--cdi true: {chart_desc}: {}; keep CDI off or pass --force (--rke2gpu-force on upgrade)",
                         f.note
                     )));
                 }

@@ -35,7 +35,7 @@ mod toolkit;
 mod user;
 
 pub use conflicts::user_set_conflicts;
-pub use user::{ReadUserValues, UserValue, UserValues};
+pub use user::{ReadUserValues, UserValue, UserValues, merge_into};
 
 use super::chart::{Chart, GPU_OPERATOR_CHART};
 use crate::matrix::{self, ChartRow, Rke2ChartValues};

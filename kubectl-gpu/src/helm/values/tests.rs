@@ -610,6 +610,11 @@ fn chart_25_3_3_is_refused_naming_25_3_4() {
         text.contains("v25.3.4") && text.contains("CONTAINERD_SOCKET"),
         "{text}"
     );
+    // `helm rke2gpu upgrade` passes --force to Helm: the message names our override too.
+    assert!(
+        text.contains("pass --force") && text.contains("--rke2gpu-force"),
+        "{text}"
+    );
     let forced = ValuesOptions {
         force: true,
         ..Default::default()

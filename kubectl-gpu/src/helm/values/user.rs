@@ -188,6 +188,22 @@ impl UserValues {
             })
     }
 
+    /// Every value the user set, layered into one tree as Helm applies
+    /// them (files merged key by key, then the `--set*` assignments; a later
+    /// one wins). `--set a[0].b=x` sets list items; `--set-file` is not read.
+    pub fn merged(&self) -> Value {
+        let mut entries: Vec<&Entry> = self.entries.iter().collect();
+        entries.sort_by_key(|e| (e.layer, e.pos));
+        let mut root = Value::Object(Default::default());
+        for e in entries {
+            match &e.source {
+                Source::File(tree) => merge_into(&mut root, tree),
+                Source::Assign(k, v) => set_path(&mut root, k, v.clone()),
+            }
+        }
+        root
+    }
+
     /// Whether the user set nothing we read.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
@@ -228,6 +244,106 @@ fn read_values_file(
         return Ok(Value::Object(Default::default()));
     }
     serde_saphyr::from_str::<Value>(&text).map_err(|e| format!("not YAML: {e}"))
+}
+
+/// Merges `over` into `base` as Helm coalesces values: maps key by key,
+/// anything else replaced; a `null` removes the key.
+pub fn merge_into(base: &mut Value, over: &Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                if v.is_null() {
+                    b.remove(k);
+                } else if let Some(slot) = b.get_mut(k).filter(|s| s.is_object() && v.is_object()) {
+                    merge_into(slot, v);
+                } else {
+                    b.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
+
+/// One step of a `--set` key: a map key or a list index.
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// `a.b[0].c` as steps (Helm `strvals`; escaped dots are not split).
+fn steps(key: &str) -> Vec<Step> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = key.chars().peekable();
+    let flush = |cur: &mut String, out: &mut Vec<Step>| {
+        if !cur.is_empty() {
+            out.push(Step::Key(std::mem::take(cur)));
+        }
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+            }
+            '.' => flush(&mut cur, &mut out),
+            '[' => {
+                flush(&mut cur, &mut out);
+                let mut idx = String::new();
+                for n in chars.by_ref() {
+                    if n == ']' {
+                        break;
+                    }
+                    idx.push(n);
+                }
+                match idx.parse() {
+                    Ok(i) => out.push(Step::Index(i)),
+                    Err(_) => out.push(Step::Key(format!("[{idx}]"))),
+                }
+            }
+            _ => cur.push(c),
+        }
+    }
+    flush(&mut cur, &mut out);
+    out
+}
+
+/// Sets a `--set` key path in a tree, creating maps and list items on the way.
+fn set_path(root: &mut Value, key: &str, value: Value) {
+    let steps = steps(key);
+    let mut cur = root;
+    for (i, step) in steps.iter().enumerate() {
+        let last = i + 1 == steps.len();
+        match step {
+            Step::Key(k) => {
+                if !cur.is_object() {
+                    *cur = Value::Object(Default::default());
+                }
+                let Value::Object(map) = cur else { return };
+                if last {
+                    map.insert(k.clone(), value);
+                    return;
+                }
+                cur = map.entry(k.clone()).or_insert(Value::Null);
+            }
+            Step::Index(n) => {
+                if !cur.is_array() {
+                    *cur = Value::Array(Vec::new());
+                }
+                let Value::Array(list) = cur else { return };
+                while list.len() <= *n {
+                    list.push(Value::Null);
+                }
+                if last {
+                    list[*n] = value;
+                    return;
+                }
+                cur = &mut list[*n];
+            }
+        }
+    }
 }
 
 /// `--set`'s typing (Helm `strvals`): `true`, `false`, `null` and integers
@@ -299,6 +415,34 @@ mod tests {
             "empty.yaml" => Ok(String::new()),
             _ => Err("no such file".into()),
         }
+    }
+
+    #[test]
+    fn merged_layers_files_then_sets() {
+        let read = UserValues::from_helm_args(
+            &args(&[
+                "--set",
+                "toolkit.env[1].name=B,cdi.enabled=true",
+                "-f",
+                "rc.yaml",
+                "--set-string",
+                "operator.runtimeClass=from-string",
+                "-f",
+                "rc2.yaml",
+            ]),
+            &files,
+        );
+        assert_eq!(
+            read.values.merged(),
+            json!({
+                "operator": {"runtimeClass": "from-string"},
+                "toolkit": {"enabled": false, "env": [null, {"name": "B"}]},
+                "cdi": {"enabled": true},
+            })
+        );
+        let mut base = json!({"a": {"b": 1, "c": 2}, "d": [1]});
+        merge_into(&mut base, &json!({"a": {"b": null, "e": 3}, "d": [2]}));
+        assert_eq!(base, json!({"a": {"c": 2, "e": 3}, "d": [2]}));
     }
 
     #[test]

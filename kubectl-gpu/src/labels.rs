@@ -23,6 +23,8 @@ pub const MIG_CONFIG_STATE: &str = "nvidia.com/mig.config.state";
 pub const GPU_SHARING_STRATEGY: &str = "nvidia.com/gpu.sharing-strategy";
 /// The device plugin config a node selects (the chart's `devicePlugin.config`).
 pub const DEVICE_PLUGIN_CONFIG: &str = "nvidia.com/device-plugin.config";
+/// GFD: the node's GPUs can run MPS (`true` only under the MPS strategy).
+pub const MPS_CAPABLE: &str = "nvidia.com/mps.capable";
 /// Operand deploy labels: `nvidia.com/gpu.deploy.<operand>`.
 pub const DEPLOY_PREFIX: &str = "nvidia.com/gpu.deploy.";
 pub const MIG_CAPABLE: &str = "nvidia.com/mig.capable";

@@ -29,6 +29,7 @@ pub mod preflight;
 pub mod rbac;
 pub mod render;
 pub mod report;
+pub mod sharing;
 pub mod shell;
 pub mod snapshot;
 pub mod verify;

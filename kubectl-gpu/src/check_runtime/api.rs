@@ -519,6 +519,7 @@ pub fn node_rules(view: &ClusterView, node: &NodeFacts) -> Vec<Finding> {
     out.extend(operand_pods(view, node));
     out.extend(default_runtime_without_operator(view, node));
     out.extend(super::sharing::mig_state(view, node));
+    out.extend(super::sharing::gpu_sharing(view, node));
     out
 }
 

@@ -13,7 +13,8 @@
 //! - [`operand_texts`]: what failing operand pods say (log tail, events,
 //!   container states), that read, and the rules that classify it.
 //! - [`finding`]: [`Finding`], [`Status`], [`Summary`].
-//! - [`sharing`]: how a node partitions or shares its GPUs (`mig-state`).
+//! - [`sharing`]: how a node partitions or shares its GPUs (`mig-state`,
+//!   `gpu-sharing`).
 //! - [`table`]: the human-readable output.
 //! - [`upgrade`]: the upgrade preflight (`--upgrade-to-rke2`,
 //!   `--upgrade-to-chart`): `upgrade-*` findings and the safe order.

@@ -1,11 +1,84 @@
 //! Rules over how a GPU node shares or partitions its GPUs: `mig-state`
 //! (the MIG manager's progress and what the device plugin advertises after
-//! it, [`crate::mig::MigView`]).
+//! it, [`crate::mig::MigView`]) and `gpu-sharing` (time-slicing and MPS as
+//! GFD labels them against what the device plugin advertises,
+//! [`crate::sharing::SharingView`]).
 
 use super::Finding;
 use crate::facts::{ClusterView, NodeFacts};
 use crate::mig::MigView;
 use crate::operator::MIG_MANAGER_APP;
+use crate::sharing::SharingView;
+
+/// `gpu-sharing`: a shared node advertises GPUs × replicas; a selected
+/// config that GFD did not load, MPS under the mixed MIG strategy (the
+/// device plugin refuses it) and MPS on GPUs that are not MPS capable are
+/// named.
+pub fn gpu_sharing(view: &ClusterView, node: &NodeFacts) -> Vec<Finding> {
+    let Some(s) = SharingView::of(node) else {
+        return Vec::new();
+    };
+    let n = Some(node.name.as_str());
+    let ns = view
+        .operator
+        .as_ref()
+        .map_or("gpu-operator", |o| o.namespace.as_str());
+    let restart = format!(
+        "kubectl -n {ns} rollout restart daemonset/nvidia-device-plugin-daemonset   # the operator does not watch the sharing ConfigMap"
+    );
+    let mut evidence = vec![format!(
+        "GFD: sharing-strategy={}, replicas={}, gpu.count={}",
+        s.strategy.as_deref().unwrap_or("(unset)"),
+        s.replicas.map_or("(unset)".into(), |r| r.to_string()),
+        s.gpus.map_or("(unset)".into(), |g| g.to_string())
+    )];
+    if let Some(c) = &s.config {
+        evidence.push(format!("{}={c}", crate::labels::DEVICE_PLUGIN_CONFIG));
+    }
+    let mps = s.strategy_name() == "mps";
+    let f = if mps && node.gpu.mig_strategy.as_deref() == Some("mixed") {
+        Finding::fail("gpu-sharing", n, "MPS is configured on a node with the mixed MIG strategy, which the device plugin refuses (`--mig-strategy=mixed is not supported with MPS`)")
+            .evidence("source: NVIDIA/k8s-device-plugin cmd/nvidia-device-plugin/main.go validateFlags (v0.15.0 and later)")
+            .fix("use time-slicing on this node, or the single MIG strategy / no MIG, in its device plugin config")
+    } else if s.not_multiplied() {
+        Finding::warn(
+            "gpu-sharing",
+            n,
+            format!(
+                "GFD reports {} with {} replicas of {} GPU(s), but the node advertises {} {} instead of {}: the device plugin has not applied the sharing config",
+                s.strategy_name(),
+                s.replicas.unwrap_or(0),
+                s.gpus.unwrap_or(0),
+                s.advertised.map_or("no".into(), |a| a.to_string()),
+                s.resource,
+                s.expected().unwrap_or(0)
+            ),
+        )
+        .fix(restart)
+    } else if s.config.is_some() && s.replicas == Some(0) {
+        Finding::warn(
+            "gpu-sharing",
+            n,
+            format!(
+                "the node selects device plugin config {}, but GFD loaded none (replicas 0)",
+                s.config.as_deref().unwrap_or_default()
+            ),
+        )
+        .fix(format!("the key must exist in the chart's devicePlugin.config ConfigMap (else the config-manager container exits): kubectl -n {ns} get configmap -o yaml | grep -n '{}:'; then {restart}", s.config.as_deref().unwrap_or_default()))
+    } else if mps && s.mps_capable == Some(false) {
+        Finding::warn("gpu-sharing", n, "MPS is configured but GFD reports the GPUs not MPS capable (MIG-enabled GPUs cannot run MPS): pods get no MPS share")
+            .fix("disable MIG on this node (nvidia.com/mig.config=all-disabled) or use time-slicing")
+    } else if s.shared() {
+        Finding::ok("gpu-sharing", n, s.summary())
+    } else {
+        Finding::ok(
+            "gpu-sharing",
+            n,
+            format!("GPUs not shared ({})", s.summary()),
+        )
+    };
+    vec![evidence.into_iter().fold(f, |f: Finding, e| f.evidence(e))]
+}
 
 /// `mig-state`: a MIG change that failed or cannot progress fails; one in
 /// progress warns (its operands are paused); after it, a mixed-strategy

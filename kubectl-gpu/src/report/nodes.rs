@@ -108,6 +108,10 @@ pub struct NodeRow {
     /// advertised, operands paused for a MIG change.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mig: Option<crate::mig::MigView>,
+    /// Time-slicing / MPS: strategy, replicas, the resource and what it
+    /// advertises, the selected device plugin config.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sharing: Option<crate::sharing::SharingView>,
     /// The RKE2 version-matrix row that applies (RKE2/K3s nodes).
     pub matrix_row: Option<String>,
     /// What is wrong on this node (empty: healthy).
@@ -360,6 +364,17 @@ pub fn build(snap: &Snapshot, view: &ClusterView, pods: &[GpuPod]) -> NodesView 
         if operator.state == "unhealthy" {
             problems.push(format!("operands: {}", operator.summary));
         }
+        let sharing = crate::sharing::SharingView::of(facts);
+        if let Some(sh) = sharing.as_ref().filter(|s| s.not_multiplied()) {
+            problems.push(format!(
+                "{} {} replicas x {} GPUs, but {} {} advertised (restart the device plugin)",
+                sh.strategy_name(),
+                sh.replicas.unwrap_or(0),
+                sh.gpus.unwrap_or(0),
+                sh.advertised.unwrap_or(0),
+                sh.resource
+            ));
+        }
         let mig = crate::mig::MigView::of(facts);
         if let Some(m) = &mig {
             match m.state.as_deref() {
@@ -416,6 +431,7 @@ pub fn build(snap: &Snapshot, view: &ClusterView, pods: &[GpuPod]) -> NodesView 
             mig_strategy: facts.gpu.mig_strategy.clone(),
             mig_capable: facts.gpu.mig_capable,
             mig,
+            sharing,
             matrix_row: facts
                 .kubelet
                 .as_ref()

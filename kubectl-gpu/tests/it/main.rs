@@ -20,6 +20,7 @@ mod real_gpu_output;
 mod report_alloc;
 mod report_bundle;
 mod report_render;
+mod sharing_rules;
 mod support;
 mod template_fix_real_containerd;
 mod template_redeclared;

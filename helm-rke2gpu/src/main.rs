@@ -37,7 +37,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Print the computed values (YAML with `# why` comments)
-    Values(ValuesArgs),
+    Values(Box<ValuesArgs>),
     /// `helm install` the GPU Operator with the computed values
     #[command(disable_help_flag = true, after_help = PASSTHROUGH_HELP)]
     Install {

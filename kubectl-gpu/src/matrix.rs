@@ -1166,6 +1166,26 @@ pub const RKE2_REJECTING_NEWER_DROP_INS: &str =
 pub const RKE2_REJECTING_NEWER_DROP_INS_SOURCE: &str = "rancher/rke2 Dockerfile hardened-containerd tags: v1.36.1+rke2r2 v2.2.3-k3s1, v1.36.2+rke2r1 v2.3.2-k3s2, v1.36.3+rke2r1 v2.3.3-k3s1, v1.36.4-rc1+rke2r1 and master (2026-08-19) v2.3.4-k3s1.36; containerd PR #12891 (the rule), reverted by #13939 (2026-08-11, after 2.3.4)";
 
 // ---------------------------------------------------------------------------
+// sharing area: what `helm rke2gpu values --time-slicing/--mps` writes
+// ---------------------------------------------------------------------------
+
+/// The first chart whose device plugin has MPS sharing (device plugin
+/// v0.15.0, chart v24.3.0; the operator's state-mps-control-daemon appears
+/// at the same tag).
+pub const MPS_SINCE_CHART: Triple = t(24, 3, 0);
+
+/// From this chart (device plugin v0.20.0) MPS honours an explicit
+/// `failRequestsGreaterThanOne: false`; before it the device plugin forces
+/// true for MPS.
+pub const MPS_FAIL_REQUESTS_OPTIONAL_SINCE_CHART: Triple = t(26, 7, 0);
+
+/// The device plugin refuses fewer replicas.
+pub const SHARING_MIN_REPLICAS: u32 = 2;
+
+/// Where the sharing facts come from.
+pub const SHARING_SOURCE: &str = "NVIDIA/k8s-device-plugin api/config/v1 (sharing.go: timeSlicing since v0.12, mps since v0.15.0; replicas.go: \"number of replicas must be >= 2\"; config.go: MPS failRequestsGreaterThanOne forced true v0.15.0-v0.19.3, optional from v0.20.0); cmd/nvidia-device-plugin/main.go validateFlags: \"--mig-strategy=mixed is not supported with MPS\"; NVIDIA/gpu-operator values.yaml devicePlugin.config {create,name,default,data} and devicePlugin.version at v24.3.0 (v0.15.0) ... v26.7.0 (v0.20.0); cmd/config-manager follows the nvidia.com/device-plugin.config node label, not ConfigMap edits (cloud-native-docs gpu-sharing.rst: rollout restart after editing)";
+
+// ---------------------------------------------------------------------------
 // upgrade area: what `check-runtime --upgrade-to-rke2/--upgrade-to-chart` asks
 // ---------------------------------------------------------------------------
 

@@ -1077,3 +1077,69 @@ fn install_over_crds_the_upgrade_applied() {
     assert!(o.status.success(), "rke2gpu install (Helm 3): {}", text(&o));
     assert!(!err.contains("CRDs of chart"), "{err}");
 }
+
+/// `--time-slicing 4`: the chart (the stand-in renders devicePlugin.config as
+/// the real chart's plugin_config.yaml and clusterpolicy.yaml do) creates
+/// the device plugin config ConfigMap, whose file is the device plugin's
+/// `version: v1` schema with 4 replicas, and the ClusterPolicy points the
+/// device plugin at it as every node's default.
+#[test]
+fn time_slicing_creates_the_device_plugin_config() {
+    let c = Cluster::shared();
+    let _l = lock();
+    let _g = ReleaseGuard::new(c);
+    let h = Helm::shared(c, HelmMajor::V3);
+    let o = install(
+        h,
+        c,
+        "v26.7.0",
+        &["--time-slicing", "4", "--fail-requests-greater-than-one"],
+    );
+    assert!(o.status.success(), "install: {}", text(&o));
+    let cm = c.run_ok(c.kubectl().args([
+        "-n",
+        NS,
+        "get",
+        "configmap",
+        "rke2gpu-device-plugin-config",
+        "-o",
+        "json",
+    ]));
+    let cm: Value = serde_json::from_str(&cm).unwrap();
+    let file = cm["data"]["rke2gpu-shared"]
+        .as_str()
+        .expect("the config key");
+    let cfg: Value = serde_saphyr::from_str(file).unwrap();
+    assert_eq!(cfg["version"], "v1");
+    assert_eq!(
+        cfg["sharing"]["timeSlicing"]["failRequestsGreaterThanOne"],
+        true
+    );
+    assert_eq!(cfg["sharing"]["timeSlicing"]["resources"][0]["replicas"], 4);
+    let cp = cluster_policy(c).unwrap();
+    assert_eq!(
+        cp["spec"]["devicePlugin"]["config"]["name"], "rke2gpu-device-plugin-config",
+        "{cp}"
+    );
+    assert_eq!(
+        cp["spec"]["devicePlugin"]["config"]["default"], "rke2gpu-shared",
+        "{cp}"
+    );
+    let err = text(&o);
+    assert!(
+        err.contains("rollout restart daemonset/nvidia-device-plugin-daemonset"),
+        "{err}"
+    );
+    // A refused combination creates nothing.
+    let o = h.rke2gpu(
+        c,
+        &[
+            "values",
+            chart(c, "v26.7.0").to_str().unwrap(),
+            "--time-slicing",
+            "1",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("at least 2"), "{}", text(&o));
+}

@@ -10,7 +10,8 @@
 //! ([`nodes`]), the NRI plugin ([`nri`]), the toolkit env and per-version
 //! toolkit/device-plugin values ([`toolkit`]), `cdi.enabled` ([`cdi`]), GPU
 //! isolation where CDI ends up off ([`isolation`]), the OS vendor's driver
-//! values (`--os`, [`driver`]), how pods reach their GPU
+//! values (`--os`, [`driver`]), GPU sharing (`--time-slicing`, `--mps`,
+//! [`sharing`]), how pods reach their GPU
 //! ([`runtime_class`]) and the namespace's Pod Security
 //! label ([`namespace`]). User values are not merged here: the binary passes
 //! the computed file first (`-f computed.yaml`) and the user's flags after
@@ -31,6 +32,7 @@ mod nodes;
 mod nri;
 mod render;
 mod runtime_class;
+mod sharing;
 mod toolkit;
 mod user;
 
@@ -112,6 +114,36 @@ pub struct ValuesOptions {
         help = "GPU nodes' OS for vendor driver values: auto (from osImage), sles16, other"
     )]
     pub os: NodeOs,
+    /// Share each GPU among N pods by time-slicing (the device plugin config).
+    #[arg(
+        long,
+        value_name = "N",
+        conflicts_with = "mps",
+        help = "Share each GPU among N pods by time-slicing (device plugin config, every GPU node)"
+    )]
+    pub time_slicing: Option<u32>,
+    /// Share each GPU among N pods with MPS.
+    #[arg(
+        long,
+        value_name = "N",
+        help = "Share each GPU among N pods with CUDA MPS (device plugin config)"
+    )]
+    pub mps: Option<u32>,
+    /// Advertise the shares as `nvidia.com/gpu.shared` (`renameByDefault`).
+    #[arg(
+        long,
+        help = "Advertise shared GPUs as nvidia.com/gpu.shared (renameByDefault)"
+    )]
+    pub rename_shared: bool,
+    /// Refuse pods that request more than one share.
+    #[arg(long, help = "Refuse pods requesting more than one share")]
+    pub fail_requests_greater_than_one: bool,
+    /// Only nodes labelled `nvidia.com/device-plugin.config=rke2gpu-shared` share.
+    #[arg(
+        long,
+        help = "Share only on nodes labelled nvidia.com/device-plugin.config=rke2gpu-shared"
+    )]
+    pub sharing_per_node: bool,
 }
 
 /// `--os`: which OS vendor's driver values to set.
@@ -374,6 +406,7 @@ pub fn compute_values_with(
     let cdi_effective = cdi::cdi_enabled(&ctx, &mut out)?;
     isolation::gpu_isolation(&ctx, cdi_effective, &mut out);
     driver::os_driver(&ctx, &mut out);
+    sharing::sharing(&ctx, &mut out)?;
     let pod_access = runtime_class::pod_access(&ctx, cdi_effective, &mut out);
     known_bad::old_chart_on_containerd2(&ctx, &mut out);
     if ctx.generic {

@@ -17,7 +17,7 @@ const SOCKET: &str = RKE2_CONTAINERD_SOCKET;
 
 /// The chart's values at a version, per NVIDIA/gpu-operator deployments/gpu-operator/values.yaml at each tag: start from
 /// the verbatim v26.7.0 values.yaml and undo what later versions added.
-fn chart_at(version: &str) -> Chart {
+pub(super) fn chart_at(version: &str) -> Chart {
     let v = Triple::parse_loose(version).unwrap();
     let mut values = parse_values_yaml("fixture", VALUES_26_7).unwrap();
     // values.yaml at the tags: operator.defaultRuntime `docker` up to v24.9.2, removed in v25.3.0
@@ -66,11 +66,11 @@ fn cluster(nodes: Vec<NodeInput>) -> ClusterInputs {
     }
 }
 
-fn one(kubelet: &str, containerd: &str) -> ClusterInputs {
+pub(super) fn one(kubelet: &str, containerd: &str) -> ClusterInputs {
     cluster(vec![node("gpu-1", kubelet, Some(containerd), true)])
 }
 
-fn get<'a>(c: &'a ComputedValues, path: &str) -> Option<&'a Value> {
+pub(super) fn get<'a>(c: &'a ComputedValues, path: &str) -> Option<&'a Value> {
     c.values.iter().find(|v| v.path == path).map(|v| &v.value)
 }
 

@@ -22,6 +22,8 @@ Examples:
   helm rke2gpu values                                  # values for nvidia/gpu-operator (latest)
   helm rke2gpu values nvidia/gpu-operator --version v26.7.0
   helm rke2gpu values ./gpu-operator-v26.7.0.tgz --nodes-file nodes.json
+  helm rke2gpu values --time-slicing 4                 # share each GPU among 4 pods
+  helm rke2gpu images nvidia/gpu-operator --version v26.7.0 -o plain   # for an air-gap mirror
   helm rke2gpu install --version v26.7.0 --wait        # release gpu-operator in ns gpu-operator
   helm rke2gpu install --print-command                 # show the plain helm command instead
   helm rke2gpu install --output helmchart > gpu-operator.yaml   # RKE2 HelmChart manifest
@@ -49,6 +51,10 @@ Our flags (consumed):
   --rke2gpu-force       same as --force, on every command
   --allow-generic       allow clusters without RKE2/K3s nodes (generic values only)
   --cdi true|false      override cdi.enabled
+  --time-slicing N | --mps N  share each GPU among N pods (the device plugin config as
+                        devicePlugin.config, every GPU node); --rename-shared (nvidia.com/gpu.shared),
+                        --fail-requests-greater-than-one, --sharing-per-node (label nodes
+                        nvidia.com/device-plugin.config=rke2gpu-shared instead)
   --os auto|sles16|other  the GPU nodes' OS for the OS vendor's driver values (SLES 16:
                         SUSE's precompiled driver images); auto reads the nodes' osImage
   --cis                 treat the cluster as RKE2 profile: cis (label the namespace

@@ -38,6 +38,17 @@ struct Cli {
 enum Cmd {
     /// Print the computed values (YAML with `# why` comments)
     Values(Box<ValuesArgs>),
+    /// List every image the chart will pull with the computed values (air-gapped installs)
+    Images {
+        #[command(flatten)]
+        values: Box<ChartArgs>,
+        /// table, json, yaml, or plain (one enabled image a line, for skopeo/crane scripts)
+        #[arg(long, short = 'o', value_enum, default_value = "table")]
+        output: ImagesFormat,
+        /// List disabled operands too (plain: enabled only)
+        #[arg(long)]
+        all: bool,
+    },
     /// `helm install` the GPU Operator with the computed values
     #[command(disable_help_flag = true, after_help = PASSTHROUGH_HELP)]
     Install {
@@ -70,8 +81,25 @@ enum Cmd {
     },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ImagesFormat {
+    Table,
+    Json,
+    Yaml,
+    Plain,
+}
+
 #[derive(Args)]
 struct ValuesArgs {
+    #[command(flatten)]
+    chart: ChartArgs,
+    /// Output format
+    #[arg(long, short = 'o', value_enum, default_value = "yaml")]
+    output: ValuesOutput,
+}
+
+#[derive(Args)]
+struct ChartArgs {
     /// Chart reference, packaged .tgz or chart directory
     #[arg(default_value = DEFAULT_CHART_REF)]
     chart: String,
@@ -86,9 +114,6 @@ struct ValuesArgs {
     devel: bool,
     #[command(flatten)]
     flags: PluginFlags,
-    /// Output format
-    #[arg(long, short = 'o', value_enum, default_value = "yaml")]
-    output: ValuesOutput,
     /// A values file you will pass to helm after ours: checked against the refusals, not merged
     #[arg(short = 'f', long = "values", value_name = "FILE")]
     user_files: Vec<String>,
@@ -103,7 +128,7 @@ struct ValuesArgs {
     user_set_json: Vec<String>,
 }
 
-impl ValuesArgs {
+impl ChartArgs {
     /// The user's values flags as a Helm command line would carry them.
     fn user_args(&self) -> Vec<String> {
         let pairs = [
@@ -163,7 +188,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let env = HelmEnv::from_env();
     let is_install = matches!(cli.cmd, Cmd::Install { .. });
     let (outcome, sub) = match cli.cmd {
-        Cmd::Values(a) => {
+        Cmd::Values(v) => {
+            let (a, output) = (v.chart, v.output);
             let user_args = a.user_args();
             let req = ValuesRequest {
                 chart: a.chart,
@@ -171,11 +197,61 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 repo: a.repo,
                 devel: a.devel,
                 flags: a.flags,
-                output: a.output,
+                output,
                 user_args,
             };
             let text = plugin::values(&env, &req, &mut notify).await?;
             (Outcome::Print(text), "values")
+        }
+        Cmd::Images {
+            values: a,
+            output: format,
+            all,
+        } => {
+            let user_args = a.user_args();
+            let req = ValuesRequest {
+                chart: a.chart,
+                version: a.version,
+                repo: a.repo,
+                devel: a.devel,
+                flags: a.flags,
+                output: ValuesOutput::Json,
+                user_args,
+            };
+            let list = plugin::images(&env, &req, &mut notify).await?;
+            let shown: Vec<_> = list.into_iter().filter(|i| all || i.enabled).collect();
+            let text = match format {
+                ImagesFormat::Plain => {
+                    let mut seen = std::collections::BTreeSet::new();
+                    shown
+                        .iter()
+                        .filter(|i| seen.insert(i.image.clone()))
+                        .map(|i| format!("{}\n", i.image))
+                        .collect::<Vec<_>>()
+                        .concat()
+                }
+                ImagesFormat::Json => {
+                    rke2gpu::render::structured(&shown, rke2gpu::cli::OutputFormat::Json)?
+                }
+                ImagesFormat::Yaml => {
+                    rke2gpu::render::structured(&shown, rke2gpu::cli::OutputFormat::Yaml)?
+                }
+                ImagesFormat::Table => rke2gpu::render::table(
+                    &["IMAGE", "FROM", "ENABLED", "NOTE"],
+                    shown
+                        .iter()
+                        .map(|i| {
+                            vec![
+                                i.image.clone(),
+                                i.from.clone(),
+                                i.enabled.to_string(),
+                                i.note.clone(),
+                            ]
+                        })
+                        .collect::<Vec<Vec<String>>>(),
+                ),
+            };
+            (Outcome::Print(text), "images")
         }
         Cmd::Install { args } | Cmd::Upgrade { args } => {
             let (mode, sub) = if is_install {

@@ -42,6 +42,9 @@ pub const DEPLOY_DRIVER: &str = "nvidia.com/gpu.deploy.driver";
 pub const DEPLOY_OPERANDS: &str = "nvidia.com/gpu.deploy.operands";
 /// NFD's label for a PCI device of vendor 0x10de (NVIDIA).
 pub const NFD_PCI_NVIDIA: &str = "feature.node.kubernetes.io/pci-10de.present";
+/// NFD's os-release labels (the driver image's OS tag).
+pub const NFD_OS_ID: &str = "feature.node.kubernetes.io/system-os_release.ID";
+pub const NFD_OS_VERSION_ID: &str = "feature.node.kubernetes.io/system-os_release.VERSION_ID";
 /// NFD's older per-class form.
 pub const NFD_PCI_NVIDIA_PREFIX: &str = "feature.node.kubernetes.io/pci-";
 

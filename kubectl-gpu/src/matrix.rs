@@ -1186,6 +1186,72 @@ pub const SHARING_MIN_REPLICAS: u32 = 2;
 pub const SHARING_SOURCE: &str = "NVIDIA/k8s-device-plugin api/config/v1 (sharing.go: timeSlicing since v0.12, mps since v0.15.0; replicas.go: \"number of replicas must be >= 2\"; config.go: MPS failRequestsGreaterThanOne forced true v0.15.0-v0.19.3, optional from v0.20.0); cmd/nvidia-device-plugin/main.go validateFlags: \"--mig-strategy=mixed is not supported with MPS\"; NVIDIA/gpu-operator values.yaml devicePlugin.config {create,name,default,data} and devicePlugin.version at v24.3.0 (v0.15.0) ... v26.7.0 (v0.20.0); cmd/config-manager follows the nvidia.com/device-plugin.config node label, not ConfigMap edits (cloud-native-docs gpu-sharing.rst: rollout restart after editing)";
 
 // ---------------------------------------------------------------------------
+// images area: what `helm rke2gpu images` lists
+// ---------------------------------------------------------------------------
+
+/// Chart operands deployed only with `sandboxWorkloads.enabled` (VM and
+/// confidential workloads), whatever their own `enabled` says.
+pub const SANDBOX_OPERANDS: &[&str] = &[
+    "vgpuManager",
+    "vgpuDeviceManager",
+    "vfioManager",
+    "sandboxDevicePlugin",
+    "kataSandboxDevicePlugin",
+    "kataManager",
+    "ccManager",
+];
+
+/// Chart images with no `enabled` key that are always deployed; their
+/// version defaults to the chart's appVersion.
+pub const ALWAYS_ON_OPERANDS: &[&str] = &["operator", "validator"];
+
+/// Where the image facts come from.
+pub const IMAGES_SOURCE: &str = "NVIDIA/gpu-operator@v26.7.0: deployments/gpu-operator/values.yaml (sandboxWorkloads.enabled false; vgpu/vfio/sandbox/kata/cc operands under it), internal/image/image.go ImagePath (repo/image:version, @sha256 digests), controllers/object_controls.go resolveDriverTag (<version>-<os>, precompiled <version>-<kernel>-<os>), controllers/state_manager.go (os tag = NFD system-os_release ID + VERSION_ID, major only for rhel/rocky/ol; the first GPU node only)";
+
+/// The OS part of a driver image tag from an os-release `ID` and
+/// `VERSION_ID` (the NFD labels the operator reads): `ubuntu24.04`,
+/// `rhel9` (major only for rhel, rocky, ol).
+pub fn driver_os_tag(id: &str, version_id: &str) -> String {
+    let id = id.to_ascii_lowercase();
+    let v = if matches!(id.as_str(), "rhel" | "rocky" | "ol") {
+        version_id.split('.').next().unwrap_or(version_id)
+    } else {
+        version_id
+    };
+    format!("{id}{v}")
+}
+
+/// `driver_os_tag` from a node's `osImage` when NFD has not labelled it yet
+/// (before the chart, which brings NFD, is installed).
+pub fn driver_os_tag_from_os_image(os_image: &str) -> Option<String> {
+    let lower = os_image.to_ascii_lowercase();
+    let id = [
+        ("ubuntu", "ubuntu"),
+        ("red hat enterprise linux", "rhel"),
+        ("rocky linux", "rocky"),
+        ("oracle linux", "ol"),
+        ("suse linux enterprise server", "sles"),
+        ("debian", "debian"),
+    ]
+    .iter()
+    .find(|(p, _)| lower.starts_with(p))
+    .map(|(_, id)| *id)?;
+    let version: String = lower
+        .split_whitespace()
+        .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))?
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    // Ubuntu's VERSION_ID is major.minor (`24.04.1 LTS` → `24.04`).
+    let version = if id == "ubuntu" {
+        version.split('.').take(2).collect::<Vec<_>>().join(".")
+    } else {
+        version
+    };
+    Some(driver_os_tag(id, &version))
+}
+
+// ---------------------------------------------------------------------------
 // upgrade area: what `check-runtime --upgrade-to-rke2/--upgrade-to-chart` asks
 // ---------------------------------------------------------------------------
 
@@ -1444,6 +1510,33 @@ pub fn containerd_toml_parser(containerd: Triple) -> &'static TomlParserRow {
         .rev()
         .find(|r| r.since <= containerd)
         .unwrap_or(&CONTAINERD_TOML_PARSERS[0])
+}
+
+#[cfg(test)]
+mod images_tests {
+    use super::*;
+
+    #[test]
+    fn driver_os_tags() {
+        assert_eq!(driver_os_tag("ubuntu", "24.04"), "ubuntu24.04");
+        assert_eq!(driver_os_tag("rhel", "9.4"), "rhel9");
+        assert_eq!(driver_os_tag("rocky", "9.6"), "rocky9");
+        for (image, tag) in [
+            ("Ubuntu 24.04.1 LTS", Some("ubuntu24.04")),
+            ("Ubuntu 22.04.5 LTS", Some("ubuntu22.04")),
+            ("Red Hat Enterprise Linux 9.4 (Plow)", Some("rhel9")),
+            ("Rocky Linux 9.6 (Blue Onyx)", Some("rocky9")),
+            ("Debian GNU/Linux 12 (bookworm)", Some("debian12")),
+            ("SUSE Linux Enterprise Server 16.0", Some("sles16.0")),
+            ("Talos (v1.9)", None),
+        ] {
+            assert_eq!(
+                driver_os_tag_from_os_image(image).as_deref(),
+                tag,
+                "{image}"
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -25,6 +25,14 @@ pub fn node_input(facts: &NodeFacts) -> Option<NodeInput> {
         containerd: facts.containerd(),
         gpu: facts.gpu.present,
         os_image: facts.os_image.clone(),
+        os_tag: match (
+            facts.labels.get(crate::labels::NFD_OS_ID),
+            facts.labels.get(crate::labels::NFD_OS_VERSION_ID),
+        ) {
+            (Some(id), Some(v)) => Some(crate::matrix::driver_os_tag(id, v)),
+            _ => crate::matrix::driver_os_tag_from_os_image(&facts.os_image),
+        },
+        kernel: Some(facts.kernel.clone()).filter(|k| !k.is_empty()),
     })
 }
 

@@ -5,13 +5,15 @@
 //! ([`invocation`]), the `--output helmchart` manifest ([`helmchart`]) and
 //! the uninstall notes ([`uninstall`]), and what an upgrade shows and
 //! applies first: the chart's CRDs against the cluster's ([`crds`]) and the
-//! values diffs ([`upgrade`]). Pure functions over texts and
+//! values diffs ([`upgrade`]); the images a release will pull
+//! ([`images`]). Pure functions over texts and
 //! objects, except [`plugin`], which runs `helm` and talks to the cluster.
 
 pub mod chart;
 pub mod cluster;
 pub mod crds;
 pub mod helmchart;
+pub mod images;
 pub mod invocation;
 pub mod plugin;
 pub mod release;

@@ -315,6 +315,93 @@ async fn ensure_privileged_namespace(kube: &Kube, name: &str) -> Result<()> {
 // Commands
 // ---------------------------------------------------------------------------
 
+/// `helm rke2gpu images`: every image the chart version pulls with the
+/// computed and the user's values ([`super::images::list`]): the operands
+/// from the merged values, the containers `helm template` renders (the
+/// operator, NFD; skipped with a warning when `helm template` fails) and
+/// our own verify and node-agent images.
+pub async fn images(
+    env: &HelmEnv,
+    req: &ValuesRequest,
+    notice: &mut dyn FnMut(Notice),
+) -> Result<Vec<super::images::ImageRef>> {
+    let (inputs, _kube) = read_cluster(&req.flags, &kube_opts(env, None)).await?;
+    let mut locating = Vec::new();
+    if let Some(r) = &req.repo {
+        locating.extend(["--repo".to_string(), r.clone()]);
+    }
+    if req.devel {
+        locating.push("--devel".into());
+    }
+    let read = read_chart(env, &req.chart, req.version.as_deref(), &locating)?;
+    let user = read_user_values(&req.user_args, notice);
+    let computed = compute_values_with(&inputs, &read.chart, &req.flags.values, &user)?;
+    let mut merged = read.chart.values.clone();
+    super::values::merge_into(&mut merged, &computed.tree());
+    super::values::merge_into(&mut merged, &user.merged());
+    let nodes: Vec<super::images::NodeOs> = inputs
+        .nodes
+        .iter()
+        .filter(|n| n.gpu)
+        .map(|n| super::images::NodeOs {
+            node: n.name.clone(),
+            os_tag: n.os_tag.clone(),
+            kernel: n.kernel.clone(),
+        })
+        .collect();
+    // The chart's own containers: `helm template` with the same values.
+    let file = tempfile::Builder::new()
+        .prefix("rke2gpu-values-")
+        .suffix(".yaml")
+        .tempfile()
+        .map_err(|e| Error::Other(format!("creating a temporary values file: {e}")))?;
+    std::fs::write(file.path(), computed.to_yaml())
+        .map_err(|e| Error::Other(format!("writing the temporary values file: {e}")))?;
+    let mut args = vec![
+        "template".to_string(),
+        DEFAULT_RELEASE.to_string(),
+        req.chart.clone(),
+    ];
+    if let Some(v) = &req.version {
+        args.extend(["--version".into(), v.clone()]);
+    }
+    args.extend(locating);
+    args.extend(["-f".into(), file.path().display().to_string()]);
+    args.extend(req.user_args.iter().cloned());
+    let rendered = match helm_capture(&env.bin, &args) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            notice(Notice::Warning(format!(
+                "helm template failed, so images the chart's own templates add (the operator Deployment, NFD) are missing: {e}"
+            )));
+            None
+        }
+    };
+    let app_version = read
+        .chart
+        .meta
+        .app_version
+        .clone()
+        .unwrap_or_else(|| read.chart.meta.version.clone());
+    Ok(super::images::list(
+        &merged,
+        &app_version,
+        &nodes,
+        rendered.as_deref(),
+        &[
+            (crate::verify::spec::DEFAULT_SMI_IMAGE, "kubectl gpu verify"),
+            (
+                crate::verify::spec::DEFAULT_VECTORADD_IMAGE,
+                "kubectl gpu verify --workload vectoradd",
+            ),
+            (
+                crate::node::agent::DEFAULT_IMAGE,
+                "kubectl gpu check-runtime --deep, patch-containerd (node agent)",
+            ),
+        ],
+    ))
+}
+
 /// `helm rke2gpu values`: the computed values in the requested form.
 pub async fn values(
     env: &HelmEnv,

@@ -1143,3 +1143,78 @@ fn time_slicing_creates_the_device_plugin_config() {
     assert!(!o.status.success());
     assert!(text(&o).contains("at least 2"), "{}", text(&o));
 }
+
+/// `helm rke2gpu images`: the operands from the chart's values with ours and
+/// the user's merged (a user `--set` wins), the driver per GPU node OS, the
+/// chart's rendered containers and our own images; `-o plain` one image a
+/// line, each once, enabled only.
+#[test]
+fn images_lists_what_the_release_will_pull() {
+    let c = Cluster::shared();
+    let h = Helm::shared(c, HelmMajor::V3);
+    let chart = chart(c, "v26.7.0");
+    let chart = chart.to_str().unwrap();
+    let o = h.rke2gpu(
+        c,
+        &[
+            "images",
+            chart,
+            "-o",
+            "json",
+            "--all",
+            "--set",
+            "devicePlugin.version=v0.20.1",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let list: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let list = list.as_array().unwrap();
+    let by = |from: &str| -> Vec<&Value> { list.iter().filter(|i| i["from"] == from).collect() };
+    assert_eq!(
+        by("devicePlugin")[0]["image"],
+        "nvcr.io/nvidia/k8s-device-plugin:v0.20.1",
+        "{list:#?}"
+    );
+    assert_eq!(
+        by("operator")[0]["image"],
+        "nvcr.io/nvidia/gpu-operator:v26.7.0"
+    );
+    // One driver image per GPU node OS of the test cluster (Ubuntu 24.04, 22.04, Debian 12).
+    let drivers: Vec<&str> = by("driver")
+        .iter()
+        .map(|d| d["image"].as_str().unwrap())
+        .collect();
+    for os in ["ubuntu24.04", "ubuntu22.04", "debian12"] {
+        assert!(
+            drivers.iter().any(|d| d.ends_with(&format!("-{os}"))),
+            "{os}: {drivers:?}"
+        );
+    }
+    assert!(by("kubectl-gpu").len() >= 2, "{list:#?}");
+    let plain = h.rke2gpu(
+        c,
+        &[
+            "images",
+            chart,
+            "-o",
+            "plain",
+            "--set",
+            "driver.enabled=false",
+        ],
+    );
+    assert!(plain.status.success(), "{}", text(&plain));
+    let lines: Vec<String> = String::from_utf8_lossy(&plain.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.starts_with("nvcr.io/nvidia/driver:")),
+        "driver off: {lines:?}"
+    );
+    let mut uniq = lines.clone();
+    uniq.sort();
+    uniq.dedup();
+    assert_eq!(uniq.len(), lines.len(), "each image once: {lines:?}");
+}

@@ -58,6 +58,13 @@ pub struct NodeInput {
     pub gpu: bool,
     /// `status.nodeInfo.osImage` (`SUSE Linux Enterprise Server 16.0`).
     pub os_image: String,
+    /// The driver image's OS tag (`ubuntu24.04`), from NFD's os-release
+    /// labels or the osImage ([`crate::matrix::driver_os_tag`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os_tag: Option<String>,
+    /// `status.nodeInfo.kernelVersion`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
 }
 
 /// What the value computation needs to know about the cluster.

@@ -56,6 +56,8 @@ fn node(name: &str, kubelet: &str, containerd: Option<&str>, gpu: bool) -> NodeI
         containerd: containerd.and_then(Triple::parse_loose),
         gpu,
         os_image: "Ubuntu 24.04.1 LTS".into(),
+        os_tag: None,
+        kernel: None,
     }
 }
 

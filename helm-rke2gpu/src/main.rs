@@ -48,6 +48,21 @@ enum Cmd {
         /// List disabled operands too (plain: enabled only)
         #[arg(long)]
         all: bool,
+        /// Look each enabled image up in this mirror registry (host[:port], or http://host:port without TLS): present / missing per image and platform; exit 1 when any is missing
+        #[arg(long, value_name = "REGISTRY")]
+        check_mirror: Option<String>,
+        /// Credentials for --check-mirror from RKE2's registries.yaml (configs.<host>.auth)
+        #[arg(long, value_name = "FILE")]
+        registries_yaml_auth: Option<String>,
+        /// Credentials for --check-mirror from a docker config.json (auths.<host>.auth)
+        #[arg(long, value_name = "FILE")]
+        docker_config: Option<String>,
+        /// Platforms the mirror's copies must have (repeatable)
+        #[arg(long, value_name = "OS/ARCH", default_value = "linux/amd64")]
+        platform: Vec<String>,
+        /// Print RKE2's registries.yaml mirror entries for these images, pulled from REGISTRY
+        #[arg(long, value_name = "REGISTRY", conflicts_with = "check_mirror")]
+        registries_yaml: Option<String>,
     },
     /// `helm install` the GPU Operator with the computed values
     #[command(disable_help_flag = true, after_help = PASSTHROUGH_HELP)]
@@ -169,6 +184,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// Prints `text` and ends the command successfully.
+fn print_and_exit(text: String) -> anyhow::Result<()> {
+    print!("{text}");
+    Ok(())
+}
+
 fn notify(n: Notice) {
     eprintln!("{n}");
 }
@@ -207,6 +228,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             values: a,
             output: format,
             all,
+            check_mirror,
+            registries_yaml_auth,
+            docker_config,
+            platform,
+            registries_yaml,
         } => {
             let user_args = a.user_args();
             let req = ValuesRequest {
@@ -219,6 +245,63 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 user_args,
             };
             let list = plugin::images(&env, &req, &mut notify).await?;
+            let enabled: Vec<String> = {
+                let mut seen = std::collections::BTreeSet::new();
+                list.iter()
+                    .filter(|i| i.enabled && !i.image.contains('<') && seen.insert(i.image.clone()))
+                    .map(|i| i.image.clone())
+                    .collect()
+            };
+            if let Some(mirror) = registries_yaml {
+                return print_and_exit(rke2gpu::helm::mirror::registries_yaml(&enabled, &mirror));
+            }
+            if let Some(mirror) = check_mirror {
+                let host = rke2gpu::helm::mirror::mirror_host(&mirror).to_string();
+                let read = |p: &str| {
+                    std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("reading {p}: {e}"))
+                };
+                let creds = match (&registries_yaml_auth, &docker_config) {
+                    (Some(f), _) => rke2gpu::helm::mirror::from_registries_yaml(&read(f)?, &host)?,
+                    (None, Some(f)) => rke2gpu::helm::mirror::from_docker_config(&read(f)?, &host)?,
+                    _ => None,
+                };
+                let checks =
+                    rke2gpu::helm::mirror::check(&enabled, &mirror, creds.as_ref(), &platform)
+                        .await?;
+                let text = match format {
+                    ImagesFormat::Json => {
+                        rke2gpu::render::structured(&checks, rke2gpu::cli::OutputFormat::Json)?
+                    }
+                    ImagesFormat::Yaml => {
+                        rke2gpu::render::structured(&checks, rke2gpu::cli::OutputFormat::Yaml)?
+                    }
+                    _ => rke2gpu::render::table(
+                        &["IMAGE", "MIRROR", "STATUS", "PLATFORMS", "DETAIL"],
+                        checks
+                            .iter()
+                            .map(|c| {
+                                vec![
+                                    c.image.clone(),
+                                    c.mirrored.clone(),
+                                    c.status.clone(),
+                                    c.platforms.join(","),
+                                    c.detail.clone(),
+                                ]
+                            })
+                            .collect::<Vec<Vec<String>>>(),
+                    ),
+                };
+                print!("{text}");
+                let missing = checks.iter().filter(|c| !c.ok()).count();
+                if missing > 0 {
+                    eprintln!(
+                        "{missing} of {} image(s) not in {mirror} as needed",
+                        checks.len()
+                    );
+                    std::process::exit(i32::from(rke2gpu::error::EXIT_FAILED));
+                }
+                return Ok(());
+            }
             let shown: Vec<_> = list.into_iter().filter(|i| all || i.enabled).collect();
             let text = match format {
                 ImagesFormat::Plain => {

@@ -15,6 +15,7 @@ pub mod crds;
 pub mod helmchart;
 pub mod images;
 pub mod invocation;
+pub mod mirror;
 pub mod plugin;
 pub mod release;
 pub mod uninstall;

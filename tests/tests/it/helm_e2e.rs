@@ -23,6 +23,7 @@
 
 use cluster_harness::{Cluster, bin_dir};
 use serde_json::Value;
+use std::fs;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::{MutexGuard, OnceLock};
@@ -1217,4 +1218,219 @@ fn images_lists_what_the_release_will_pull() {
     uniq.sort();
     uniq.dedup();
     assert_eq!(uniq.len(), lines.len(), "each image once: {lines:?}");
+}
+
+/// A tool binary from tests/e2e/build-bins (built when missing).
+fn tool(c: &Cluster, name: &str) -> PathBuf {
+    let out =
+        c.run_ok(Command::new(c.repo_root().join("tests/e2e/build-bins")).args(["--path", name]));
+    PathBuf::from(out.lines().last().unwrap().trim()).join(name)
+}
+
+/// A real OCI registry (CNCF distribution, from the Go module proxy) with
+/// htpasswd auth, stopped when dropped.
+struct Registry {
+    child: std::process::Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn registry(c: &Cluster) -> Registry {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    // bcrypt, as the registry's htpasswd wants it (glibc's crypt through Python's crypt module).
+    let hash = c.run_ok(Command::new("python3").args([
+        "-W",
+        "ignore",
+        "-c",
+        "import crypt; print(crypt.crypt('p', crypt.mksalt(crypt.METHOD_BLOWFISH)))",
+    ]));
+    fs::write(dir.path().join("htpasswd"), format!("u:{}\n", hash.trim())).unwrap();
+    let cfg = format!(
+        "version: 0.1\nlog: {{level: error}}\nstorage: {{filesystem: {{rootdirectory: {d}/data}}}}\nhttp: {{addr: {addr}}}\nauth: {{htpasswd: {{realm: test, path: {d}/htpasswd}}}}\n",
+        d = dir.path().display()
+    );
+    fs::write(dir.path().join("config.yml"), cfg).unwrap();
+    let child = Command::new(tool(c, "registry"))
+        .arg("serve")
+        .arg(dir.path().join("config.yml"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    c.wait_until(Duration::from_secs(20), "registry up", || {
+        std::net::TcpStream::connect(&addr).is_ok()
+    });
+    Registry {
+        child,
+        addr,
+        _dir: dir,
+    }
+}
+
+/// `images --check-mirror` against a real registry: the images pushed (with
+/// crane, one of them for arm64 only) are present or lack the platform,
+/// the rest are missing with the copy command, exit 1; without credentials
+/// every image is unauthorized; RKE2's registries.yaml credentials work as
+/// the docker config does; an unreachable registry is a clear error.
+#[test]
+fn check_mirror_against_a_real_registry() {
+    let c = Cluster::shared();
+    let h = Helm::shared(c, HelmMajor::V3);
+    let chart = chart(c, "v26.7.0");
+    let chart = chart.to_str().unwrap();
+    let reg = registry(c);
+    let crane = tool(c, "crane");
+    let dc = tempfile::tempdir().unwrap();
+    let crane_cmd = |args: &[&str]| {
+        let mut cmd = Command::new(&crane);
+        cmd.env("DOCKER_CONFIG", dc.path()).args(args);
+        c.run_ok(&mut cmd)
+    };
+    crane_cmd(&["auth", "login", &reg.addr, "-u", "u", "-p", "p"]);
+    let layer = dc.path().join("layer.tar");
+    fs::write(dc.path().join("f"), "x").unwrap();
+    c.run_ok(
+        Command::new("tar")
+            .arg("cf")
+            .arg(&layer)
+            .arg("-C")
+            .arg(dc.path())
+            .arg("f"),
+    );
+    let push = |repo: &str, platform: &str| {
+        let r = format!("{}/{repo}", reg.addr);
+        crane_cmd(&[
+            "append",
+            "-f",
+            layer.to_str().unwrap(),
+            "-t",
+            &r,
+            "--insecure",
+        ]);
+        crane_cmd(&[
+            "mutate",
+            &r,
+            "--set-platform",
+            platform,
+            "-t",
+            &r,
+            "--insecure",
+        ]);
+    };
+    push("nvidia/k8s-device-plugin:v0.20.0", "linux/amd64");
+    push("nvidia/k8s/container-toolkit:v1.20.0", "linux/arm64");
+
+    let mirror = format!("http://{}", reg.addr);
+    let docker_config = dc.path().join("config.json");
+    let o = h.rke2gpu(
+        c,
+        &[
+            "images",
+            chart,
+            "--check-mirror",
+            &mirror,
+            "--docker-config",
+            docker_config.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let checks: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let status = |image: &str| -> Value {
+        checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["image"] == image)
+            .cloned()
+            .unwrap_or_else(|| panic!("{image}: {checks:#}"))
+    };
+    let dp = status("nvcr.io/nvidia/k8s-device-plugin:v0.20.0");
+    assert_eq!(dp["status"], "present", "{dp}");
+    assert_eq!(dp["platforms"][0], "linux/amd64");
+    assert_eq!(
+        dp["mirrored"],
+        format!("{}/nvidia/k8s-device-plugin:v0.20.0", reg.addr)
+    );
+    let tk = status("nvcr.io/nvidia/k8s/container-toolkit:v1.20.0");
+    assert_eq!(tk["status"], "platform-missing", "{tk}");
+    let op = status("nvcr.io/nvidia/gpu-operator:v26.7.0");
+    assert_eq!(op["status"], "missing", "{op}");
+    assert!(
+        op["detail"].as_str().unwrap().contains("crane copy"),
+        "{op}"
+    );
+
+    // The same credentials from RKE2's registries.yaml.
+    let ry = dc.path().join("registries.yaml");
+    fs::write(
+        &ry,
+        format!(
+            "configs:\n  \"{}\":\n    auth:\n      username: u\n      password: p\n",
+            reg.addr
+        ),
+    )
+    .unwrap();
+    let o = h.rke2gpu(
+        c,
+        &[
+            "images",
+            chart,
+            "--check-mirror",
+            &mirror,
+            "--registries-yaml-auth",
+            ry.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+    );
+    let again: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        again
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["status"] == "present"),
+        "{again:#}"
+    );
+
+    // No credentials: refused, and said so.
+    let o = h.rke2gpu(
+        c,
+        &["images", chart, "--check-mirror", &mirror, "-o", "json"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let anon: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        anon.as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["status"] == "unauthorized"),
+        "{anon:#}"
+    );
+
+    // registries.yaml for the same images.
+    let o = h.rke2gpu(c, &["images", chart, "--registries-yaml", &mirror]);
+    assert!(o.status.success(), "{}", text(&o));
+    let y = String::from_utf8_lossy(&o.stdout);
+    assert!(y.contains("nvcr.io:") && y.contains("docker.io:"), "{y}");
+
+    drop(reg);
+    let o = h.rke2gpu(c, &["images", chart, "--check-mirror", &mirror]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("is unreachable"), "{}", text(&o));
 }

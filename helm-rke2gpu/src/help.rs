@@ -55,6 +55,7 @@ Our flags (consumed):
                         devicePlugin.config, every GPU node); --rename-shared (nvidia.com/gpu.shared),
                         --fail-requests-greater-than-one, --sharing-per-node (label nodes
                         nvidia.com/device-plugin.config=rke2gpu-shared instead)
+  --mirror REGISTRY     pull every operand image from this mirror (repositories moved to its host)
   --os auto|sles16|other  the GPU nodes' OS for the OS vendor's driver values (SLES 16:
                         SUSE's precompiled driver images); auto reads the nodes' osImage
   --cis                 treat the cluster as RKE2 profile: cis (label the namespace

@@ -11,7 +11,7 @@
 //! toolkit/device-plugin values ([`toolkit`]), `cdi.enabled` ([`cdi`]), GPU
 //! isolation where CDI ends up off ([`isolation`]), the OS vendor's driver
 //! values (`--os`, [`driver`]), GPU sharing (`--time-slicing`, `--mps`,
-//! [`sharing`]), how pods reach their GPU
+//! [`sharing`]), image repositories on a mirror (`--mirror`, [`mirror`]), how pods reach their GPU
 //! ([`runtime_class`]) and the namespace's Pod Security
 //! label ([`namespace`]). User values are not merged here: the binary passes
 //! the computed file first (`-f computed.yaml`) and the user's flags after
@@ -27,6 +27,7 @@ mod conflicts;
 mod driver;
 mod isolation;
 mod known_bad;
+mod mirror;
 mod namespace;
 mod nodes;
 mod nri;
@@ -81,7 +82,7 @@ pub struct ClusterInputs {
 /// The one definition of these flags: `helm rke2gpu values` parses them with
 /// clap, and the install/upgrade passthrough recognises them from the same
 /// definition ([`crate::helm::invocation`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, clap::Args)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, clap::Args)]
 pub struct ValuesOptions {
     /// Use the operator's NRI plugin (`cdi.nriPluginEnabled=true`, no toolkit env).
     #[arg(
@@ -151,6 +152,13 @@ pub struct ValuesOptions {
         help = "Share only on nodes labelled nvidia.com/device-plugin.config=rke2gpu-shared"
     )]
     pub sharing_per_node: bool,
+    /// Pull every image from this mirror registry (air-gapped).
+    #[arg(
+        long,
+        value_name = "REGISTRY",
+        help = "Pull every operand image from this mirror registry: rewrites each image's repository host (see helm rke2gpu images --check-mirror)"
+    )]
+    pub mirror: Option<String>,
 }
 
 /// `--os`: which OS vendor's driver values to set.
@@ -414,6 +422,7 @@ pub fn compute_values_with(
     isolation::gpu_isolation(&ctx, cdi_effective, &mut out);
     driver::os_driver(&ctx, &mut out);
     sharing::sharing(&ctx, &mut out)?;
+    mirror::mirror(&ctx, &mut out);
     let pod_access = runtime_class::pod_access(&ctx, cdi_effective, &mut out);
     known_bad::old_chart_on_containerd2(&ctx, &mut out);
     if ctx.generic {

@@ -144,6 +144,20 @@ struct ChartArgs {
 }
 
 impl ChartArgs {
+    /// The library's request for these arguments.
+    fn request(self, output: ValuesOutput) -> ValuesRequest {
+        let user_args = self.user_args();
+        ValuesRequest {
+            chart: self.chart,
+            version: self.version,
+            repo: self.repo,
+            devel: self.devel,
+            flags: self.flags,
+            output,
+            user_args,
+        }
+    }
+
     /// The user's values flags as a Helm command line would carry them.
     fn user_args(&self) -> Vec<String> {
         let pairs = [
@@ -210,17 +224,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let is_install = matches!(cli.cmd, Cmd::Install { .. });
     let (outcome, sub) = match cli.cmd {
         Cmd::Values(v) => {
-            let (a, output) = (v.chart, v.output);
-            let user_args = a.user_args();
-            let req = ValuesRequest {
-                chart: a.chart,
-                version: a.version,
-                repo: a.repo,
-                devel: a.devel,
-                flags: a.flags,
-                output,
-                user_args,
-            };
+            let req = v.chart.request(v.output);
             let text = plugin::values(&env, &req, &mut notify).await?;
             (Outcome::Print(text), "values")
         }
@@ -234,16 +238,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             platform,
             registries_yaml,
         } => {
-            let user_args = a.user_args();
-            let req = ValuesRequest {
-                chart: a.chart,
-                version: a.version,
-                repo: a.repo,
-                devel: a.devel,
-                flags: a.flags,
-                output: ValuesOutput::Json,
-                user_args,
-            };
+            let req = a.request(ValuesOutput::Json);
             let list = plugin::images(&env, &req, &mut notify).await?;
             let enabled: Vec<String> = {
                 let mut seen = std::collections::BTreeSet::new();

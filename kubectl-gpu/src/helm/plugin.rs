@@ -315,16 +315,21 @@ async fn ensure_privileged_namespace(kube: &Kube, name: &str) -> Result<()> {
 // Commands
 // ---------------------------------------------------------------------------
 
-/// `helm rke2gpu images`: every image the chart version pulls with the
-/// computed and the user's values ([`super::images::list`]): the operands
-/// from the merged values, the containers `helm template` renders (the
-/// operator, NFD; skipped with a warning when `helm template` fails) and
-/// our own verify and node-agent images.
-pub async fn images(
+/// What `values` and `images` read and compute for a [`ValuesRequest`].
+struct Computed {
+    inputs: ClusterInputs,
+    /// `--repo`/`--devel` as `helm show`/`helm template` take them.
+    locating: Vec<String>,
+    read: ReadChart,
+    user: UserValues,
+    computed: ComputedValues,
+}
+
+async fn compute_for(
     env: &HelmEnv,
     req: &ValuesRequest,
     notice: &mut dyn FnMut(Notice),
-) -> Result<Vec<super::images::ImageRef>> {
+) -> Result<Computed> {
     let (inputs, _kube) = read_cluster(&req.flags, &kube_opts(env, None)).await?;
     let mut locating = Vec::new();
     if let Some(r) = &req.repo {
@@ -336,6 +341,32 @@ pub async fn images(
     let read = read_chart(env, &req.chart, req.version.as_deref(), &locating)?;
     let user = read_user_values(&req.user_args, notice);
     let computed = compute_values_with(&inputs, &read.chart, &req.flags.values, &user)?;
+    Ok(Computed {
+        inputs,
+        locating,
+        read,
+        user,
+        computed,
+    })
+}
+
+/// `helm rke2gpu images`: every image the chart version pulls with the
+/// computed and the user's values ([`super::images::list`]): the operands
+/// from the merged values, the containers `helm template` renders (the
+/// operator, NFD; skipped with a warning when `helm template` fails) and
+/// our own verify and node-agent images.
+pub async fn images(
+    env: &HelmEnv,
+    req: &ValuesRequest,
+    notice: &mut dyn FnMut(Notice),
+) -> Result<Vec<super::images::ImageRef>> {
+    let Computed {
+        inputs,
+        locating,
+        read,
+        user,
+        computed,
+    } = compute_for(env, req, notice).await?;
     let mut merged = read.chart.values.clone();
     super::values::merge_into(&mut merged, &computed.tree());
     super::values::merge_into(&mut merged, &user.merged());
@@ -408,17 +439,7 @@ pub async fn values(
     req: &ValuesRequest,
     notice: &mut dyn FnMut(Notice),
 ) -> Result<String> {
-    let (inputs, _kube) = read_cluster(&req.flags, &kube_opts(env, None)).await?;
-    let mut locating = Vec::new();
-    if let Some(r) = &req.repo {
-        locating.extend(["--repo".to_string(), r.clone()]);
-    }
-    if req.devel {
-        locating.push("--devel".into());
-    }
-    let read = read_chart(env, &req.chart, req.version.as_deref(), &locating)?;
-    let user = read_user_values(&req.user_args, notice);
-    let computed = compute_values_with(&inputs, &read.chart, &req.flags.values, &user)?;
+    let Computed { read, computed, .. } = compute_for(env, req, notice).await?;
     report(&computed, notice);
     report_after_install(&computed, false, notice);
     Ok(match req.output {

@@ -107,7 +107,7 @@ pub(crate) fn find<'a>(
         .find(|f| f["id"] == id && f["status"] == status && node.is_none_or(|n| f["node"] == n))
 }
 
-fn our_pods(c: &Cluster) -> String {
+pub(crate) fn our_pods(c: &Cluster) -> String {
     let out = c
         .kubectl()
         .args([

@@ -6,28 +6,11 @@
 use cluster_harness::Cluster;
 use serde_json::Value;
 
-use super::check_runtime_e2e::{find, gpu, healthy_operator, json_findings};
+use super::check_runtime_e2e::{find, gpu, healthy_operator, json_findings, our_pods};
 use super::patch_e2e::{broken_template, write_broken_template};
 
 const NODE: &str = "gpu-a100-legacy-0";
 const CTD: &str = "var/lib/rancher/rke2/agent/etc/containerd";
-
-fn our_pods(c: &Cluster) -> String {
-    let out = c
-        .kubectl()
-        .args([
-            "get",
-            "pods",
-            "-A",
-            "-l",
-            "app.kubernetes.io/managed-by=kubectl-gpu",
-            "-o",
-            "name",
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// The legacy node (v1.30.14+rke2r1, containerd 1.7) with a config.toml.tmpl
 /// containerd 1.7 takes and containerd 2 refuses: RKE2 v1.31.6 (containerd

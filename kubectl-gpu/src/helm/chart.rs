@@ -274,12 +274,18 @@ fn join_crds(mut files: Vec<(String, String)>) -> String {
 
 /// The CRD texts of a chart archive file.
 pub fn read_chart_archive_crds_file(path: &Path) -> Result<String> {
+    let (origin, file) = open_archive(path)?;
+    read_chart_archive_crds(&origin, file)
+}
+
+/// A chart archive opened for reading, with its name for errors.
+fn open_archive(path: &Path) -> Result<(String, std::fs::File)> {
     let origin = path.display().to_string();
     let file = std::fs::File::open(path).map_err(|e| Error::ChartRead {
         chart: origin.clone(),
         reason: format!("cannot open: {e}"),
     })?;
-    read_chart_archive_crds(&origin, file)
+    Ok((origin, file))
 }
 
 /// The CRD texts of an unpacked chart directory (`crds/**`; none when it has no `crds/`).
@@ -318,11 +324,7 @@ pub fn read_chart_dir_crds(dir: &Path) -> Result<String> {
 
 /// Reads a chart archive file.
 pub fn read_chart_archive_file(path: &Path) -> Result<ChartTexts> {
-    let origin = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|e| Error::ChartRead {
-        chart: origin.clone(),
-        reason: format!("cannot open: {e}"),
-    })?;
+    let (origin, file) = open_archive(path)?;
     read_chart_archive(&origin, file)
 }
 

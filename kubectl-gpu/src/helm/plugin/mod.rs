@@ -570,6 +570,15 @@ pub async fn install_or_upgrade(
         }
     }
 
+    let up = Upgrade {
+        env,
+        split: &s,
+        release: &release,
+        namespace: &ns,
+        read: &read,
+        computed: &computed,
+        user: &user,
+    };
     if mode == Mode::Upgrade {
         // `--nodes-file` replaces the node read only: the CRD step reads the cluster.
         let kube = match &kube {
@@ -594,15 +603,6 @@ pub async fn install_or_upgrade(
                 return Err(e);
             }
         };
-        let up = Upgrade {
-            env,
-            split: &s,
-            release: &release,
-            namespace: &ns,
-            read: &read,
-            computed: &computed,
-            user: &user,
-        };
         up.before_helm(&kube, notice, ask).await?;
     } else if mode == Mode::Install && !s.skip_crds {
         let kube = match &kube {
@@ -611,15 +611,6 @@ pub async fn install_or_upgrade(
         };
         match kube {
             Ok(kube) => {
-                let up = Upgrade {
-                    env,
-                    split: &s,
-                    release: &release,
-                    namespace: &ns,
-                    read: &read,
-                    computed: &computed,
-                    user: &user,
-                };
                 let mut supplied = computed.tree();
                 super::values::merge_into(&mut supplied, &user.merged());
                 match up.crd_step(&kube, &supplied, true, notice, ask).await {

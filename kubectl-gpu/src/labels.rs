@@ -39,6 +39,8 @@ pub const DRIVER_REV_OLD: &str = "nvidia.com/cuda.driver.rev";
 pub const CUDA_RUNTIME_FULL: &str = "nvidia.com/cuda.runtime-version.full";
 /// Written by k8s-driver-manager when the host has a driver already.
 pub const DEPLOY_DRIVER: &str = "nvidia.com/gpu.deploy.driver";
+/// Its value when the host has a driver (the operator deploys none).
+pub const DRIVER_PRE_INSTALLED: &str = "pre-installed";
 pub const DEPLOY_OPERANDS: &str = "nvidia.com/gpu.deploy.operands";
 /// NFD's label for a PCI device of vendor 0x10de (NVIDIA).
 pub const NFD_PCI_NVIDIA: &str = "feature.node.kubernetes.io/pci-10de.present";

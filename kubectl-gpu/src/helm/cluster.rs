@@ -33,6 +33,8 @@ pub fn node_input(facts: &NodeFacts) -> Option<NodeInput> {
             _ => crate::matrix::driver_os_tag_from_os_image(&facts.os_image),
         },
         kernel: Some(facts.kernel.clone()).filter(|k| !k.is_empty()),
+        driver_preinstalled: facts.gpu.deploy_driver.as_deref()
+            == Some(crate::labels::DRIVER_PRE_INSTALLED),
     })
 }
 

@@ -40,6 +40,8 @@ pub struct NodeOs {
     /// `ubuntu24.04`, `rhel9`; `None` when it cannot be told.
     pub os_tag: Option<String>,
     pub kernel: Option<String>,
+    /// `nvidia.com/gpu.deploy.driver=pre-installed`: no driver pod there.
+    pub driver_preinstalled: bool,
 }
 
 fn s<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
@@ -171,6 +173,20 @@ fn driver_images(m: &Value, enabled: bool, note: &str, nodes: &[NodeOs], out: &m
         });
         return;
     }
+    let (pre, nodes): (Vec<&NodeOs>, Vec<&NodeOs>) =
+        nodes.iter().partition(|n| n.driver_preinstalled);
+    if !pre.is_empty() && nodes.is_empty() {
+        out.push(ImageRef {
+            image: format!("{base}-<os>"),
+            from: "driver".into(),
+            enabled: false,
+            note: format!(
+                "every GPU node has a pre-installed driver (nvidia.com/gpu.deploy.driver=pre-installed: {}): not pulled",
+                pre.iter().map(|n| n.node.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        });
+        return;
+    }
     let mut tags: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for n in nodes {
         let tag = match (&n.os_tag, precompiled, &n.kernel) {
@@ -180,7 +196,7 @@ fn driver_images(m: &Value, enabled: bool, note: &str, nodes: &[NodeOs], out: &m
         };
         tags.entry(tag).or_default().push(n.node.clone());
     }
-    if tags.is_empty() {
+    if tags.is_empty() && pre.is_empty() {
         tags.insert(
             format!("{base}-<GPU node OS, e.g. ubuntu24.04>"),
             Vec::new(),
@@ -301,6 +317,7 @@ mod tests {
             node: "gpu-1".into(),
             os_tag: Some("ubuntu24.04".into()),
             kernel: Some("6.8.0-45-generic".into()),
+            driver_preinstalled: false,
         }];
         let l = list(&values_26_7(), "v26.7.0", &nodes, None, &[]);
         let one = |from: &str| {
@@ -357,11 +374,13 @@ mod tests {
                 node: "a".into(),
                 os_tag: Some("ubuntu24.04".into()),
                 kernel: Some("6.8.0-45-generic".into()),
+                driver_preinstalled: false,
             },
             NodeOs {
                 node: "b".into(),
                 os_tag: Some("rhel9".into()),
                 kernel: Some("5.14.0-427.el9.x86_64".into()),
+                driver_preinstalled: false,
             },
         ];
         let l = list(&v, "v26.7.0", &nodes, None, &[]);
@@ -383,6 +402,38 @@ mod tests {
             find(&l, "driver")[0].image,
             "nvcr.io/nvidia/driver@sha256:abc"
         );
+    }
+
+    /// Nodes where the operator found a host driver get no driver pod.
+    #[test]
+    fn pre_installed_drivers_are_not_pulled() {
+        let node = |name: &str, os: &str, pre: bool| NodeOs {
+            node: name.into(),
+            os_tag: Some(os.into()),
+            kernel: None,
+            driver_preinstalled: pre,
+        };
+        let l = list(
+            &values_26_7(),
+            "v26.7.0",
+            &[node("a", "ubuntu24.04", true), node("b", "rhel9", false)],
+            None,
+            &[],
+        );
+        let d = find(&l, "driver");
+        assert_eq!(d.len(), 1, "{d:#?}");
+        assert_eq!(d[0].image, "nvcr.io/nvidia/driver:595.91.07-rhel9");
+        let l = list(
+            &values_26_7(),
+            "v26.7.0",
+            &[node("a", "ubuntu24.04", true)],
+            None,
+            &[],
+        );
+        let d = find(&l, "driver");
+        assert_eq!(d.len(), 1);
+        assert!(!d[0].enabled);
+        assert!(d[0].note.contains("pre-installed"), "{d:#?}");
     }
 
     #[test]

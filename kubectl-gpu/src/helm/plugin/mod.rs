@@ -381,6 +381,7 @@ pub async fn images(
             node: n.name.clone(),
             os_tag: n.os_tag.clone(),
             kernel: n.kernel.clone(),
+            driver_preinstalled: n.driver_preinstalled,
         })
         .collect();
     // The chart's own containers: `helm template` with the same values.

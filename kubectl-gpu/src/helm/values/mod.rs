@@ -66,6 +66,10 @@ pub struct NodeInput {
     /// `status.nodeInfo.kernelVersion`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kernel: Option<String>,
+    /// The operator found a driver on the host
+    /// (`nvidia.com/gpu.deploy.driver=pre-installed`): it deploys none there.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub driver_preinstalled: bool,
 }
 
 /// What the value computation needs to know about the cluster.

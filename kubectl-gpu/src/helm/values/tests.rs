@@ -58,6 +58,7 @@ fn node(name: &str, kubelet: &str, containerd: Option<&str>, gpu: bool) -> NodeI
         os_image: "Ubuntu 24.04.1 LTS".into(),
         os_tag: None,
         kernel: None,
+        driver_preinstalled: false,
     }
 }
 

@@ -7,11 +7,17 @@
 //!
 //! Exit codes: 0 ok; helm's own code when helm fails; 1 we refused; 2 usage,
 //! kubeconfig or connection errors (the library's `rke2gpu::error::exit_code_of`).
+//!
+//! About 300 lines, all clap definitions and dispatch: each subcommand's
+//! work (values, images, the mirror check and their rendering) is a library
+//! call.
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use rke2gpu::error::EXIT_FAILED;
 use rke2gpu::helm::chart::DEFAULT_CHART_REF;
+use rke2gpu::helm::images::{self, ImagesFormat};
 use rke2gpu::helm::invocation::{Mode, PluginFlags};
+use rke2gpu::helm::mirror;
 use rke2gpu::helm::plugin::{self, HelmEnv, Notice, Outcome, ValuesOutput, ValuesRequest};
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
@@ -94,14 +100,6 @@ enum Cmd {
         #[arg(short = 'o', long, value_enum, default_value_t = rke2gpu::cli::OutputFormat::Table)]
         output: rke2gpu::cli::OutputFormat,
     },
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum ImagesFormat {
-    Table,
-    Json,
-    Yaml,
-    Plain,
 }
 
 #[derive(Args)]
@@ -198,12 +196,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Prints `text` and ends the command successfully.
-fn print_and_exit(text: String) -> anyhow::Result<()> {
-    print!("{text}");
-    Ok(())
-}
-
 fn notify(n: Notice) {
     eprintln!("{n}");
 }
@@ -240,94 +232,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let req = a.request(ValuesOutput::Json);
             let list = plugin::images(&env, &req, &mut notify).await?;
-            let enabled: Vec<String> = {
-                let mut seen = std::collections::BTreeSet::new();
-                list.iter()
-                    .filter(|i| i.enabled && !i.image.contains('<') && seen.insert(i.image.clone()))
-                    .map(|i| i.image.clone())
-                    .collect()
-            };
-            if let Some(mirror) = registries_yaml {
-                return print_and_exit(rke2gpu::helm::mirror::registries_yaml(&enabled, &mirror));
-            }
-            if let Some(mirror) = check_mirror {
-                let host = rke2gpu::helm::mirror::mirror_host(&mirror).to_string();
-                let read = |p: &str| {
-                    std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("reading {p}: {e}"))
-                };
-                let creds = match (&registries_yaml_auth, &docker_config) {
-                    (Some(f), _) => rke2gpu::helm::mirror::from_registries_yaml(&read(f)?, &host)?,
-                    (None, Some(f)) => rke2gpu::helm::mirror::from_docker_config(&read(f)?, &host)?,
-                    _ => None,
-                };
-                let checks =
-                    rke2gpu::helm::mirror::check(&enabled, &mirror, creds.as_ref(), &platform)
-                        .await?;
-                let text = match format {
-                    ImagesFormat::Json => {
-                        rke2gpu::render::structured(&checks, rke2gpu::cli::OutputFormat::Json)?
-                    }
-                    ImagesFormat::Yaml => {
-                        rke2gpu::render::structured(&checks, rke2gpu::cli::OutputFormat::Yaml)?
-                    }
-                    _ => rke2gpu::render::table(
-                        &["IMAGE", "MIRROR", "STATUS", "PLATFORMS", "DETAIL"],
-                        checks
-                            .iter()
-                            .map(|c| {
-                                vec![
-                                    c.image.clone(),
-                                    c.mirrored.clone(),
-                                    c.status.clone(),
-                                    c.platforms.join(","),
-                                    c.detail.clone(),
-                                ]
-                            })
-                            .collect::<Vec<Vec<String>>>(),
-                    ),
-                };
-                print!("{text}");
+            let pulled = images::pulled(&list);
+            let text = if let Some(mirror) = registries_yaml {
+                mirror::registries_yaml(&pulled, &mirror)
+            } else if let Some(m) = check_mirror {
+                let creds = mirror::credentials_from_files(
+                    &m,
+                    registries_yaml_auth.as_deref(),
+                    docker_config.as_deref(),
+                )?;
+                let checks = mirror::check(&pulled, &m, creds.as_ref(), &platform).await?;
+                print!("{}", mirror::render(&checks, format)?);
                 let missing = checks.iter().filter(|c| !c.ok()).count();
                 if missing > 0 {
                     eprintln!(
-                        "{missing} of {} image(s) not in {mirror} as needed",
+                        "{missing} of {} image(s) not in {m} as needed",
                         checks.len()
                     );
-                    std::process::exit(i32::from(rke2gpu::error::EXIT_FAILED));
+                    std::process::exit(i32::from(EXIT_FAILED));
                 }
-                return Ok(());
-            }
-            let shown: Vec<_> = list.into_iter().filter(|i| all || i.enabled).collect();
-            let text = match format {
-                ImagesFormat::Plain => {
-                    let mut seen = std::collections::BTreeSet::new();
-                    shown
-                        .iter()
-                        .filter(|i| seen.insert(i.image.clone()))
-                        .map(|i| format!("{}\n", i.image))
-                        .collect::<Vec<_>>()
-                        .concat()
-                }
-                ImagesFormat::Json => {
-                    rke2gpu::render::structured(&shown, rke2gpu::cli::OutputFormat::Json)?
-                }
-                ImagesFormat::Yaml => {
-                    rke2gpu::render::structured(&shown, rke2gpu::cli::OutputFormat::Yaml)?
-                }
-                ImagesFormat::Table => rke2gpu::render::table(
-                    &["IMAGE", "FROM", "ENABLED", "NOTE"],
-                    shown
-                        .iter()
-                        .map(|i| {
-                            vec![
-                                i.image.clone(),
-                                i.from.clone(),
-                                i.enabled.to_string(),
-                                i.note.clone(),
-                            ]
-                        })
-                        .collect::<Vec<Vec<String>>>(),
-                ),
+                String::new()
+            } else {
+                images::render(&list, format, all)?
             };
             (Outcome::Print(text), "images")
         }

@@ -296,6 +296,50 @@ pub fn list(
     out
 }
 
+/// The output forms of `helm rke2gpu images`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImagesFormat {
+    Table,
+    Json,
+    Yaml,
+    /// One image a line, each once (for skopeo/crane scripts).
+    Plain,
+}
+
+/// The images that will be pulled: enabled, with a concrete reference,
+/// each once, in list order.
+pub fn pulled(list: &[ImageRef]) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    list.iter()
+        .filter(|i| i.enabled && !i.image.contains('<') && seen.insert(i.image.clone()))
+        .map(|i| i.image.clone())
+        .collect()
+}
+
+/// The list in a form (`all`: the disabled ones too; `plain` never).
+pub fn render(list: &[ImageRef], format: ImagesFormat, all: bool) -> crate::Result<String> {
+    let shown: Vec<&ImageRef> = list.iter().filter(|i| all || i.enabled).collect();
+    Ok(match format {
+        ImagesFormat::Plain => pulled(list).iter().map(|i| format!("{i}\n")).collect(),
+        ImagesFormat::Json => crate::render::structured(&shown, crate::cli::OutputFormat::Json)?,
+        ImagesFormat::Yaml => crate::render::structured(&shown, crate::cli::OutputFormat::Yaml)?,
+        ImagesFormat::Table => crate::render::table(
+            &["IMAGE", "FROM", "ENABLED", "NOTE"],
+            shown
+                .iter()
+                .map(|i| {
+                    vec![
+                        i.image.clone(),
+                        i.from.clone(),
+                        i.enabled.to_string(),
+                        i.note.clone(),
+                    ]
+                })
+                .collect::<Vec<Vec<String>>>(),
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -370,6 +370,49 @@ pub async fn check(
     Ok(out)
 }
 
+/// Credentials for `mirror` from the files the user named (RKE2's
+/// `registries.yaml` first, else a docker config); `None` without files.
+pub fn credentials_from_files(
+    mirror: &str,
+    registries_yaml: Option<&str>,
+    docker_config: Option<&str>,
+) -> Result<Option<Credentials>> {
+    let host = mirror_host(mirror);
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .map_err(|e| Error::Other(format!("reading the credentials file {p}: {e}")))
+    };
+    match (registries_yaml, docker_config) {
+        (Some(f), _) => from_registries_yaml(&read(f)?, host),
+        (None, Some(f)) => from_docker_config(&read(f)?, host),
+        _ => Ok(None),
+    }
+}
+
+/// The checks in a form (table for `table` and `plain`).
+pub fn render(checks: &[MirrorCheck], format: crate::helm::images::ImagesFormat) -> Result<String> {
+    use crate::helm::images::ImagesFormat;
+    Ok(match format {
+        ImagesFormat::Json => crate::render::structured(&checks, crate::cli::OutputFormat::Json)?,
+        ImagesFormat::Yaml => crate::render::structured(&checks, crate::cli::OutputFormat::Yaml)?,
+        ImagesFormat::Table | ImagesFormat::Plain => crate::render::table(
+            &["IMAGE", "MIRROR", "STATUS", "PLATFORMS", "DETAIL"],
+            checks
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.image.clone(),
+                        c.mirrored.clone(),
+                        c.status.clone(),
+                        c.platforms.join(","),
+                        c.detail.clone(),
+                    ]
+                })
+                .collect::<Vec<Vec<String>>>(),
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -184,16 +184,19 @@ pub enum ShowWhat {
     Crds,
 }
 
-/// Reads `<chart>/Chart.yaml` and `<chart>/values.yaml` from a packaged
-/// chart (gzipped tar). Subcharts (`<chart>/charts/…`) are skipped.
-pub fn read_chart_archive(origin: &str, reader: impl Read) -> Result<ChartTexts> {
+/// The files of a packaged chart (gzipped tar) whose path parts (without a
+/// leading `./`) `want` accepts, as (path, text), in archive order.
+fn archive_files(
+    origin: &str,
+    reader: impl Read,
+    want: impl Fn(&[&str], &str) -> bool,
+) -> Result<Vec<(String, String)>> {
     let err = |reason: String| Error::ChartRead {
         chart: origin.to_string(),
         reason,
     };
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(reader));
-    let mut chart_yaml = None;
-    let mut values_yaml = None;
+    let mut files = Vec::new();
     let entries = archive
         .entries()
         .map_err(|e| err(format!("not a gzipped tar archive: {e}")))?;
@@ -205,21 +208,44 @@ pub fn read_chart_archive(origin: &str, reader: impl Read) -> Result<ChartTexts>
             .to_string_lossy()
             .into_owned();
         let parts: Vec<&str> = path.trim_start_matches("./").split('/').collect();
-        let slot = match parts.as_slice() {
-            [_, "Chart.yaml"] => &mut chart_yaml,
-            [_, "values.yaml"] => &mut values_yaml,
-            _ => continue,
-        };
+        if !want(&parts, &path) {
+            continue;
+        }
         let mut text = String::new();
         entry
             .read_to_string(&mut text)
             .map_err(|e| err(format!("reading {path}: {e}")))?;
-        *slot = Some(text);
+        files.push((path, text));
+    }
+    Ok(files)
+}
+
+/// Reads `<chart>/Chart.yaml` and `<chart>/values.yaml` from a packaged
+/// chart (gzipped tar). Subcharts (`<chart>/charts/…`) are skipped.
+pub fn read_chart_archive(origin: &str, reader: impl Read) -> Result<ChartTexts> {
+    // `<chart>/Chart.yaml` or `<chart>/values.yaml`, not a subchart's.
+    fn top(parts: &[&str]) -> Option<&'static str> {
+        match parts {
+            [_, "Chart.yaml"] => Some("Chart.yaml"),
+            [_, "values.yaml"] => Some("values.yaml"),
+            _ => None,
+        }
+    }
+    let mut chart_yaml = None;
+    let mut values_yaml = None;
+    for (path, text) in archive_files(origin, reader, |parts, _| top(parts).is_some())? {
+        let parts: Vec<&str> = path.trim_start_matches("./").split('/').collect();
+        match top(&parts) {
+            Some("Chart.yaml") => chart_yaml = Some(text),
+            _ => values_yaml = Some(text),
+        }
     }
     Ok(ChartTexts {
         origin: origin.to_string(),
-        chart_yaml: chart_yaml
-            .ok_or_else(|| err("archive has no <chart>/Chart.yaml: is it a Helm chart?".into()))?,
+        chart_yaml: chart_yaml.ok_or_else(|| Error::ChartRead {
+            chart: origin.to_string(),
+            reason: "archive has no <chart>/Chart.yaml: is it a Helm chart?".into(),
+        })?,
         values_yaml: values_yaml.unwrap_or_default(),
     })
 }
@@ -234,32 +260,9 @@ fn is_manifest(name: &str) -> bool {
 /// in path order, joined as one multi-document YAML (what `helm show crds`
 /// prints).
 pub fn read_chart_archive_crds(origin: &str, reader: impl Read) -> Result<String> {
-    let err = |reason: String| Error::ChartRead {
-        chart: origin.to_string(),
-        reason,
-    };
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(reader));
-    let mut files: Vec<(String, String)> = Vec::new();
-    let entries = archive
-        .entries()
-        .map_err(|e| err(format!("not a gzipped tar archive: {e}")))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| err(format!("reading the archive: {e}")))?;
-        let path = entry
-            .path()
-            .map_err(|e| err(format!("bad entry name: {e}")))?
-            .to_string_lossy()
-            .into_owned();
-        let parts: Vec<&str> = path.trim_start_matches("./").split('/').collect();
-        if parts.len() < 3 || parts[1] != "crds" || !is_manifest(&path) {
-            continue;
-        }
-        let mut text = String::new();
-        entry
-            .read_to_string(&mut text)
-            .map_err(|e| err(format!("reading {path}: {e}")))?;
-        files.push((path, text));
-    }
+    let files = archive_files(origin, reader, |parts, path| {
+        parts.len() >= 3 && parts[1] == "crds" && is_manifest(path)
+    })?;
     Ok(join_crds(files))
 }
 
